@@ -1,0 +1,1 @@
+"""Reference HistoPrism model and adapters for other models' prediction files (installed as ``gpc_bench.baselines``)."""

@@ -1,0 +1,33 @@
+"""gpc-bench: Gene Pathway Coherence benchmark for histology-to-expression models.
+
+The public API is imported lazily so that ``import gpc_bench`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from ._errors import GpcBenchError, InputError
+from ._version import __version__
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+_LAZY = {
+    "score": "gpc_bench.score",
+    "ScoreResult": "gpc_bench.score",
+    "load_run": "gpc_bench.io.run",
+    "load_pathways": "gpc_bench.io.gmt",
+    "read_gmt": "gpc_bench.io.gmt",
+    "make_cohort": "gpc_bench.synth",
+    "demo": "gpc_bench.demo",
+    "pearson_columns": "gpc_bench.metrics.pcc",
+}
+
+__all__ = ["GpcBenchError", "InputError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'gpc_bench' has no attribute {name!r}")

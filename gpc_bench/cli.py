@@ -1,0 +1,110 @@
+"""The ``gpc-bench`` command line: each command parses options and calls the API."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from ._errors import GpcBenchError
+from ._version import __version__
+
+logger = logging.getLogger("gpc_bench")
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("gpc-bench: %(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def _friendly(fn):
+    """Turn expected errors into a clear message and exit status 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GpcBenchError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gpc-bench")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug output.")
+def main(quiet: bool, verbose: bool) -> None:
+    """gpc-bench: does a histology-to-expression model recover pathways, not just a few genes?"""
+    _setup_logging(0 if quiet else (2 if verbose else 1))
+
+
+@main.command("score")
+@click.argument("predictions", type=click.Path(path_type=Path))
+@click.option("--truth", type=click.Path(path_type=Path), help="Measured expression .h5ad (default: layers['truth'] of PREDICTIONS).")
+@click.option("--pathways", multiple=True, help="GMT file or collection folder (repeatable; NAME=FILE.gmt names a collection). Default: the shipped collection.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder to write.")
+@click.option("--name", help="Model name (default: the predictions file stem).")
+@click.option("--constant-prediction", type=click.Choice(["zero", "exclude"]), default="zero", show_default=True, help="r for genes whose prediction is constant in a WSI.")
+@click.option("--min-genes", type=int, default=10, show_default=True, help="Minimum scored genes for a pathway score.")
+@click.option("--variance-bins", type=click.Choice(["quantile", "log"]), default="quantile", show_default=True)
+@click.option("--levels", "n_levels", type=int, default=10, show_default=True, help="Number of variance levels.")
+@click.option("--hvg", default="50", show_default=True, help="Top-N HVGs per cancer type, or a JSON list / folder of <CANCER>.json.")
+@click.option("--cluster", type=click.Choice(["none", "wsi", "spot"]), default="none", show_default=True, help="Clustering agreement with cancer types.")
+@click.option("--cluster-spots", type=int, default=2000, show_default=True, help="Spots subsampled for --cluster spot.")
+@click.option("--truth-log1p", is_flag=True, help="Apply log1p to the measured values (raw counts).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-checksum", is_flag=True, help="Skip sha256 of the input files.")
+@click.option("--threads", type=int, default=None, help="Kernel threads (default: usable cores).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
+@_friendly
+def score_cmd(predictions, truth, pathways, out, name, constant_prediction, min_genes, variance_bins,
+              n_levels, hvg, cluster, cluster_spots, truth_log1p, seed, no_checksum, threads, overwrite):
+    """Score PREDICTIONS (.h5ad) against measured expression and write a run folder."""
+    from .score import score
+
+    res = score(
+        predictions, truth, pathways=list(pathways) or None, name=name,
+        constant_prediction=constant_prediction, min_genes=min_genes, variance_bins=variance_bins,
+        n_levels=n_levels, hvg=hvg, cluster=cluster, cluster_spots=cluster_spots,
+        truth_log1p=truth_log1p, seed=seed, checksum=not no_checksum, threads=threads,
+        out=out, overwrite=overwrite,
+    )
+    h = res.headline
+    click.echo(f"model          {res.summary['model']}")
+    click.echo(f"hvg_pcc_macro  {_fmt(h['hvg_pcc_macro'])}")
+    click.echo(f"hvg_pcc_micro  {_fmt(h['hvg_pcc_micro'])}")
+    for coll, val in h["gpc"].items():
+        click.echo(f"gpc_{coll:<10} {_fmt(val)}")
+    if "ami" in h:
+        click.echo(f"ami / ari      {_fmt(h['ami'])} / {_fmt(h['ari'])}")
+    click.echo(f"run folder     {out}")
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None or v != v else f"{v:.4f}"
+
+
+@main.command("demo")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("gpc-demo"), show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@_friendly
+def demo_cmd(out, seed):
+    """Build a synthetic cohort, score three demo models and print their headline numbers."""
+    from .demo import demo
+
+    table = demo(out, seed=seed)
+    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    click.echo(f"\nrun folders in {out / 'runs'}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Data files shipped with gpc-bench (gene ID table)."""

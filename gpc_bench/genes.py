@@ -1,0 +1,111 @@
+"""Gene-ID style detection and symbol <-> Ensembl mapping.
+
+The mapping table ships with the package (``gpc_bench/data``); it is built by
+``scripts/build_gene_table.py`` from Debian's ``r-bioc-org.hs.eg.db``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+import numpy as np
+
+IdStyle = Literal["ensembl", "symbol"]
+
+_ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{11}(\.\d+)?$")
+
+
+def strip_version(ids) -> np.ndarray:
+    """Drop the ``.N`` version suffix of Ensembl IDs (other IDs are returned unchanged)."""
+    out = np.asarray(ids, dtype=object).copy()
+    for i, g in enumerate(out):
+        if _ENSEMBL.match(g) and "." in g:
+            out[i] = g.split(".", 1)[0]
+    return out
+
+
+def detect_id_style(ids) -> IdStyle:
+    """Return ``"ensembl"`` when most IDs look like Ensembl gene IDs, else ``"symbol"``."""
+    ids = list(ids)
+    if not ids:
+        return "symbol"
+    n_ens = sum(1 for g in ids if _ENSEMBL.match(str(g)))
+    return "ensembl" if n_ens * 2 > len(ids) else "symbol"
+
+
+def _read_pairs(name: str) -> list[tuple[str, str]]:
+    raw = resources.files("gpc_bench.data").joinpath(name).read_bytes()
+    lines = gzip.decompress(raw).decode().splitlines()[1:]
+    return [tuple(line.split("\t")) for line in lines]
+
+
+@cache
+def ensembl_to_symbol() -> dict[str, str]:
+    """Ensembl gene ID -> HGNC symbol, from the shipped table.
+
+    An Ensembl ID that maps to several symbols keeps the first in sorted order.
+    """
+    table: dict[str, str] = {}
+    for ens, sym in _read_pairs("ensembl_symbol.tsv.gz"):
+        table.setdefault(ens, sym)
+    return table
+
+
+@cache
+def symbol_to_ensembl() -> dict[str, tuple[str, ...]]:
+    """HGNC symbol -> all its Ensembl gene IDs, from the shipped table."""
+    table: dict[str, list[str]] = {}
+    for ens, sym in _read_pairs("ensembl_symbol.tsv.gz"):
+        table.setdefault(sym, []).append(ens)
+    return {k: tuple(v) for k, v in table.items()}
+
+
+@cache
+def alias_to_symbol() -> dict[str, tuple[str, ...]]:
+    """Alias (previous or alternative symbol) -> current HGNC symbols."""
+    table: dict[str, list[str]] = {}
+    for alias, sym in _read_pairs("alias_symbol.tsv.gz"):
+        table.setdefault(alias, []).append(sym)
+    return {k: tuple(v) for k, v in table.items()}
+
+
+def table_info() -> dict:
+    """Provenance of the shipped gene table (source package and dates)."""
+    return json.loads(resources.files("gpc_bench.data").joinpath("gene_ids.json").read_text())
+
+
+def to_symbols(ids, style: IdStyle | None = None, var_symbols=None) -> np.ndarray:
+    """Map gene IDs to symbols for matching against pathway gene sets.
+
+    Parameters
+    ----------
+    ids
+        Gene IDs (symbols or Ensembl IDs, with or without version).
+    style
+        ID style; detected when ``None``.
+    var_symbols
+        Optional per-ID symbols (``var["gene_symbol"]``); used first for Ensembl IDs.
+
+    Returns
+    -------
+    Array of symbols, ``""`` where an Ensembl ID has no known symbol.
+    """
+    ids = strip_version(ids)
+    style = style or detect_id_style(ids)
+    if style == "symbol":
+        return ids.astype(object)
+    table = ensembl_to_symbol()
+    out = np.empty(len(ids), dtype=object)
+    for i, g in enumerate(ids):
+        sym = ""
+        if var_symbols is not None:
+            v = var_symbols[i]
+            if isinstance(v, str) and v and v.lower() != "nan":
+                sym = v
+        out[i] = sym or table.get(g, "")
+    return out

@@ -1,0 +1,224 @@
+"""Align predictions with measured expression: spots by (sample_id, barcode), genes by ID."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._errors import InputError, examples
+from ..genes import detect_id_style, strip_version, to_symbols
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_KEY = "sample_id"
+CANCER_KEY = "cancer_type"
+UNKNOWN_CANCER = "NA"
+
+
+@dataclass(frozen=True)
+class Wsi:
+    """The rows of one whole-slide image in both files.
+
+    ``truth_rows[k]`` is the measured spot of prediction row ``pred_rows[k]``.
+    """
+
+    sample_id: str
+    cancer_type: str
+    pred_rows: np.ndarray
+    truth_rows: np.ndarray
+
+    @property
+    def n_spots(self) -> int:
+        return len(self.pred_rows)
+
+
+@dataclass
+class GeneMap:
+    """Shared genes: output IDs, symbols for pathway matching and column indices."""
+
+    genes: np.ndarray
+    symbols: np.ndarray
+    pred_cols: np.ndarray
+    truth_cols: np.ndarray
+    pred_style: str
+    truth_style: str
+    counts: dict = field(default_factory=dict)
+
+
+def _labels(source, name: str) -> np.ndarray | None:
+    col = source.obs_column(name)
+    if col is None:
+        return None
+    return np.array([None if v is None or v != v else str(v) for v in col], dtype=object)
+
+
+def _sample_ids(source) -> np.ndarray:
+    ids = _labels(source, SAMPLE_KEY)
+    if ids is None:
+        raise InputError(
+            f"{source.role} file has no obs['{SAMPLE_KEY}'] column "
+            f"(found: {examples(_obs_columns(source))})",
+            f"add the WSI id of every spot: adata.obs['{SAMPLE_KEY}'] = ...",
+        )
+    missing = np.flatnonzero([v is None or v == "" for v in ids])
+    if len(missing):
+        raise InputError(
+            f"{source.role} file: {len(missing)} spots have no {SAMPLE_KEY}, "
+            f"e.g. rows {missing[:5].tolist()}",
+            "every spot needs the id of its WSI",
+        )
+    return ids
+
+
+def _obs_columns(source) -> list[str]:
+    f = getattr(source, "_file", None)
+    if f is not None:
+        return [k for k in f["obs"].keys() if not k.startswith("_")]
+    return list(source.adata.obs.columns)
+
+
+def align_spots(pred, truth, same_file: bool) -> list[Wsi]:
+    """Match every prediction spot with its measured spot, grouped per WSI.
+
+    WSIs are returned sorted by ``sample_id`` so that results do not depend on
+    the row order of either file.
+    """
+    p_sample = _sample_ids(pred)
+    p_bc = pred.obs_names()
+    if same_file:
+        t_row = np.arange(pred.n_obs)
+        cancer = _labels(pred, CANCER_KEY)
+    else:
+        t_sample = _sample_ids(truth)
+        t_bc = truth.obs_names()
+        lookup: dict[tuple[str, str], int] = {}
+        for i, key in enumerate(zip(t_sample.tolist(), t_bc.tolist(), strict=True)):
+            if lookup.setdefault(key, i) != i:
+                raise InputError(
+                    f"truth file: spot {key[1]!r} appears twice in sample {key[0]!r}",
+                    "(sample_id, barcode) must identify a spot uniquely",
+                )
+        t_row = np.fromiter(
+            (lookup.get(k, -1) for k in zip(p_sample.tolist(), p_bc.tolist(), strict=True)),
+            dtype=np.int64,
+            count=pred.n_obs,
+        )
+        matched = int((t_row >= 0).sum())
+        if matched != pred.n_obs or matched != truth.n_obs:
+            missing = np.flatnonzero(t_row < 0)
+            pred_ex = [f"{p_sample[i]}/{p_bc[i]}" for i in missing[:5]]
+            raise InputError(
+                f"spots do not align: {matched:,} of {pred.n_obs:,} prediction spots have a "
+                f"measured spot (truth has {truth.n_obs:,}); unmatched predictions e.g. "
+                f"{examples(pred_ex)}, truth spots e.g. "
+                f"{examples([f'{s}/{b}' for s, b in zip(t_sample[:5], t_bc[:5], strict=False)])}",
+                "both files must hold the same spots, keyed by obs['sample_id'] and obs_names "
+                "(barcodes); subset one file to the other's spots before scoring",
+            )
+        cancer = _labels(pred, CANCER_KEY)
+        if cancer is None:
+            t_cancer = _labels(truth, CANCER_KEY)
+            cancer = None if t_cancer is None else t_cancer[t_row]
+    seen: set[tuple[str, str]] = set()
+    if same_file:
+        for key in zip(p_sample.tolist(), p_bc.tolist(), strict=True):
+            if key in seen:
+                raise InputError(
+                    f"predictions: spot {key[1]!r} appears twice in sample {key[0]!r}",
+                    "(sample_id, barcode) must identify a spot uniquely",
+                )
+            seen.add(key)
+    order = np.argsort(p_sample.astype(str), kind="stable")
+    samples, starts = np.unique(p_sample[order].astype(str), return_index=True)
+    bounds = np.append(starts, len(order))
+    wsis = []
+    for k, sample in enumerate(samples):
+        prow = np.sort(order[bounds[k] : bounds[k + 1]])
+        ctypes = {UNKNOWN_CANCER} if cancer is None else {
+            (c if c else UNKNOWN_CANCER) for c in cancer[prow]
+        }
+        if len(ctypes) > 1:
+            raise InputError(
+                f"sample {sample!r} has several cancer types: {sorted(ctypes)}",
+                "obs['cancer_type'] must be constant within a WSI",
+            )
+        wsis.append(Wsi(str(sample), ctypes.pop(), prow, t_row[prow]))
+    return wsis
+
+
+def _first_occurrence(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Indices of the first occurrence of each non-empty key, and how many were dropped."""
+    seen: dict[str, int] = {}
+    for i, k in enumerate(keys.tolist()):
+        if k and k not in seen:
+            seen[k] = i
+    keep = np.fromiter(seen.values(), dtype=np.int64, count=len(seen))
+    return keep, int(sum(1 for k in keys.tolist() if k)) - len(keep)
+
+
+def align_genes(pred, truth, same_file: bool) -> GeneMap:
+    """Match genes of both files by ID (Ensembl version suffixes are ignored).
+
+    When one file uses Ensembl IDs and the other symbols, the Ensembl side is
+    mapped to symbols (``var['gene_symbol']`` first, then the shipped table).
+    A gene ID that appears twice in a file keeps its first column.
+    """
+    p_raw = pred.var_names()
+    p_ids = strip_version(p_raw)
+    p_style = detect_id_style(p_ids)
+    p_sym_col = pred.var_column("gene_symbol")
+    if same_file:
+        t_ids, t_style, t_sym_col = p_ids, p_style, p_sym_col
+    else:
+        t_ids = strip_version(truth.var_names())
+        t_style = detect_id_style(t_ids)
+        t_sym_col = truth.var_column("gene_symbol")
+    if p_style == t_style:
+        p_keys, t_keys = p_ids, t_ids
+    else:
+        p_keys = to_symbols(p_ids, p_style, p_sym_col)
+        t_keys = to_symbols(t_ids, t_style, t_sym_col)
+    p_keep, p_dup = _first_occurrence(p_keys)
+    t_keep, t_dup = _first_occurrence(t_keys)
+    if p_dup or t_dup:
+        logger.warning(
+            "duplicated gene IDs: %d in predictions, %d in truth; the first column of each is used",
+            p_dup,
+            t_dup,
+        )
+    t_index = {t_keys[i]: i for i in t_keep.tolist()}
+    pred_cols = np.array([i for i in p_keep.tolist() if p_keys[i] in t_index], dtype=np.int64)
+    if len(pred_cols) == 0:
+        raise InputError(
+            "no shared genes between predictions and truth: predictions have "
+            f"{examples(p_raw)} ({p_style} IDs), truth has "
+            f"{examples(t_ids)} ({t_style} IDs)",
+            "use the same gene IDs in both files, or add var['gene_symbol'] next to Ensembl IDs",
+        )
+    truth_cols = np.array([t_index[p_keys[i]] for i in pred_cols.tolist()], dtype=np.int64)
+    # symbols used to match pathway gene sets
+    if p_style == "symbol":
+        symbols = p_ids[pred_cols]
+    else:
+        sym = p_sym_col if p_sym_col is not None else None
+        symbols = to_symbols(p_ids, "ensembl", sym)[pred_cols]
+        if sym is None and t_sym_col is not None and t_style == "ensembl":
+            t_sym = to_symbols(t_ids, "ensembl", t_sym_col)[truth_cols]
+            symbols = np.where(symbols == "", t_sym, symbols)
+    counts = {
+        "n_genes_predictions": int(pred.n_vars),
+        "n_genes_truth": int(truth.n_vars if not same_file else pred.n_vars),
+        "n_genes_shared": len(pred_cols),
+        "n_duplicate_gene_ids_predictions": p_dup,
+        "n_duplicate_gene_ids_truth": t_dup,
+        "n_genes_without_symbol": int(sum(1 for s in symbols.tolist() if not s)),
+    }
+    logger.info(
+        "genes: %d shared (%d in predictions, %d in truth)",
+        len(pred_cols),
+        counts["n_genes_predictions"],
+        counts["n_genes_truth"],
+    )
+    return GeneMap(p_raw[pred_cols], symbols, pred_cols, truth_cols, p_style, t_style, counts)

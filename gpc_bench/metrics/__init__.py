@@ -1,0 +1,1 @@
+"""Metric kernels: PCC, pathway aggregation, variance levels, HVG and clustering."""

@@ -1,0 +1,133 @@
+"""HVG top-N PCC: per cancer type highly variable genes, macro and micro averages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .._errors import InputError, examples
+from ..genes import strip_version
+
+
+def top_variable(variance: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` genes of highest positive variance (ties: lower index first)."""
+    v = np.asarray(variance, dtype=np.float64)
+    cand = np.flatnonzero(np.isfinite(v) & (v > 0))
+    order = cand[np.lexsort((cand, -v[cand]))]
+    return order[:n]
+
+
+def read_hvg_lists(path: str | Path) -> dict[str | None, list[str]]:
+    """Read user HVG lists.
+
+    A JSON file ``{"genes": [...]}`` applies to every cancer type (key ``None``);
+    a folder of ``<CANCER>.json`` files (the HEST-Benchmark layout) gives one
+    list per cancer type.  In a folder, ``<CANCER>.symbols.json`` and
+    ``<CANCER>.ensembl.json`` are also accepted.
+    """
+    path = Path(path)
+
+    def load(p: Path) -> list[str]:
+        try:
+            data = json.loads(p.read_text())
+            genes = data["genes"] if isinstance(data, dict) else data
+            if not isinstance(genes, list) or not all(isinstance(g, str) for g in genes):
+                raise TypeError
+        except (OSError, ValueError, KeyError, TypeError):
+            raise InputError(
+                f"HVG list {p} is not JSON of the form {{\"genes\": [\"GENE1\", ...]}}",
+                "write the list as JSON with a 'genes' array of gene IDs",
+            ) from None
+        return genes
+
+    if path.is_dir():
+        lists: dict[str | None, list[str]] = {}
+        for p in sorted(path.glob("*.json")):
+            name = p.name[: -len(".json")]
+            for suffix in (".symbols", ".ensembl"):
+                if name.endswith(suffix):
+                    name = name[: -len(suffix)]
+            if name in lists:
+                continue  # first of <C>.ensembl.json / <C>.json / <C>.symbols.json in sorted order
+            lists[name] = load(p)
+        if not lists:
+            raise InputError(f"HVG folder {path} has no <CANCER>.json files")
+        return lists
+    if not path.exists():
+        raise InputError(f"HVG list not found: {path}", "give a JSON file or a folder of them")
+    return {None: load(path)}
+
+
+def match_genes(wanted: list[str], gene_ids: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    """Panel indices of ``wanted`` genes, matched by gene ID (version ignored) or symbol."""
+    by_id = {g: i for i, g in reversed(list(enumerate(strip_version(gene_ids).tolist())))}
+    by_sym = {s: i for i, s in reversed(list(enumerate(symbols.tolist()))) if s}
+    out = []
+    for g in strip_version(np.asarray(wanted, dtype=object)).tolist():
+        i = by_id.get(g, by_sym.get(g))
+        if i is not None:
+            out.append(i)
+    return np.asarray(list(dict.fromkeys(out)), dtype=np.int64)
+
+
+def resolve_hvg(
+    cancer_types: list[str],
+    variance_by_type: dict[str, np.ndarray],
+    gene_ids: np.ndarray,
+    symbols: np.ndarray,
+    n: int,
+    lists: dict[str | None, list[str]] | None,
+) -> tuple[dict[str, np.ndarray], dict]:
+    """The HVG gene indices of each cancer type, and a description for the summary."""
+    out: dict[str, np.ndarray] = {}
+    info: dict = {"source": "top variance per cancer type" if lists is None else "user list"}
+    if lists is None:
+        info["n"] = n
+        for c in cancer_types:
+            out[c] = top_variable(variance_by_type[c], n)
+        return out, info
+    missing = [c for c in cancer_types if c not in lists and None not in lists]
+    if missing:
+        raise InputError(
+            f"no HVG list for cancer types {missing}; lists exist for {sorted(k for k in lists if k)}",
+            "add <CANCER>.json for each cancer type, or give one JSON list for all",
+        )
+    for c in cancer_types:
+        wanted = lists.get(c, lists.get(None))
+        idx = match_genes(wanted, gene_ids, symbols)
+        if len(idx) == 0:
+            raise InputError(
+                f"none of the {len(wanted)} HVG genes for {c} is in the panel, e.g. {examples(wanted)}; "
+                f"panel genes look like {examples(gene_ids)}",
+                "use the panel's gene ID style (symbols or Ensembl IDs)",
+            )
+        info.setdefault("n_listed", {})[c] = len(wanted)
+        info.setdefault("n_in_panel", {})[c] = len(idx)
+        out[c] = idx
+    return out, info
+
+
+def hvg_wsi_scores(r: np.ndarray, wsi_types: list[str], hvg: dict[str, np.ndarray]):
+    """Mean r over each WSI's HVGs (undefined genes left out) and how many were defined."""
+    scores = np.full(len(wsi_types), np.nan)
+    counts = np.zeros(len(wsi_types), dtype=np.int64)
+    for i, c in enumerate(wsi_types):
+        vals = r[i, hvg[c]]
+        ok = np.isfinite(vals)
+        counts[i] = int(ok.sum())
+        if counts[i]:
+            scores[i] = float(vals[ok].mean())
+    return scores, counts
+
+
+def macro_micro(scores: np.ndarray, wsi_types: list[str]) -> tuple[float, float]:
+    """Macro: mean over cancer types of the per-type mean; micro: mean over WSIs."""
+    scores = np.asarray(scores, dtype=np.float64)
+    ok = np.isfinite(scores)
+    if not ok.any():
+        return float("nan"), float("nan")
+    types = np.asarray(wsi_types, dtype=object)
+    per_type = [scores[ok & (types == c)].mean() for c in sorted(set(types[ok].tolist()))]
+    return float(np.mean(per_type)), float(scores[ok].mean())

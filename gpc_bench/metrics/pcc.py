@@ -1,0 +1,253 @@
+"""Column-wise Pearson correlation of two spot x gene matrices.
+
+The kernel makes one pass over float32 data and accumulates float64 sums of
+the *shifted* values (x - x[0]): sums, sums of squares and cross products.
+Shifting by the first row keeps the sums well conditioned and makes a constant
+column exactly zero, so "constant" is an exact test, not a tolerance.  Rows are
+processed in small chunks that stay in cache and genes in blocks that run on
+threads (numpy releases the GIL), so the cost is a single read of both inputs.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+ConstantPrediction = Literal["zero", "exclude"]
+
+#: per-gene flags written to the gene table
+OK, TRUTH_CONSTANT, PREDICTION_CONSTANT = 0, 1, 2
+FLAG_NAMES = {OK: "ok", TRUTH_CONSTANT: "truth_constant", PREDICTION_CONSTANT: "prediction_constant"}
+
+_ROW_CHUNK = 32
+_GENE_BLOCK = 2048
+
+
+class NonFiniteError(ValueError):
+    """A NaN or infinite value in one of the matrices (``which`` is "x" or "y")."""
+
+    def __init__(self, which: str, column: int) -> None:
+        self.which, self.column = which, column
+        super().__init__(f"non-finite value in {which}, column {column}")
+
+
+@dataclass
+class Moments:
+    """Shifted float64 sums of two matrices, column by column.
+
+    Attributes
+    ----------
+    n
+        Number of rows (spots).
+    x0, y0
+        The shift (first row) of each column.
+    sx, sy, sxx, syy, sxy
+        Sums of shifted values, their squares and their cross products.
+    """
+
+    n: int
+    x0: np.ndarray
+    y0: np.ndarray
+    sx: np.ndarray
+    sy: np.ndarray
+    sxx: np.ndarray
+    syy: np.ndarray
+    sxy: np.ndarray
+
+    @property
+    def mean_x(self) -> np.ndarray:
+        return self.x0 + self.sx / self.n
+
+    @property
+    def mean_y(self) -> np.ndarray:
+        return self.y0 + self.sy / self.n
+
+    @property
+    def m2_x(self) -> np.ndarray:
+        """Sum of squared deviations from the mean (n x population variance)."""
+        return np.maximum(self.sxx - self.sx * self.sx / self.n, 0.0)
+
+    @property
+    def m2_y(self) -> np.ndarray:
+        return np.maximum(self.syy - self.sy * self.sy / self.n, 0.0)
+
+    @property
+    def constant_x(self) -> np.ndarray:
+        return self.sxx == 0.0
+
+    @property
+    def constant_y(self) -> np.ndarray:
+        return self.syy == 0.0
+
+
+def _take(a: np.ndarray, rows: slice, cols) -> np.ndarray:
+    return a[rows, cols] if isinstance(cols, slice) else np.take(a[rows], cols, axis=1)
+
+
+def _block_sums(x, y, xcols, ycols, log1p_x: bool) -> np.ndarray:
+    n = x.shape[0]
+    width = (xcols.stop - xcols.start) if isinstance(xcols, slice) else len(xcols)
+    x0 = _take(x, slice(0, 1), xcols).astype(np.float64)
+    if log1p_x:
+        np.log1p(x0, out=x0)
+    y0 = _take(y, slice(0, 1), ycols).astype(np.float64)
+    rc = min(_ROW_CHUNK, n)
+    acc = np.zeros((5, rc, width))
+    dx = np.empty((rc, width))
+    dy = np.empty((rc, width))
+    prod = np.empty((rc, width))
+    with np.errstate(invalid="ignore", over="ignore"):
+        for i in range(0, n, rc):
+            r = min(rc, n - i)
+            bx, by, bp = dx[:r], dy[:r], prod[:r]
+            if log1p_x:
+                np.log1p(_take(x, slice(i, i + r), xcols), out=bx, dtype=np.float64)
+                bx -= x0
+            else:
+                np.subtract(_take(x, slice(i, i + r), xcols), x0, out=bx, dtype=np.float64)
+            np.subtract(_take(y, slice(i, i + r), ycols), y0, out=by, dtype=np.float64)
+            acc[0, :r] += bx
+            acc[1, :r] += by
+            np.multiply(bx, bx, out=bp)
+            acc[2, :r] += bp
+            np.multiply(by, by, out=bp)
+            acc[3, :r] += bp
+            np.multiply(bx, by, out=bp)
+            acc[4, :r] += bp
+        sums = acc.sum(axis=1)
+    out = np.empty((7, width))
+    out[0], out[1] = x0[0], y0[0]
+    out[2:] = sums
+    return out
+
+
+def _as_index(cols, n: int):
+    """Return a slice when ``cols`` is a contiguous ascending range (faster views)."""
+    if cols is None:
+        return slice(0, n)
+    cols = np.asarray(cols, dtype=np.int64)
+    if len(cols) and np.all(np.diff(cols) == 1):
+        return slice(int(cols[0]), int(cols[-1]) + 1)
+    return cols
+
+
+def _sub(index, j0: int, j1: int):
+    if isinstance(index, slice):
+        return slice(index.start + j0, index.start + j1)
+    return index[j0:j1]
+
+
+def default_threads() -> int:
+    """Threads for the kernel: ``GPC_BENCH_THREADS`` or the number of usable cores (max 8)."""
+    env = os.environ.get("GPC_BENCH_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+def column_moments(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    x_cols=None,
+    y_cols=None,
+    log1p_x: bool = False,
+    threads: int | None = None,
+    gene_block: int = _GENE_BLOCK,
+) -> Moments:
+    """Accumulate the sums needed for per-column Pearson correlations.
+
+    Parameters
+    ----------
+    x, y
+        ``(n_spots, n_genes)`` arrays (float32 recommended) with rows aligned.
+    x_cols, y_cols
+        Column indices selecting and ordering the genes of each matrix
+        (``None``: all columns).  Both must have the same length.
+    log1p_x
+        Apply ``log1p`` to ``x`` on the fly (raw counts as truth).
+    threads
+        Worker threads over gene blocks (default :func:`default_threads`).
+    gene_block
+        Genes per block.
+
+    Raises
+    ------
+    NonFiniteError
+        When either matrix holds NaN or infinity in a selected column.
+    """
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"row counts differ: {x.shape[0]} vs {y.shape[0]}")
+    xi, yi = _as_index(x_cols, x.shape[1]), _as_index(y_cols, y.shape[1])
+    n_genes = (xi.stop - xi.start) if isinstance(xi, slice) else len(xi)
+    n_y = (yi.stop - yi.start) if isinstance(yi, slice) else len(yi)
+    if n_genes != n_y:
+        raise ValueError(f"column selections differ in length: {n_genes} vs {n_y}")
+    n = x.shape[0]
+    if n == 0:
+        nan = np.full(n_genes, np.nan)
+        zero = np.zeros(n_genes)
+        return Moments(0, nan, nan.copy(), zero, zero.copy(), zero.copy(), zero.copy(), zero.copy())
+    blocks = [(j, min(j + gene_block, n_genes)) for j in range(0, n_genes, gene_block)]
+
+    def run(block):
+        j0, j1 = block
+        return _block_sums(x, y, _sub(xi, j0, j1), _sub(yi, j0, j1), log1p_x)
+
+    threads = default_threads() if threads is None else threads
+    if threads > 1 and len(blocks) > 1:
+        with ThreadPoolExecutor(min(threads, len(blocks))) as pool:
+            parts = list(pool.map(run, blocks))
+    else:
+        parts = [run(b) for b in blocks]
+    res = np.concatenate(parts, axis=1) if parts else np.zeros((7, 0))
+    finite = np.isfinite(res)
+    if not finite.all():
+        bad_x = ~(finite[0] & finite[2] & finite[4])
+        col = int(np.flatnonzero(bad_x)[0] if bad_x.any() else np.flatnonzero(~finite.all(0))[0])
+        raise NonFiniteError("x" if bad_x.any() else "y", col)
+    return Moments(n, res[0], res[1], res[2], res[3], res[4], res[5], res[6])
+
+
+def pearson_from_moments(
+    m: Moments, constant_prediction: ConstantPrediction = "zero"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson r per column, and a flag per column.
+
+    Returns
+    -------
+    r
+        NaN where the truth is constant; where only the prediction is constant,
+        0 (``"zero"``) or NaN (``"exclude"``).
+    flags
+        :data:`OK`, :data:`TRUTH_CONSTANT` or :data:`PREDICTION_CONSTANT`.
+    """
+    if constant_prediction not in ("zero", "exclude"):
+        raise ValueError(f"constant_prediction must be 'zero' or 'exclude', not {constant_prediction!r}")
+    cx, cy = m.constant_x, m.constant_y
+    flags = np.where(cx, TRUTH_CONSTANT, np.where(cy, PREDICTION_CONSTANT, OK)).astype(np.int8)
+    ok = flags == OK
+    r = np.full(len(flags), np.nan)
+    if m.n:
+        cov = m.sxy - m.sx * m.sy / m.n
+        denom = np.sqrt(m.m2_x * m.m2_y)
+        np.divide(cov, denom, out=r, where=ok & (denom > 0))
+        np.clip(r, -1.0, 1.0, out=r)
+    if constant_prediction == "zero":
+        r[flags == PREDICTION_CONSTANT] = 0.0
+    return r, flags
+
+
+def pearson_columns(
+    x: np.ndarray, y: np.ndarray, constant_prediction: ConstantPrediction = "zero", **kwargs
+) -> np.ndarray:
+    """Pearson r between matching columns of ``x`` (truth) and ``y`` (prediction)."""
+    return pearson_from_moments(column_moments(x, y, **kwargs), constant_prediction)[0]

@@ -1,0 +1,1 @@
+"""Pathway collections shipped with gpc-bench (installed as ``gpc_bench.pathways``)."""

@@ -1,0 +1,97 @@
+"""Build the symbol <-> Ensembl table that gpc-bench ships.
+
+Source: Debian's ``r-bioc-org.hs.eg.db`` package (Bioconductor org.Hs.eg.db),
+which anyone can fetch with ``apt-get download``.  It contains a SQLite file
+with NCBI Gene symbols, Ensembl gene IDs and aliases.
+
+Usage::
+
+    python scripts/build_gene_table.py            # downloads with apt-get
+    python scripts/build_gene_table.py --deb r-bioc-org.hs.eg.db_3.16.0-1_all.deb
+
+Writes ``gpc_bench/data/ensembl_symbol.tsv.gz``, ``gpc_bench/data/alias_symbol.tsv.gz``
+and ``gpc_bench/data/gene_ids.json`` (provenance).  Output is deterministic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import sqlite3
+import subprocess
+import tempfile
+from pathlib import Path
+
+PACKAGE = "r-bioc-org.hs.eg.db"
+VERSION = "3.16.0-1"
+OUT = Path(__file__).resolve().parents[1] / "gpc_bench" / "data"
+
+
+def _download(workdir: Path) -> Path:
+    subprocess.run(["apt-get", "download", f"{PACKAGE}={VERSION}"], cwd=workdir, check=True)
+    (deb,) = workdir.glob(f"{PACKAGE}_*.deb")
+    return deb
+
+
+def _write_tsv_gz(path: Path, header: tuple[str, str], rows: list[tuple[str, str]]) -> None:
+    text = "\t".join(header) + "\n" + "".join(f"{a}\t{b}\n" for a, b in rows)
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:
+        fh.write(text.encode())
+
+
+def build(deb: Path, out: Path = OUT) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["dpkg-deb", "-x", str(deb), tmp], check=True)
+        (db,) = Path(tmp).rglob("org.Hs.eg.sqlite")
+        con = sqlite3.connect(db)
+        meta = dict(con.execute("select name, value from metadata"))
+        ens = sorted(
+            set(
+                con.execute(
+                    "select e.ensembl_id, g.symbol from ensembl e "
+                    "join gene_info g on g._id = e._id"
+                )
+            )
+        )
+        alias = sorted(
+            set(
+                con.execute(
+                    "select a.alias_symbol, g.symbol from alias a "
+                    "join gene_info g on g._id = a._id where a.alias_symbol != g.symbol"
+                )
+            )
+        )
+        con.close()
+    out.mkdir(parents=True, exist_ok=True)
+    _write_tsv_gz(out / "ensembl_symbol.tsv.gz", ("ensembl_id", "symbol"), ens)
+    _write_tsv_gz(out / "alias_symbol.tsv.gz", ("alias", "symbol"), alias)
+    info = {
+        "source": f"Debian package {PACKAGE} {VERSION} (Bioconductor org.Hs.eg.db)",
+        "deb_sha256": hashlib.sha256(deb.read_bytes()).hexdigest(),
+        "ncbi_gene_date": meta.get("EGSOURCEDATE"),
+        "ensembl_date": meta.get("ENSOURCEDATE"),
+        "n_ensembl_symbol": len(ens),
+        "n_alias_symbol": len(alias),
+        "rebuild": "python scripts/build_gene_table.py",
+    }
+    (out / "gene_ids.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return info
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--deb", type=Path, help="an already downloaded .deb (else apt-get download)")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+    if args.deb is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            info = build(_download(Path(tmp)), args.out)
+    else:
+        info = build(args.deb, args.out)
+    print(json.dumps(info, indent=2))
+
+
+if __name__ == "__main__":
+    main()
