@@ -14,13 +14,13 @@ from ._version import __version__
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY = {
-    "score": "gpc_bench.score",
-    "ScoreResult": "gpc_bench.score",
+    "score": "gpc_bench.scoring",
+    "ScoreResult": "gpc_bench.scoring",
     "load_run": "gpc_bench.io.run",
     "load_pathways": "gpc_bench.io.gmt",
     "read_gmt": "gpc_bench.io.gmt",
     "make_cohort": "gpc_bench.synth",
-    "demo": "gpc_bench.demo",
+    "demo": "gpc_bench._demo",
     "pearson_columns": "gpc_bench.metrics.pcc",
 }
 

@@ -49,34 +49,96 @@ def main(quiet: bool, verbose: bool) -> None:
 
 @main.command("score")
 @click.argument("predictions", type=click.Path(path_type=Path))
-@click.option("--truth", type=click.Path(path_type=Path), help="Measured expression .h5ad (default: layers['truth'] of PREDICTIONS).")
-@click.option("--pathways", multiple=True, help="GMT file or collection folder (repeatable; NAME=FILE.gmt names a collection). Default: the shipped collection.")
+@click.option(
+    "--truth",
+    type=click.Path(path_type=Path),
+    help="Measured expression .h5ad (default: layers['truth'] of PREDICTIONS).",
+)
+@click.option(
+    "--pathways",
+    multiple=True,
+    help="GMT file or collection folder (repeatable; NAME=FILE.gmt names a collection). Default: the shipped collection.",
+)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder to write.")
 @click.option("--name", help="Model name (default: the predictions file stem).")
-@click.option("--constant-prediction", type=click.Choice(["zero", "exclude"]), default="zero", show_default=True, help="r for genes whose prediction is constant in a WSI.")
-@click.option("--min-genes", type=int, default=10, show_default=True, help="Minimum scored genes for a pathway score.")
-@click.option("--variance-bins", type=click.Choice(["quantile", "log"]), default="quantile", show_default=True)
-@click.option("--levels", "n_levels", type=int, default=10, show_default=True, help="Number of variance levels.")
-@click.option("--hvg", default="50", show_default=True, help="Top-N HVGs per cancer type, or a JSON list / folder of <CANCER>.json.")
-@click.option("--cluster", type=click.Choice(["none", "wsi", "spot"]), default="none", show_default=True, help="Clustering agreement with cancer types.")
-@click.option("--cluster-spots", type=int, default=2000, show_default=True, help="Spots subsampled for --cluster spot.")
+@click.option(
+    "--constant-prediction",
+    type=click.Choice(["zero", "exclude"]),
+    default="zero",
+    show_default=True,
+    help="r for genes whose prediction is constant in a WSI.",
+)
+@click.option(
+    "--min-genes", type=int, default=10, show_default=True, help="Minimum scored genes for a pathway score."
+)
+@click.option(
+    "--variance-bins", type=click.Choice(["quantile", "log"]), default="quantile", show_default=True
+)
+@click.option(
+    "--levels", "n_levels", type=int, default=10, show_default=True, help="Number of variance levels."
+)
+@click.option(
+    "--hvg",
+    default="50",
+    show_default=True,
+    help="Top-N HVGs per cancer type, or a JSON list / folder of <CANCER>.json.",
+)
+@click.option(
+    "--cluster",
+    type=click.Choice(["none", "wsi", "spot"]),
+    default="none",
+    show_default=True,
+    help="Clustering agreement with cancer types.",
+)
+@click.option(
+    "--cluster-spots", type=int, default=2000, show_default=True, help="Spots subsampled for --cluster spot."
+)
 @click.option("--truth-log1p", is_flag=True, help="Apply log1p to the measured values (raw counts).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-checksum", is_flag=True, help="Skip sha256 of the input files.")
 @click.option("--threads", type=int, default=None, help="Kernel threads (default: usable cores).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
 @_friendly
-def score_cmd(predictions, truth, pathways, out, name, constant_prediction, min_genes, variance_bins,
-              n_levels, hvg, cluster, cluster_spots, truth_log1p, seed, no_checksum, threads, overwrite):
+def score_cmd(
+    predictions,
+    truth,
+    pathways,
+    out,
+    name,
+    constant_prediction,
+    min_genes,
+    variance_bins,
+    n_levels,
+    hvg,
+    cluster,
+    cluster_spots,
+    truth_log1p,
+    seed,
+    no_checksum,
+    threads,
+    overwrite,
+):
     """Score PREDICTIONS (.h5ad) against measured expression and write a run folder."""
-    from .score import score
+    from .scoring import score
 
     res = score(
-        predictions, truth, pathways=list(pathways) or None, name=name,
-        constant_prediction=constant_prediction, min_genes=min_genes, variance_bins=variance_bins,
-        n_levels=n_levels, hvg=hvg, cluster=cluster, cluster_spots=cluster_spots,
-        truth_log1p=truth_log1p, seed=seed, checksum=not no_checksum, threads=threads,
-        out=out, overwrite=overwrite,
+        predictions,
+        truth,
+        pathways=list(pathways) or None,
+        name=name,
+        constant_prediction=constant_prediction,
+        min_genes=min_genes,
+        variance_bins=variance_bins,
+        n_levels=n_levels,
+        hvg=hvg,
+        cluster=cluster,
+        cluster_spots=cluster_spots,
+        truth_log1p=truth_log1p,
+        seed=seed,
+        checksum=not no_checksum,
+        threads=threads,
+        out=out,
+        overwrite=overwrite,
     )
     h = res.headline
     click.echo(f"model          {res.summary['model']}")
@@ -99,7 +161,7 @@ def _fmt(v) -> str:
 @_friendly
 def demo_cmd(out, seed):
     """Build a synthetic cohort, score three demo models and print their headline numbers."""
-    from .demo import demo
+    from ._demo import demo
 
     table = demo(out, seed=seed)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

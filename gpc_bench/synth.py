@@ -176,7 +176,7 @@ def make_cohort(
     modules = {m: symbols[g].tolist() for m, g in enumerate(module_genes)}
 
     def module_set(m, size):
-        core = prng.choice(module_genes[m], int(size * 0.8), replace=False)
+        core = prng.choice(module_genes[m], min(int(size * 0.8), module_size), replace=False)
         extra = prng.choice(other, size - len(core), replace=False)
         return symbols[np.concatenate([core, extra])].tolist()
 

@@ -48,12 +48,7 @@ def build(deb: Path, out: Path = OUT) -> dict:
         con = sqlite3.connect(db)
         meta = dict(con.execute("select name, value from metadata"))
         ens = sorted(
-            set(
-                con.execute(
-                    "select e.ensembl_id, g.symbol from ensembl e "
-                    "join gene_info g on g._id = e._id"
-                )
-            )
+            set(con.execute("select e.ensembl_id, g.symbol from ensembl e join gene_info g on g._id = e._id"))
         )
         alias = sorted(
             set(

@@ -58,8 +58,7 @@ def _sample_ids(source) -> np.ndarray:
     ids = _labels(source, SAMPLE_KEY)
     if ids is None:
         raise InputError(
-            f"{source.role} file has no obs['{SAMPLE_KEY}'] column "
-            f"(found: {examples(_obs_columns(source))})",
+            f"{source.role} file has no obs['{SAMPLE_KEY}'] column (found: {examples(_obs_columns(source))})",
             f"add the WSI id of every spot: adata.obs['{SAMPLE_KEY}'] = ...",
         )
     missing = np.flatnonzero([v is None or v == "" for v in ids])
@@ -108,12 +107,15 @@ def align_spots(pred, truth, same_file: bool) -> list[Wsi]:
         matched = int((t_row >= 0).sum())
         if matched != pred.n_obs or matched != truth.n_obs:
             missing = np.flatnonzero(t_row < 0)
-            pred_ex = [f"{p_sample[i]}/{p_bc[i]}" for i in missing[:5]]
+            used = np.zeros(truth.n_obs, dtype=bool)
+            used[t_row[t_row >= 0]] = True
+            extra = np.flatnonzero(~used)
             raise InputError(
                 f"spots do not align: {matched:,} of {pred.n_obs:,} prediction spots have a "
-                f"measured spot (truth has {truth.n_obs:,}); unmatched predictions e.g. "
-                f"{examples(pred_ex)}, truth spots e.g. "
-                f"{examples([f'{s}/{b}' for s, b in zip(t_sample[:5], t_bc[:5], strict=False)])}",
+                f"measured spot, and {len(extra):,} of {truth.n_obs:,} truth spots have no "
+                "prediction; unmatched predictions e.g. "
+                f"{examples([f'{p_sample[i]}/{p_bc[i]}' for i in missing[:5]])}, unmatched "
+                f"truth spots e.g. {examples([f'{t_sample[i]}/{t_bc[i]}' for i in extra[:5]])}",
                 "both files must hold the same spots, keyed by obs['sample_id'] and obs_names "
                 "(barcodes); subset one file to the other's spots before scoring",
             )
@@ -136,9 +138,7 @@ def align_spots(pred, truth, same_file: bool) -> list[Wsi]:
     wsis = []
     for k, sample in enumerate(samples):
         prow = np.sort(order[bounds[k] : bounds[k + 1]])
-        ctypes = {UNKNOWN_CANCER} if cancer is None else {
-            (c if c else UNKNOWN_CANCER) for c in cancer[prow]
-        }
+        ctypes = {UNKNOWN_CANCER} if cancer is None else {(c if c else UNKNOWN_CANCER) for c in cancer[prow]}
         if len(ctypes) > 1:
             raise InputError(
                 f"sample {sample!r} has several cancer types: {sorted(ctypes)}",

@@ -24,9 +24,7 @@ _SCATTER_CHUNK = 256  # rows read at once when rows must be reordered
 
 def _decode(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind in "SO":
-        return np.array(
-            [v.decode() if isinstance(v, bytes) else v for v in values.tolist()], dtype=object
-        )
+        return np.array([v.decode() if isinstance(v, bytes) else v for v in values.tolist()], dtype=object)
     if values.dtype.kind == "U":
         return values.astype(object)
     return values
@@ -90,9 +88,7 @@ class H5adSource:
         self.path = Path(path)
         self.role = role
         if not self.path.exists():
-            raise InputError(
-                f"{role} file not found: {self.path}", "check the path (it is read as given)"
-            )
+            raise InputError(f"{role} file not found: {self.path}", "check the path (it is read as given)")
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as err:
@@ -176,6 +172,10 @@ class H5adSource:
             )
         return node
 
+    def check_matrix(self, layer: str | None = None) -> None:
+        """Raise :class:`InputError` now if the matrix cannot be streamed (CSC, wrong shape)."""
+        self._matrix(layer)
+
     def read_rows(self, rows: np.ndarray, layer: str | None = None) -> np.ndarray:
         """Read the given rows, in the given order, as a dense float32 array.
 
@@ -256,6 +256,9 @@ class AnnDataSource:
     def has_layer(self, name: str) -> bool:
         return name in self.adata.layers
 
+    def check_matrix(self, layer: str | None = None) -> None:
+        pass
+
     def read_rows(self, rows: np.ndarray, layer: str | None = None) -> np.ndarray:
         mat = self.adata.X if layer is None else self.adata.layers[layer]
         block = mat[np.asarray(rows)]
@@ -273,6 +276,4 @@ def open_source(obj, role: str):
         return H5adSource(obj, role)
     if hasattr(obj, "obs") and hasattr(obj, "var") and hasattr(obj, "X"):
         return AnnDataSource(obj, role)
-    raise InputError(
-        f"{role}: expected a path to an .h5ad file or an AnnData, got {type(obj).__name__}"
-    )
+    raise InputError(f"{role}: expected a path to an .h5ad file or an AnnData, got {type(obj).__name__}")

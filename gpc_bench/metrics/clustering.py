@@ -25,7 +25,12 @@ def cluster_agreement(profiles: np.ndarray, labels, seed: int = 0, max_pcs: int 
     labels = np.asarray(labels, dtype=object)
     k = len(set(labels.tolist()))
     if k < 2 or len(labels) <= k:
-        return {"ami": None, "ari": None, "k": k, "reason": "needs >= 2 cancer types and more items than types"}
+        return {
+            "ami": None,
+            "ari": None,
+            "k": k,
+            "reason": "needs >= 2 cancer types and more items than types",
+        }
     z = StandardScaler().fit_transform(np.asarray(profiles, dtype=np.float64))
     n_pc = int(min(max_pcs, z.shape[0] - 1, z.shape[1]))
     z = PCA(n_components=n_pc, random_state=seed, svd_solver="full").fit_transform(z)

@@ -37,7 +37,7 @@ def read_hvg_lists(path: str | Path) -> dict[str | None, list[str]]:
                 raise TypeError
         except (OSError, ValueError, KeyError, TypeError):
             raise InputError(
-                f"HVG list {p} is not JSON of the form {{\"genes\": [\"GENE1\", ...]}}",
+                f'HVG list {p} is not JSON of the form {{"genes": ["GENE1", ...]}}',
                 "write the list as JSON with a 'genes' array of gene IDs",
             ) from None
         return genes

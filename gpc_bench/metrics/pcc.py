@@ -91,16 +91,16 @@ def _take(a: np.ndarray, rows: slice, cols) -> np.ndarray:
 def _block_sums(x, y, xcols, ycols, log1p_x: bool) -> np.ndarray:
     n = x.shape[0]
     width = (xcols.stop - xcols.start) if isinstance(xcols, slice) else len(xcols)
-    x0 = _take(x, slice(0, 1), xcols).astype(np.float64)
-    if log1p_x:
-        np.log1p(x0, out=x0)
-    y0 = _take(y, slice(0, 1), ycols).astype(np.float64)
     rc = min(_ROW_CHUNK, n)
     acc = np.zeros((5, rc, width))
     dx = np.empty((rc, width))
     dy = np.empty((rc, width))
     prod = np.empty((rc, width))
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        x0 = _take(x, slice(0, 1), xcols).astype(np.float64)
+        if log1p_x:
+            np.log1p(x0, out=x0)
+        y0 = _take(y, slice(0, 1), ycols).astype(np.float64)
         for i in range(0, n, rc):
             r = min(rc, n - i)
             bx, by, bp = dx[:r], dy[:r], prod[:r]

@@ -47,19 +47,24 @@ def demo(out: str | Path = "gpc-demo", seed: int = 0, overwrite: bool = True):
     """
     import pandas as pd
 
-    from .score import score
+    from .scoring import score
 
     out = Path(out)
     paths = write_cohort(out / "data", seed=seed)
     rows = []
-    quiet = logging.getLogger("gpc_bench.score")
+    quiet = logging.getLogger("gpc_bench.scoring")
     level = quiet.level
     quiet.setLevel(max(level, logging.WARNING))  # one line per model, not per WSI
     try:
         results = {
             name: score(
-                paths[name], paths["truth"], pathways=paths["pathways"], name=name,
-                cluster="wsi", out=out / "runs" / name, overwrite=overwrite,
+                paths[name],
+                paths["truth"],
+                pathways=paths["pathways"],
+                name=name,
+                cluster="wsi",
+                out=out / "runs" / name,
+                overwrite=overwrite,
             )
             for name in MODELS
         }

@@ -73,8 +73,14 @@ class ScoreResult:
         out = Path(out)
         with atomic_dir(out, overwrite=overwrite) as tmp:
             self.gene_scores.to_parquet(tmp / "gene_scores.parquet", index=False)
-            for name in ("pathway_wsi_scores", "pathway_scores", "pathway_genes", "hvg_scores",
-                         "gene_variance", "variance_levels"):
+            for name in (
+                "pathway_wsi_scores",
+                "pathway_scores",
+                "pathway_genes",
+                "hvg_scores",
+                "gene_variance",
+                "variance_levels",
+            ):
                 getattr(self, name).to_csv(tmp / f"{name}.csv", index=False, lineterminator="\n")
             (tmp / "summary.json").write_text(dumps_json(self.summary))
             (tmp / "run_info.json").write_text(dumps_json(self.run_info))
@@ -98,9 +104,11 @@ class _Checksums:
         self._thread = None
         todo = {k: p for k, p in paths.items() if p is not None and enabled}
         if todo:
+
             def work():
                 for k, p in todo.items():
                     self.result[k] = sha256_file(p)
+
             self._thread = threading.Thread(target=work, daemon=True)
             self._thread.start()
 
@@ -118,7 +126,8 @@ def _check_truth_scale(x: np.ndarray, truth_log1p: bool) -> None:
     if not truth_log1p and integral and sample.max() > 30:
         logger.warning(
             "measured expression looks like raw counts (integers up to %g); "
-            "pass --truth-log1p if it is not log1p-transformed", float(sample.max())
+            "pass --truth-log1p if it is not log1p-transformed",
+            float(sample.max()),
         )
     if truth_log1p and (not integral or sample.min() < 0):
         logger.warning("--truth-log1p was given but the measured values are not non-negative integers")
@@ -126,6 +135,7 @@ def _check_truth_scale(x: np.ndarray, truth_log1p: bool) -> None:
 
 def _stream(pred, truth, truth_layer, wsis):
     """Yield (wsi, truth block, prediction block), reading the next WSI on a thread meanwhile."""
+
     def read(w):
         return truth.read_rows(w.truth_rows, truth_layer), pred.read_rows(w.pred_rows)
 
@@ -225,11 +235,11 @@ def score(
     else:
         tsrc, layer = open_source(truth, "truth"), None
     model = name or (Path(predictions).stem if isinstance(predictions, str | Path) else "model")
-    checks = _Checksums(
-        {"predictions": pred.path, "truth": None if same_file else tsrc.path}, checksum
-    )
+    checks = _Checksums({"predictions": pred.path, "truth": None if same_file else tsrc.path}, checksum)
 
     # 1. contract, alignment, pathways and HVG lists: fail before the long part
+    pred.check_matrix(None)
+    tsrc.check_matrix(layer)
     wsis = align_spots(pred, tsrc, same_file)
     if not wsis:
         raise InputError("the predictions hold no spots")
@@ -268,18 +278,24 @@ def score(
             _check_truth_scale(x, truth_log1p)
         try:
             m = column_moments(
-                x, y, x_cols=gmap.truth_cols, y_cols=gmap.pred_cols, log1p_x=truth_log1p,
+                x,
+                y,
+                x_cols=gmap.truth_cols,
+                y_cols=gmap.pred_cols,
+                log1p_x=truth_log1p,
                 threads=threads,
             )
         except NonFiniteError as err:
             role = "truth" if err.which == "x" else "predictions"
             hint = (
-                "negative values give NaN under --truth-log1p" if err.which == "x" and truth_log1p
+                "negative values give NaN under --truth-log1p"
+                if err.which == "x" and truth_log1p
                 else "replace or remove non-finite values before scoring"
             )
             raise InputError(
                 f"NaN or infinite value in {role} for sample {w.sample_id!r}, gene "
-                f"{gmap.genes[err.column]!r}", hint,
+                f"{gmap.genes[err.column]!r}",
+                hint,
             ) from None
         r, f = pearson_from_moments(m, constant_prediction)
         r_mat[k], flags[k] = r, f
@@ -296,7 +312,13 @@ def score(
             spot_labels += [w.cancer_type] * len(take)
         logger.info(
             "[%d/%d] %s (%s): %d spots, %d genes, %.2fs",
-            k + 1, n_wsi, w.sample_id, w.cancer_type, w.n_spots, n_genes, time.perf_counter() - t0,
+            k + 1,
+            n_wsi,
+            w.sample_id,
+            w.cancer_type,
+            w.n_spots,
+            n_genes,
+            time.perf_counter() - t0,
         )
 
     # 5. gene variance and levels
@@ -319,7 +341,8 @@ def score(
     pw_var = np.full(len(sets), np.nan)
     np.divide(var_sum, n_scored, out=pw_var, where=n_scored > 0)
     status = np.where(
-        memb.n_in_panel == 0, "no_genes_in_panel",
+        memb.n_in_panel == 0,
+        "no_genes_in_panel",
         np.where(n_scored < max(min_genes, 1), "too_few_genes", "ok"),
     )
     keep = status == "ok"
@@ -329,7 +352,8 @@ def score(
     np.divide(np.nansum(pw_scores, axis=0), n_def, out=gpc, where=n_def > 0)
     gpc_sd = np.full(len(sets), np.nan)
     np.sqrt(
-        np.nansum((pw_scores - gpc) ** 2, axis=0) / np.maximum(n_def - 1, 1), out=gpc_sd,
+        np.nansum((pw_scores - gpc) ** 2, axis=0) / np.maximum(n_def - 1, 1),
+        out=gpc_sd,
         where=n_def > 1,
     )
     pw_level = np.where(keep, assign_levels(pw_var, thresholds), 0)
@@ -506,7 +530,8 @@ def score(
             },
             "truth": {
                 "file": (None if tsrc.path is None else Path(tsrc.path).name)
-                if not same_file else f"layers/{TRUTH_LAYER}",
+                if not same_file
+                else f"layers/{TRUTH_LAYER}",
                 "sha256": sums["truth"] if not same_file else sums["predictions"],
                 "gene_id_style": gmap.truth_style,
             },
@@ -542,12 +567,21 @@ def score(
     if not same_file:
         tsrc.close()
     result = ScoreResult(
-        gene_scores, pathway_wsi, pathway_scores, pathway_genes, hvg_scores, gene_variance,
-        variance_levels, summary, run_info,
+        gene_scores,
+        pathway_wsi,
+        pathway_scores,
+        pathway_genes,
+        hvg_scores,
+        gene_variance,
+        variance_levels,
+        summary,
+        run_info,
     )
     logger.info(
         "%s: hvg macro %.4f, micro %.4f, GPC %s",
-        model, hvg_macro, hvg_micro,
+        model,
+        hvg_macro,
+        hvg_micro,
         ", ".join(f"{c} {v:.4f}" for c, v in headline["gpc"].items() if v is not None),
     )
     if out is not None:

@@ -1,0 +1,223 @@
+"""Benchmark `gpc-bench score` on a cohort shaped like the paper's test split.
+
+Default: 23 WSIs, 38,982 genes (Ensembl IDs, as the STPath panel), 2,000-4,000 spots per WSI,
+written once (streaming) as two float32 .h5ad files into a cache folder (about 20 GB).
+
+In one run it measures, side by side:
+1. the PCC kernel against a per-gene ``scipy.stats.pearsonr`` loop on the same in-memory WSI
+   (a sample of genes is timed and extrapolated);
+2. ``gpc-bench score`` end to end against the bare cost of reading both matrices (h5py slices);
+3. peak memory (max RSS) of the score process against one WSI's two matrices.
+
+    python benchmarks/bench_score.py                       # the full shape (needs ~20 GB disk)
+    python benchmarks/bench_score.py --wsis 4 --genes 5000  # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def panel(n_genes: int) -> tuple[np.ndarray, np.ndarray]:
+    from gpc_bench.genes import ensembl_to_symbol
+
+    table = ensembl_to_symbol()
+    ens = sorted(table)[:n_genes]
+    ens += [f"ENSG{99000000000 + i:011d}" for i in range(n_genes - len(ens))]
+    sym = [table.get(e, "") for e in ens]
+    return np.array(ens, dtype=object), np.array(sym, dtype=object)
+
+
+def write_cohort(cache: Path, n_wsi: int, n_genes: int, spots: tuple[int, int], seed: int = 0) -> dict:
+    """Write truth.h5ad and pred.h5ad with h5py, one WSI at a time (bounded memory)."""
+    import anndata as ad
+    import pandas as pd
+
+    tag = f"w{n_wsi}_g{n_genes}_s{spots[0]}-{spots[1]}_seed{seed}"
+    d = cache / tag
+    done = d / "done.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(spots[0], spots[1] + 1, n_wsi)
+    ens, sym = panel(n_genes)
+    types = ["IDC", "COAD", "LUNG", "PRAD", "SKCM", "CCRCC", "HCC", "PAAD", "READ", "LYMPH_IDC"]
+    obs = pd.DataFrame(
+        {
+            "sample_id": np.repeat([f"WSI{i:02d}" for i in range(n_wsi)], sizes),
+            "cancer_type": np.repeat([types[i % len(types)] for i in range(n_wsi)], sizes),
+        },
+        index=[f"WSI{i:02d}_{k}" for i in range(n_wsi) for k in range(sizes[i])],
+    )
+    obs["sample_id"] = obs["sample_id"].astype("category")
+    obs["cancer_type"] = obs["cancer_type"].astype("category")
+    var = pd.DataFrame({"gene_symbol": sym}, index=ens)
+    level = rng.gamma(0.6, 1.0, n_genes).astype(np.float32)  # gene mean in log1p space
+    n = int(sizes.sum())
+    for name in ("truth", "pred"):
+        with h5py.File(d / f"{name}.h5ad", "w") as f:
+            f.attrs["encoding-type"] = "anndata"
+            f.attrs["encoding-version"] = "0.1.0"
+            ad.io.write_elem(f, "obs", obs)
+            ad.io.write_elem(f, "var", var)
+            f.create_dataset("X", shape=(n, n_genes), dtype="float32", chunks=(64, n_genes))
+    with h5py.File(d / "truth.h5ad", "a") as ft, h5py.File(d / "pred.h5ad", "a") as fp:
+        row = 0
+        for i, m in enumerate(sizes):
+            z = rng.standard_normal((m, n_genes), dtype=np.float32)
+            truth = np.maximum(level + z * (0.3 + level), 0)
+            ft["X"][row : row + m] = truth
+            noise = rng.standard_normal((m, n_genes), dtype=np.float32)
+            fp["X"][row : row + m] = 0.5 * truth + noise * 0.5 + level
+            row += m
+            print(f"  wrote WSI {i + 1}/{n_wsi} ({m} spots)", file=sys.stderr)
+    gmt = d / "pathways.gmt"
+    prng = np.random.default_rng(seed + 1)
+    named = [s for s in sym if s]
+    lines = [
+        f"SET_{k}\tbench\t" + "\t".join(prng.choice(named, int(prng.integers(50, 101)), replace=False)) + "\n"
+        for k in range(500)
+    ]
+    gmt.write_text("".join(lines))
+    info = {"dir": str(d), "n_spots": n, "max_spots": int(sizes.max()), "sizes": sizes.tolist()}
+    done.write_text(json.dumps(info))
+    return info
+
+
+def bare_read(path: Path, sizes: list[int]) -> None:
+    with h5py.File(path, "r") as f:
+        row = 0
+        for m in sizes:
+            block = np.empty((m, f["X"].shape[1]), dtype=np.float32)
+            f["X"].read_direct(block, np.s_[row : row + m])
+            row += m
+
+
+def timed_subprocess(cmd: list[str]) -> tuple[float, float]:
+    """Wall time (s) and peak RSS (GiB) of a child process."""
+    t = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run(cmd, check=True)
+    wall = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, max(peak, before) / 2**20
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--wsis", type=int, default=23)
+    ap.add_argument("--genes", type=int, default=38982)
+    ap.add_argument("--spots", type=int, nargs=2, default=(2000, 4000))
+    ap.add_argument("--cache", type=Path, default=HERE / ".cache")
+    ap.add_argument("--pearsonr-genes", type=int, default=400, help="genes timed with pearsonr")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+
+    from scipy.stats import pearsonr
+
+    from gpc_bench.metrics.pcc import column_moments, default_threads, pearson_from_moments
+
+    info = write_cohort(args.cache, args.wsis, args.genes, tuple(args.spots))
+    d = Path(info["dir"])
+    sizes = info["sizes"]
+    gb = lambda m: m * args.genes * 4 * 2 / 2**30  # noqa: E731 - two float32 matrices, GiB
+
+    # 1. kernel vs pearsonr on WSI 0, in memory
+    with h5py.File(d / "truth.h5ad") as ft, h5py.File(d / "pred.h5ad") as fp:
+        x = ft["X"][: sizes[0]]
+        y = fp["X"][: sizes[0]]
+    threads = default_threads()
+    t = time.perf_counter()
+    r, _ = pearson_from_moments(column_moments(x, y, threads=threads))
+    t_kernel = time.perf_counter() - t
+    t = time.perf_counter()
+    r1, _ = pearson_from_moments(column_moments(x, y, threads=1))
+    t_kernel1 = time.perf_counter() - t
+    sample = np.random.default_rng(0).choice(args.genes, args.pearsonr_genes, replace=False)
+    t = time.perf_counter()
+    ref = [pearsonr(x[:, g].astype(np.float64), y[:, g].astype(np.float64))[0] for g in sample]
+    t_loop = (time.perf_counter() - t) / len(sample) * args.genes
+    max_err = float(np.nanmax(np.abs(np.asarray(ref) - r[sample])))
+    del x, y
+
+    # 2. read-only vs end to end (read-only before and after, to see the page-cache state)
+    t = time.perf_counter()
+    bare_read(d / "truth.h5ad", sizes)
+    bare_read(d / "pred.h5ad", sizes)
+    t_read = time.perf_counter() - t
+    out = d / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "gpc_bench",
+        "-q",
+        "score",
+        str(d / "pred.h5ad"),
+        "--truth",
+        str(d / "truth.h5ad"),
+        "--pathways",
+        str(d / "pathways.gmt"),
+        "--out",
+        str(out),
+        "--overwrite",
+        "--no-checksum",
+    ]
+    t_score, peak = timed_subprocess(cmd)
+    t = time.perf_counter()
+    bare_read(d / "truth.h5ad", sizes)
+    bare_read(d / "pred.h5ad", sizes)
+    t_read2 = time.perf_counter() - t
+    t_score_ck, peak_ck = timed_subprocess(cmd[:-1])
+
+    res = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
+        "shape": {
+            "wsis": args.wsis,
+            "genes": args.genes,
+            "spots": info["n_spots"],
+            "max_spots": info["max_spots"],
+            "file_gib": round(gb(info["n_spots"]), 2),
+        },
+        "kernel_s_wsi0": round(t_kernel, 3),
+        "kernel_threads": threads,
+        "kernel_1thread_s_wsi0": round(t_kernel1, 3),
+        "pearsonr_loop_s_wsi0_extrapolated": round(t_loop, 2),
+        "speedup_vs_pearsonr": round(t_loop / t_kernel, 1),
+        "speedup_vs_pearsonr_1thread": round(t_loop / t_kernel1, 1),
+        "max_abs_diff_vs_pearsonr": max_err,
+        "read_only_s": [round(t_read, 2), round(t_read2, 2)],
+        "score_s": round(t_score, 2),
+        "score_over_read": round(t_score / min(t_read, t_read2), 2),
+        "score_with_checksum_s": round(t_score_ck, 2),
+        "peak_rss_gib": round(peak, 2),
+        "peak_rss_with_checksum_gib": round(peak_ck, 2),
+        "one_wsi_two_matrices_gib": round(gb(info["max_spots"]), 2),
+        "peak_over_one_wsi": round(peak / gb(info["max_spots"]), 2),
+        "blas_env": {
+            k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+        },
+        "note": "the PCC kernel is pure numpy (no BLAS); GPC_BENCH_THREADS sets its threads",
+    }
+    text = json.dumps(res, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

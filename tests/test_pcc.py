@@ -1,0 +1,110 @@
+"""The PCC kernel against scipy.stats.pearsonr, column by column."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import pearsonr
+
+from gpc_bench.metrics.pcc import (
+    PREDICTION_CONSTANT,
+    TRUTH_CONSTANT,
+    NonFiniteError,
+    column_moments,
+    pearson_columns,
+    pearson_from_moments,
+)
+
+
+def reference(x, y, mode="zero"):
+    out = []
+    for g in range(x.shape[1]):
+        a, b = x[:, g].astype(np.float64), y[:, g].astype(np.float64)
+        if np.all(a == a[0]):
+            out.append(np.nan)
+        elif np.all(b == b[0]):
+            out.append(0.0 if mode == "zero" else np.nan)
+        else:
+            out.append(pearsonr(a, b)[0])
+    return np.array(out)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    n, g = 257, 3000  # odd sizes: partial row chunks and gene blocks
+    x = np.log1p(rng.poisson(rng.gamma(0.5, 2.0, g), (n, g))).astype(np.float32)
+    y = (0.6 * x + rng.normal(0, 0.7, (n, g))).astype(np.float32)
+    x[:, 5] = 0.0
+    x[:, 6] = 3.25
+    y[:, 7] = 1.0
+    y[:, 5] = 1.0  # both constant: truth wins
+    x[:, 8] = 1e4 + rng.normal(0, 1e-3, n)  # large mean, small variance: conditioning
+    return x, y
+
+
+@pytest.mark.parametrize("mode", ["zero", "exclude"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_matches_pearsonr(data, mode, threads):
+    x, y = data
+    r = pearson_columns(x, y, mode, threads=threads, gene_block=512)
+    ref = reference(x, y, mode)
+    np.testing.assert_array_equal(np.isnan(r), np.isnan(ref))
+    np.testing.assert_allclose(r, ref, rtol=0, atol=1e-11)
+
+
+def test_flags(data):
+    x, y = data
+    r, flags = pearson_from_moments(column_moments(x, y))
+    assert flags[5] == TRUTH_CONSTANT and flags[6] == TRUTH_CONSTANT
+    assert flags[7] == PREDICTION_CONSTANT and r[7] == 0.0
+    tc = np.ptp(x, axis=0) == 0
+    pc = (np.ptp(y, axis=0) == 0) & ~tc
+    np.testing.assert_array_equal(flags, np.where(tc, TRUTH_CONSTANT, np.where(pc, PREDICTION_CONSTANT, 0)))
+
+
+def test_column_selection_and_log1p(data):
+    x, y = data
+    rng = np.random.default_rng(1)
+    xc, yc = rng.permutation(x.shape[1])[:700], rng.permutation(y.shape[1])[:700]
+    x = x.copy()
+    x[:, 8] = 1.0  # expm1(1e4) would overflow
+    counts = np.expm1(x).round().astype(np.float32)
+    r = pearson_columns(counts, y, x_cols=xc, y_cols=yc, log1p_x=True, gene_block=256)
+    ref = reference(np.log1p(counts.astype(np.float64))[:, xc], y[:, yc])
+    np.testing.assert_allclose(r, ref, atol=1e-10)
+
+
+def test_thread_count_does_not_change_bits(data):
+    x, y = data
+    a = pearson_columns(x, y, threads=1, gene_block=300)
+    b = pearson_columns(x, y, threads=2, gene_block=300)
+    assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("which", ["x", "y"])
+def test_non_finite_raises(data, bad, which):
+    x, y = (a.copy() for a in data)
+    (x if which == "x" else y)[17, 1234] = bad
+    with pytest.raises(NonFiniteError) as err:
+        column_moments(x, y)
+    assert err.value.which == which and err.value.column == 1234
+
+
+def test_tiny_inputs():
+    one = np.ones((1, 3), dtype=np.float32)
+    r, flags = pearson_from_moments(column_moments(one, one))
+    assert np.isnan(r).all() and (flags == TRUTH_CONSTANT).all()
+    x = np.array([[0, 1], [1, 1]], dtype=np.float32)
+    y = np.array([[0, 2], [3, 5]], dtype=np.float32)
+    np.testing.assert_allclose(pearson_columns(x, y), [1.0, np.nan])
+    empty = column_moments(np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32))
+    assert empty.n == 0
+
+
+def test_moments_give_mean_and_variance(data):
+    x, y = data
+    m = column_moments(x, y)
+    np.testing.assert_allclose(m.mean_x, x.astype(np.float64).mean(0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(m.m2_x / (m.n - 1), x.astype(np.float64).var(0, ddof=1), rtol=1e-9, atol=1e-12)
