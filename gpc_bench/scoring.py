@@ -271,7 +271,8 @@ def score(
     means_truth = np.zeros((n_wsi, n_genes)) if cluster == "wsi" else None
     spot_pred, spot_truth, spot_labels = [], [], []
     per_wsi_spots = int(np.ceil(cluster_spots / n_wsi)) if cluster == "spot" else 0
-    threads = default_threads() if threads is None else threads
+    # one core reads the next WSI while the others compute (measured: docs/performance.md)
+    threads = max(1, default_threads() - 1) if threads is None else threads
     for k, (w, x, y) in enumerate(_stream(pred, tsrc, layer, wsis)):
         t0 = time.perf_counter()
         if k == 0:
