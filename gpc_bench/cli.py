@@ -155,6 +155,36 @@ def _fmt(v) -> str:
     return "n/a" if v is None or v != v else f"{v:.4f}"
 
 
+@main.command("curate")
+@click.option("--hallmark", type=click.Path(path_type=Path), help="MSigDB h.all.*.gmt")
+@click.option("--go", multiple=True, type=click.Path(path_type=Path), help="MSigDB GO GMT (repeatable).")
+@click.option("--go-obo", type=click.Path(path_type=Path), help="GO OBO (with --go-annotations).")
+@click.option("--go-annotations", type=click.Path(path_type=Path), help="NCBI gene2go or GAF.")
+@click.option("--universe", type=click.Path(path_type=Path), help="Genes: .h5ad, text file or JSON.")
+@click.option("--min-size", type=int, default=50, show_default=True)
+@click.option("--max-size", type=int, default=100, show_default=True)
+@click.option("--jaccard", type=float, default=0.1, show_default=True)
+@click.option("--prune-order", type=click.Choice(["largest-first", "smallest-first"]), default="largest-first", show_default=True)
+@click.option("--go-namespaces", default="BP,CC,MF", show_default=True)
+@click.option("--go-evidence-exclude", default="ND", show_default=True, help="Comma-separated evidence codes to drop.")
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--overwrite", is_flag=True)
+@_friendly
+def curate_cmd(hallmark, go, go_obo, go_annotations, universe, min_size, max_size, jaccard, prune_order,
+               go_namespaces, go_evidence_exclude, out, overwrite):
+    """Curate Hallmark + GO pathways (size filter, Jaccard pruning) into a collection folder."""
+    from .curation import curate
+
+    res = curate(
+        hallmark, list(go), go_obo=go_obo, go_annotations=go_annotations, universe=universe,
+        min_size=min_size, max_size=max_size, jaccard=jaccard, prune_order=prune_order,
+        go_namespaces=tuple(x for x in go_namespaces.split(",") if x),
+        go_evidence_exclude=tuple(x for x in go_evidence_exclude.split(",") if x),
+        out=out, overwrite=overwrite,
+    )
+    click.echo(f"hallmark {len(res.hallmark)}  go {len(res.go)}  {res.manifest['collection_id']}  -> {out}")
+
+
 @main.command("demo")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("gpc-demo"), show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

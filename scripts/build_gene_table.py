@@ -9,7 +9,7 @@ Usage::
     python scripts/build_gene_table.py            # downloads with apt-get
     python scripts/build_gene_table.py --deb r-bioc-org.hs.eg.db_3.16.0-1_all.deb
 
-Writes ``gpc_bench/data/ensembl_symbol.tsv.gz``, ``gpc_bench/data/alias_symbol.tsv.gz``
+Writes ``gpc_bench/data/ensembl_symbol.tsv.gz``, ``alias_symbol.tsv.gz``, ``entrez_symbol.tsv.gz``
 and ``gpc_bench/data/gene_ids.json`` (provenance).  Output is deterministic.
 """
 
@@ -58,10 +58,15 @@ def build(deb: Path, out: Path = OUT) -> dict:
                 )
             )
         )
+        entrez = sorted(
+            set(con.execute("select g.gene_id, i.symbol from genes g join gene_info i on i._id = g._id")),
+            key=lambda r: (int(r[0]), r[1]),
+        )
         con.close()
     out.mkdir(parents=True, exist_ok=True)
     _write_tsv_gz(out / "ensembl_symbol.tsv.gz", ("ensembl_id", "symbol"), ens)
     _write_tsv_gz(out / "alias_symbol.tsv.gz", ("alias", "symbol"), alias)
+    _write_tsv_gz(out / "entrez_symbol.tsv.gz", ("entrez_id", "symbol"), entrez)
     info = {
         "source": f"Debian package {PACKAGE} {VERSION} (Bioconductor org.Hs.eg.db)",
         "deb_sha256": hashlib.sha256(deb.read_bytes()).hexdigest(),
@@ -69,6 +74,7 @@ def build(deb: Path, out: Path = OUT) -> dict:
         "ensembl_date": meta.get("ENSOURCEDATE"),
         "n_ensembl_symbol": len(ens),
         "n_alias_symbol": len(alias),
+        "n_entrez_symbol": len(entrez),
         "rebuild": "python scripts/build_gene_table.py",
     }
     (out / "gene_ids.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,189 @@
+"""``curate``: sources -> universe -> size filter -> Jaccard pruning -> collection folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._errors import InputError, examples
+from .._version import __version__
+from ..io.gmt import GeneSet, collection_id, write_gmt
+from ..io.runfolder import atomic_dir, dumps_json
+from .prune import jaccard_prune
+from .sources import go_from_consortium, read_go_gmt, read_hallmark
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CurationResult:
+    """Curated sets and the record of every decision."""
+
+    hallmark: list[GeneSet]
+    go: list[GeneSet]
+    pruned: object  # pandas.DataFrame
+    manifest: dict
+
+    @property
+    def sets(self) -> list[GeneSet]:
+        return self.hallmark + self.go
+
+    def write(self, out: str | Path, overwrite: bool = False) -> Path:
+        with atomic_dir(out, overwrite=overwrite) as tmp:
+            if self.hallmark:
+                write_gmt(tmp / "hallmark.gmt", self.hallmark)
+            if self.go:
+                write_gmt(tmp / "go.gmt", self.go)
+            self.pruned.to_csv(tmp / "pruned.csv", index=False, lineterminator="\n")
+            (tmp / "manifest.json").write_text(dumps_json(self.manifest))
+        return Path(out)
+
+
+def read_universe(path: str | Path) -> tuple[set[str], str]:
+    """Gene symbols of a universe: an ``.h5ad`` (var_names), a text file or JSON ``{"genes": [...]}``.
+
+    Ensembl IDs are mapped to symbols through the shipped table.
+    """
+    from ..genes import detect_id_style, to_symbols
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"universe file not found: {path}")
+    if path.suffix == ".h5ad":
+        from ..io.h5ad import H5adSource
+
+        src = H5adSource(path, "universe")
+        ids, sym = src.var_names(), src.var_column("gene_symbol")
+        src.close()
+    elif path.suffix == ".json":
+        ids, sym = np.asarray(json.loads(path.read_text())["genes"], dtype=object), None
+    else:
+        ids = np.asarray([ln.strip() for ln in path.read_text().splitlines() if ln.strip()], dtype=object)
+        sym = None
+    style = detect_id_style(ids)
+    symbols = set(to_symbols(ids, style, sym).tolist()) - {""}
+    return symbols, f"{path.name}: {len(ids)} {style} IDs -> {len(symbols)} symbols"
+
+
+def curate(
+    hallmark: str | Path | None = None,
+    go=(),
+    *,
+    go_obo: str | Path | None = None,
+    go_annotations: str | Path | None = None,
+    universe: str | Path | None = None,
+    min_size: int = 50,
+    max_size: int = 100,
+    jaccard: float = 0.1,
+    prune_order: str = "largest-first",
+    go_namespaces=("BP", "CC", "MF"),
+    go_evidence_exclude=("ND",),
+    out: str | Path | None = None,
+    overwrite: bool = False,
+) -> CurationResult:
+    """Curate Hallmark + GO pathways as the GPC benchmark does (docs/curation.md).
+
+    Hallmark sets are kept whole (no size filter, no pruning); GO sets are restricted to the
+    universe, size-filtered (``min_size <= size <= max_size``) and pruned at Jaccard ``jaccard``.
+    """
+    import pandas as pd
+
+    if hallmark is None and not go and go_obo is None:
+        raise InputError(
+            "nothing to curate", "give --hallmark and/or --go (or --go-obo with --go-annotations)"
+        )
+    if (go_obo is None) != (go_annotations is None):
+        raise InputError("--go-obo and --go-annotations go together")
+    uni, uni_desc = (None, None) if universe is None else read_universe(universe)
+    sources: list[dict] = []
+    counts: dict = {}
+    hall: list[GeneSet] = []
+    if hallmark is not None:
+        hall, rec = read_hallmark(hallmark)
+        sources.append(rec)
+        n_read = len(hall)
+        if uni is not None:
+            hall = [
+                GeneSet(s.collection, s.name, tuple(g for g in s.genes if g in uni), s.description)
+                for s in hall
+            ]
+            hall = [s for s in hall if s.genes]
+        counts["hallmark"] = {"read": n_read, "kept": len(hall)}
+    go_sets: list[tuple[str, GeneSet]] = []
+    if go:
+        sets, recs = read_go_gmt([go] if isinstance(go, str | Path) else go)
+        go_sets += sets
+        sources += recs
+    if go_obo is not None:
+        sets, recs = go_from_consortium(go_obo, go_annotations, go_namespaces, go_evidence_exclude)
+        go_sets += sets
+        sources += recs
+    wanted = {ns.upper() for ns in go_namespaces}
+    go_sets = [(ns, s) for ns, s in go_sets if ns is None or ns in wanted]
+    records = []
+    kept_go: list[GeneSet] = []
+    if go_sets:
+        stage = {}
+        for ns, _s in go_sets:
+            stage.setdefault(ns or "GO", {"read": 0})["read"] += 1
+        restricted = []
+        for ns, s in go_sets:
+            genes = tuple(dict.fromkeys(g for g in s.genes if uni is None or g in uni))
+            restricted.append((ns or "GO", GeneSet("go", s.name, genes, s.description)))
+        for ns, s in restricted:
+            if s.genes:
+                stage[ns]["in_universe"] = stage[ns].get("in_universe", 0) + 1
+        sized = [(ns, s) for ns, s in restricted if min_size <= len(s.genes) <= max_size]
+        for ns, _ in sized:
+            stage[ns]["size_filtered"] = stage[ns].get("size_filtered", 0) + 1
+        if not sized:
+            hint = "check --min-size/--max-size"
+            if uni is not None:
+                some = [g for _, s in go_sets[:3] for g in s.genes[:3]]
+                hint = f"set genes look like {examples(some)}; universe like {examples(sorted(uni))}"
+            raise InputError(
+                f"no GO set has {min_size}-{max_size} genes after the universe step "
+                f"({len(go_sets)} read, {sum(1 for _, s in restricted if s.genes)} overlap the universe)",
+                hint,
+            )
+        ns_of = {s.name: ns for ns, s in sized}
+        recs = jaccard_prune([s.name for _, s in sized], [s.genes for _, s in sized], jaccard, prune_order)
+        by_name = {s.name: s for _, s in sized}
+        for r in recs:
+            r["namespace"] = ns_of[r["name"]]
+            if r["kept"]:
+                kept_go.append(by_name[r["name"]])
+                stage[r["namespace"]]["kept"] = stage[r["namespace"]].get("kept", 0) + 1
+            records.append(r)
+        counts["go"] = stage
+        kept_go.sort(key=lambda s: s.name)
+    if uni is not None and not hall and not kept_go:
+        raise InputError("no gene set overlaps the universe", f"universe: {uni_desc}")
+    pruned = pd.DataFrame(records, columns=["namespace", "name", "size", "kept", "conflict", "jaccard"])
+    manifest = {
+        "collection_id": collection_id(hall + kept_go),
+        "gpc_bench_version": __version__,
+        "sources": sources,
+        "universe": uni_desc,
+        "universe_size": None if uni is None else len(uni),
+        "parameters": {
+            "min_size": min_size,
+            "max_size": max_size,
+            "jaccard": jaccard,
+            "prune_order": prune_order,
+            "go_namespaces": list(go_namespaces),
+            "go_evidence_exclude": list(go_evidence_exclude or ()),
+            "hallmark_filtered": False,
+        },
+        "counts": counts,
+        "n_sets": {"hallmark": len(hall), "go": len(kept_go)},
+    }
+    res = CurationResult(hall, kept_go, pruned, manifest)
+    logger.info("curated %d Hallmark and %d GO sets (%s)", len(hall), len(kept_go), manifest["collection_id"])
+    if out is not None:
+        res.write(out, overwrite=overwrite)
+    return res
