@@ -34,17 +34,6 @@ from .metrics.variance import VarianceAccumulator, assign_levels, level_threshol
 logger = logging.getLogger(__name__)
 
 TRUTH_LAYER = "truth"
-TABLES = (
-    "gene_scores.parquet",
-    "pathway_wsi_scores.csv",
-    "pathway_scores.csv",
-    "pathway_genes.csv",
-    "hvg_scores.csv",
-    "gene_variance.csv",
-    "variance_levels.csv",
-    "summary.json",
-    "run_info.json",
-)
 
 
 @dataclass
