@@ -22,6 +22,8 @@ _LAZY = {
     "make_cohort": "gpc_bench.synth",
     "demo": "gpc_bench._demo",
     "pearson_columns": "gpc_bench.metrics.pcc",
+    "curate": "gpc_bench.curation",
+    "CurationResult": "gpc_bench.curation",
 }
 
 __all__ = ["GpcBenchError", "InputError", "__version__", *_LAZY]

@@ -185,6 +185,51 @@ def curate_cmd(hallmark, go, go_obo, go_annotations, universe, min_size, max_siz
     click.echo(f"hallmark {len(res.hallmark)}  go {len(res.go)}  {res.manifest['collection_id']}  -> {out}")
 
 
+@main.group("pathways")
+def pathways_grp() -> None:
+    """Inspect a pathway collection (default: the shipped gpc-default)."""
+
+
+_PATHWAYS_OPT = click.option(
+    "--pathways", "spec", multiple=True, help="GMT file or collection folder (default: the shipped collection)."
+)
+
+
+@pathways_grp.command("list")
+@_PATHWAYS_OPT
+@click.option("--collection", help="Only this collection (hallmark, go, ...).")
+@_friendly
+def pathways_list(spec, collection):
+    """Print every set with its size, after the collection's provenance."""
+    from .curation.catalog import list_pathways, provenance
+    from .io.gmt import load_pathways
+
+    spec = list(spec) or None
+    for line in provenance(load_pathways(spec)):
+        click.echo(f"# {line}")
+    table = list_pathways(spec)
+    if collection:
+        table = table[table["collection"] == collection]
+    click.echo(table.to_string(index=False, max_colwidth=60))
+
+
+@pathways_grp.command("show")
+@click.argument("name")
+@_PATHWAYS_OPT
+@_friendly
+def pathways_show(name, spec):
+    """Print one set: its genes, size, description and curation record."""
+    from .curation.catalog import show_pathway
+
+    info = show_pathway(name, list(spec) or None)
+    click.echo(f"{info['pathway']}  ({info['collection']}, {info['size']} genes)  {info['description']}")
+    if info["curation"]:
+        c = info["curation"]
+        state = "kept" if c["kept"] else f"removed: Jaccard {c['jaccard']:.3f} with {c['conflict']}"
+        click.echo(f"curation: {c['namespace']}, size {c['size']}, {state}")
+    click.echo(" ".join(info["genes"]))
+
+
 @main.command("demo")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("gpc-demo"), show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
