@@ -58,10 +58,8 @@ def fetch(downloads: Path) -> dict[str, Path]:
     name, version, _ = WHEEL
     wheels = sorted(downloads.glob(f"{name}-{version}-*.whl"))
     if not wheels:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(downloads), f"{name}=={version}"],
-            check=True,
-        )
+        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(downloads)]
+        subprocess.run([*pip, f"{name}=={version}"], check=True)
         wheels = sorted(downloads.glob(f"{name}-{version}-*.whl"))
     found[name] = wheels[0]
     return found
