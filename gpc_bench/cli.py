@@ -167,11 +167,13 @@ def _fmt(v) -> str:
 @click.option("--prune-order", type=click.Choice(["largest-first", "smallest-first"]), default="largest-first", show_default=True)
 @click.option("--go-namespaces", default="BP,CC,MF", show_default=True)
 @click.option("--go-evidence-exclude", default="ND", show_default=True, help="Comma-separated evidence codes to drop.")
+@click.option("--msigdb-release", help="Download h.all (and c5.go) of this MSigDB release, e.g. 2025.1 (cached).")
+@click.option("--go-release", help="Download go-basic.obo + goa_human.gaf: 'current' or a date YYYY-MM-DD (cached).")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--overwrite", is_flag=True)
 @_friendly
 def curate_cmd(hallmark, go, go_obo, go_annotations, universe, min_size, max_size, jaccard, prune_order,
-               go_namespaces, go_evidence_exclude, out, overwrite):
+               go_namespaces, go_evidence_exclude, msigdb_release, go_release, out, overwrite):
     """Curate Hallmark + GO pathways (size filter, Jaccard pruning) into a collection folder."""
     from .curation import curate
 
@@ -180,7 +182,7 @@ def curate_cmd(hallmark, go, go_obo, go_annotations, universe, min_size, max_siz
         min_size=min_size, max_size=max_size, jaccard=jaccard, prune_order=prune_order,
         go_namespaces=tuple(x for x in go_namespaces.split(",") if x),
         go_evidence_exclude=tuple(x for x in go_evidence_exclude.split(",") if x),
-        out=out, overwrite=overwrite,
+        msigdb_release=msigdb_release, go_release=go_release, out=out, overwrite=overwrite,
     )
     click.echo(f"hallmark {len(res.hallmark)}  go {len(res.go)}  {res.manifest['collection_id']}  -> {out}")
 

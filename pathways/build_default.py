@@ -134,28 +134,19 @@ def propagated_sets(go_db: Path, org_db: Path, namespace: str, exclude=("ND",)) 
 
 def write_go_gmts(go_db: Path, org_db: Path, folder: Path, exclude=("ND",)) -> list[Path]:
     """One MSigDB-style GMT per namespace (``GOBP_...`` names, the GO id as description)."""
-    from gpc_bench.curation.sources import msigdb_name
+    from gpc_bench.curation.sources import disambiguate, msigdb_name
     from gpc_bench.io.gmt import GeneSet, write_gmt
 
     terms = go_term_table(go_db)
     paths = []
     for ns in NAMESPACES:
         sets = propagated_sets(go_db, org_db, ns, exclude)
-        named: dict[str, list[GeneSet]] = defaultdict(list)
-        for go, genes in sets.items():
-            if go not in terms or terms[go][0] != ns:
-                continue
-            name = msigdb_name(terms[go][1], ns)
-            named[name].append(GeneSet("go", name, tuple(sorted(genes)), go))
-        out = []
-        for name, group in named.items():  # distinct terms whose names collapse to one: suffix the id
-            if len(group) == 1:
-                out.extend(group)
-            else:
-                out.extend(
-                    GeneSet("go", f"{name}_{s.description.replace(':', '')}", s.genes, s.description)
-                    for s in group
-                )
+        out = [
+            GeneSet("go", msigdb_name(terms[go][1], ns), tuple(sorted(genes)), go)
+            for go, genes in sorted(sets.items())
+            if go in terms and terms[go][0] == ns
+        ]
+        out = disambiguate(out)  # distinct terms whose names collapse to one get their id appended
         path = folder / f"c5.go.{ns.lower()}.gmt"
         write_gmt(path, sorted(out, key=lambda s: s.name))
         paths.append(path)

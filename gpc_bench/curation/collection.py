@@ -82,6 +82,8 @@ def curate(
     prune_order: str = "largest-first",
     go_namespaces=("BP", "CC", "MF"),
     go_evidence_exclude=("ND",),
+    msigdb_release: str | None = None,
+    go_release: str | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
 ) -> CurationResult:
@@ -89,9 +91,35 @@ def curate(
 
     Hallmark sets are kept whole (no size filter, no pruning); GO sets are restricted to the
     universe, size-filtered (``min_size <= size <= max_size``) and pruned at Jaccard ``jaccard``.
+
+    ``msigdb_release`` (e.g. ``"2025.1"``) downloads the Hallmark GMT and, unless GO comes from
+    elsewhere, the MSigDB GO GMT; ``go_release`` (``"current"`` or a date) downloads go-basic.obo
+    and the human GAF.  Downloads are cached (:func:`gpc_bench.curation.downloads.cache_dir`)
+    and their URLs recorded in the manifest.
     """
     import pandas as pd
 
+    urls: dict[str, str] = {}
+    if go_release is not None:
+        if go_obo is not None or go:
+            raise InputError("--go-release replaces --go/--go-obo; give only one GO source")
+        from .downloads import fetch_go
+
+        got = fetch_go(go_release)
+        go_obo, go_annotations = got["obo"], got["annotations"]
+        urls.update({got["obo"].name: got["urls"]["obo"], got["annotations"].name: got["urls"]["gaf"]})
+    if msigdb_release is not None:
+        from .downloads import fetch_msigdb
+
+        want_go = not go and go_obo is None
+        cats = ("h.all", "c5.go") if want_go else ("h.all",)
+        if hallmark is not None:
+            raise InputError("--msigdb-release replaces --hallmark; give only one Hallmark source")
+        got = {r["category"]: r for r in fetch_msigdb(msigdb_release, cats)}
+        hallmark = got["h.all"]["path"]
+        if want_go:
+            go = [got["c5.go"]["path"]]
+        urls.update({r["path"].name: r["url"] for r in got.values()})
     if hallmark is None and not go and go_obo is None:
         raise InputError(
             "nothing to curate", "give --hallmark and/or --go (or --go-obo with --go-annotations)"
@@ -163,6 +191,9 @@ def curate(
         kept_go.sort(key=lambda s: s.name)
     if uni is not None and not hall and not kept_go:
         raise InputError("no gene set overlaps the universe", f"universe: {uni_desc}")
+    for src in sources:
+        if src["file"] in urls:
+            src["url"] = urls[src["file"]]
     pruned = pd.DataFrame(records, columns=["namespace", "name", "size", "kept", "conflict", "jaccard"])
     manifest = {
         "collection_id": collection_id(hall + kept_go),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import io
 import logging
@@ -11,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .._errors import InputError
+from .._errors import InputError, examples
 from ..io.gmt import GeneSet, read_gmt, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,20 @@ def msigdb_name(term: str, namespace: str) -> str:
     """MSigDB-style set name: ``GOBP_`` + upper-cased term name, non-alphanumerics as ``_``."""
     body = re.sub(r"[^A-Z0-9]+", "_", term.upper()).strip("_")
     return f"GO{namespace}_{body}"
+
+
+def disambiguate(sets: list[GeneSet]) -> list[GeneSet]:
+    """Distinct GO terms whose MSigDB-style names collide (``NAD binding`` / ``NAD+ binding``)
+    get their GO id appended (``GOMF_NAD_BINDING_GO0051287``); other names are unchanged."""
+    counts: dict[str, int] = {}
+    for s in sets:
+        counts[s.name] = counts.get(s.name, 0) + 1
+    return [
+        s
+        if counts[s.name] == 1
+        else GeneSet(s.collection, f"{s.name}_{s.description.replace(':', '')}", s.genes, s.description)
+        for s in sets
+    ]
 
 
 def source_record(path: Path, kind: str, release: str | None) -> dict:
@@ -119,6 +134,7 @@ def go_from_consortium(
             if is_gaf
             else Gene2GoReader(str(ann_txt), taxids=[9606], godag=dag)
         )
+    _check_versions(dag, reader, obo, annotations)
     exclude = set(evidence_exclude or ())
     kws = {"propagate_counts": True, "relationships": {"part_of"}, "prt": None}
     if exclude:
@@ -133,13 +149,15 @@ def go_from_consortium(
             go2genes = reader.get_id2gos(namespace=ns, go2geneids=True, **kws)
         if not go2genes:
             missing_ns.append(ns)
+        ns_sets = []
         for goid, genes in sorted(go2genes.items()):
             term = dag.get(goid)
             if term is None:
                 continue
             names = sorted({_gene_name(g, symbols) for g in genes} - {""})
             if names:
-                out.append((ns, GeneSet("go", msigdb_name(term.name, ns), tuple(names), goid)))
+                ns_sets.append(GeneSet("go", msigdb_name(term.name, ns), tuple(names), goid))
+        out += [(ns, s) for s in disambiguate(ns_sets)]
     if missing_ns:
         raise InputError(
             f"no annotations for GO namespaces {missing_ns} in {annotations} against {obo}",
@@ -147,9 +165,44 @@ def go_from_consortium(
         )
     records = [
         source_record(obo, "go_obo", obo_data_version(obo)),
-        source_record(annotations, "gaf" if is_gaf else "gene2go", None),
+        source_record(annotations, "gaf" if is_gaf else "gene2go", _gaf_date(ann_txt) if is_gaf else None),
     ]
     return out, records
+
+
+MAX_UNKNOWN_TERMS = 0.01
+
+
+def _check_versions(dag, reader, obo: Path, annotations: Path) -> None:
+    """Refuse annotations made against a different GO release than the OBO.
+
+    Annotations to GO ids that the OBO does not know (neither as a term nor as an alt_id) mean
+    the annotation file is newer than the ontology: propagation would silently lose them.
+    More than ``MAX_UNKNOWN_TERMS`` of the annotated ids missing is an error.
+    """
+    used = {nt.GO_ID for nt in reader.associations}
+    if not used:
+        raise InputError(f"{annotations} holds no human annotations", "give NCBI gene2go or a human GAF")
+    unknown = sorted(go for go in used if go not in dag)
+    if len(unknown) > MAX_UNKNOWN_TERMS * len(used):
+        raise InputError(
+            f"{len(unknown)} of {len(used)} GO terms annotated in {annotations.name} are not in "
+            f"{obo.name} (data-version {obo_data_version(obo)}), e.g. {examples(unknown)}: "
+            "the ontology and the annotations are from different GO releases",
+            "use an OBO and annotations of one release (gpc-bench curate --go-release DATE fetches a pair)",
+        )
+    if unknown:
+        logger.warning("%d annotated GO terms are not in %s and are skipped", len(unknown), obo.name)
+
+
+def _gaf_date(path: Path) -> str | None:
+    with open(path) as fh:
+        for line in fh:
+            if not line.startswith("!"):
+                return None
+            if line.lower().startswith("!date-generated:"):
+                return line.split(":", 1)[1].strip()
+    return None
 
 
 def _looks_like_gaf(path: Path) -> bool:
@@ -162,12 +215,15 @@ def _looks_like_gaf(path: Path) -> bool:
 
 
 def _gene_name(gene, symbols: dict[str, str] | None) -> str:
+    """The symbol of an annotated gene: GAF rows by their symbol column, gene2go by GeneID."""
+    if symbols is not None and str(gene) in symbols:
+        return symbols[str(gene)]
     if isinstance(gene, int) or str(gene).isdigit():
-        table = symbols if symbols is not None else entrez_to_symbol()
-        return table.get(str(gene), "")
+        return entrez_to_symbol().get(str(gene), "") if symbols is None else ""
     return str(gene)
 
 
+@functools.cache
 def entrez_to_symbol() -> dict[str, str]:
     """NCBI GeneID -> symbol (needs the optional table ``entrez_symbol.tsv.gz``)."""
     from importlib import resources
