@@ -232,6 +232,34 @@ def pathways_show(name, spec):
     click.echo(" ".join(info["genes"]))
 
 
+@main.command("leaderboard")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Wide CSV to write (long table, comparison and provenance go next to it).")
+@click.option("--reference", help="Model to compare against (default: the first run that is not a control).")
+@click.option("--intersect", is_flag=True, help="Use the WSIs and pathways all runs share instead of refusing.")
+@click.option("--control", "controls", multiple=True, help="Mark a model as a control (not ranked; repeatable).")
+@click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True, help="Bootstrap draws over WSIs (0: none).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--rank-by", default="mean-rank", show_default=True, help="mean-rank, or a column such as gpc_go.")
+@click.option("--format", "fmt", type=click.Choice(["table", "md"]), default="table", show_default=True)
+@_friendly
+def leaderboard_cmd(runs, out, reference, intersect, controls, n_boot, seed, rank_by, fmt):
+    """Rank the models of several run folders, with bootstrap intervals, win rates and tests."""
+    from .compare import leaderboard
+
+    lb = leaderboard(list(runs), reference, n_boot=n_boot, seed=seed, intersect=intersect,
+                     controls=controls, rank_by=rank_by)
+    if out is not None:
+        lb.write(out)
+    if fmt == "md":
+        click.echo(lb.to_markdown(), nl=False)
+    else:
+        cols = [c for c in lb.table.columns if not c.startswith(("gpc_level_", "tie_rate_", "wilcoxon_p_"))]
+        click.echo(lb.table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for note in lb.info["notes"]:
+        click.echo(f"note: {note}", err=True)
+
+
 @main.command("demo")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("gpc-demo"), show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

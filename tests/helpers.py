@@ -67,3 +67,75 @@ def reference_scores(truth, pred, gene_sets, constant_prediction="zero", min_gen
         vals = np.array(vals)
         gpc[name] = np.nanmean(vals) if np.isfinite(vals).any() else np.nan
     return r, pd.Series(pw), pd.Series(gpc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hand-made run folders: the files `gpc-bench score` writes, with numbers chosen by the test
+# ---------------------------------------------------------------------------------------------
+def write_fake_run(
+    path,
+    model,
+    pathway_wsi,
+    hvg,
+    cancer_types,
+    *,
+    collection_id="sha256:test",
+    levels=None,
+    headline=None,
+    control=None,
+):
+    """Write a minimal run folder.
+
+    ``pathway_wsi``: {(collection, pathway): [score per WSI]}; ``hvg``: [pcc per WSI];
+    ``cancer_types``: {sample_id: type} in WSI order.
+    """
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    wsis = list(cancer_types)
+    rows, prow = [], []
+    for (coll, name), scores in pathway_wsi.items():
+        s = np.asarray(scores, dtype=float)
+        for w, v in zip(wsis, s, strict=True):
+            rows.append((coll, name, w, cancer_types[w], v, 10))
+        ok = np.isfinite(s)
+        lv = (levels or {}).get((coll, name), 5)
+        prow.append(
+            (coll, name, 10, 10, 10, s[ok].mean() if ok.any() else np.nan, 0.0, int(ok.sum()), 1.0, lv, "ok")
+        )
+    pd.DataFrame(
+        rows, columns=["collection", "pathway", "sample_id", "cancer_type", "score", "n_scored"]
+    ).to_csv(path / "pathway_wsi_scores.csv", index=False)
+    pd.DataFrame(
+        prow,
+        columns=[
+            "collection",
+            "pathway",
+            "set_size",
+            "n_in_panel",
+            "n_scored",
+            "gpc",
+            "gpc_sd",
+            "n_wsi",
+            "variance",
+            "variance_level",
+            "status",
+        ],
+    ).to_csv(path / "pathway_scores.csv", index=False)
+    pd.DataFrame(
+        {
+            "sample_id": wsis,
+            "cancer_type": [cancer_types[w] for w in wsis],
+            "n_genes": 50,
+            "pcc": np.asarray(hvg, dtype=float),
+        }
+    ).to_csv(path / "hvg_scores.csv", index=False)
+    summary = {"model": model, "headline": headline or {}, "pathways": {"collection_id": collection_id}}
+    if control:
+        summary["control"] = control
+    (path / "summary.json").write_text(json.dumps(summary))
+    return path

@@ -1,0 +1,314 @@
+"""``leaderboard``: headline numbers, bootstrap intervals, win rates and tests across runs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._errors import InputError
+from .._version import __version__
+from ..io.runfolder import atomic_file, dumps_json
+from .runs import RunSet, load_runs
+from .stats import bh_adjust, bootstrap_weights, nanmean, percentile_ci, weighted_mean, wilcoxon
+
+logger = logging.getLogger(__name__)
+
+RANK_METRICS = ("hvg_pcc_macro", "hvg_pcc_micro", "gpc_hallmark", "gpc_go")
+N_LEVELS = 10
+
+
+@dataclass
+class Leaderboard:
+    """Result of :func:`leaderboard`.
+
+    Attributes
+    ----------
+    table
+        One row per model (wide, for display and ranking).
+    long
+        model, collection, metric, value, ci_low, ci_high (the stable long table).
+    comparison
+        Per pathway, each model against the reference: difference, paired test over WSIs and
+        Benjamini-Hochberg adjusted p-values.
+    info
+        Parameters, notes and the provenance of every run.
+    """
+
+    table: object
+    long: object
+    comparison: object
+    info: dict
+
+    def write(self, out: str | Path) -> Path:
+        """Write ``out`` (the wide CSV) and, next to it, ``*_long.csv``, ``pathway_comparison.csv``
+        and ``*.json`` (provenance); each file atomically."""
+        out = Path(out)
+        stem = out.name[: -len(".csv")] if out.name.endswith(".csv") else out.name
+        files = {
+            out: self.table,
+            out.with_name(f"{stem}_long.csv"): self.long,
+            out.with_name("pathway_comparison.csv"): self.comparison,
+        }
+        for path, df in files.items():
+            with atomic_file(path) as tmp:
+                df.to_csv(tmp, index=False, lineterminator="\n")
+        with atomic_file(out.with_name(f"{stem}.json")) as tmp:
+            tmp.write_text(dumps_json(self.info))
+        return out
+
+    def to_markdown(self, digits: int = 3) -> str:
+        """The wide table as a Markdown table."""
+        return markdown_table(self.table, digits)
+
+
+def markdown_table(df, digits: int = 3) -> str:
+    def fmt(v):
+        if isinstance(v, float | np.floating):
+            return "" if v != v else f"{v:.{digits}f}"
+        if v is None or v is np.nan:
+            return ""
+        return str(v)
+
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(fmt(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _metrics(
+    rs: RunSet, model: str, weights: np.ndarray
+) -> tuple[dict[tuple[str, str], np.ndarray], np.ndarray]:
+    """Every bootstrappable metric of one model under each weight row: (collection, metric) -> draws."""
+    out: dict[tuple[str, str], np.ndarray] = {}
+    s = weighted_mean(rs.scores[model], weights)  # (n_pathways, n_draws)
+    coll = rs.pathways["collection"].to_numpy()
+    for c in rs.collections:
+        out[(c, "gpc")] = nanmean(s[coll == c], axis=0)
+    lv = rs.levels[model]
+    for level in range(1, N_LEVELS + 1):
+        out[("all", f"gpc_level_{level}")] = nanmean(s[lv == level], axis=0)
+    h = rs.hvg[model]
+    out[("all", "hvg_pcc_micro")] = weighted_mean(h[None, :], weights)[0]
+    types = np.asarray(rs.cancer_types, dtype=object)
+    per_type = [
+        weighted_mean(np.where(types == t, h, np.nan)[None, :], weights)[0] for t in sorted(set(types))
+    ]
+    out[("all", "hvg_pcc_macro")] = nanmean(np.vstack(per_type), axis=0)
+    return out, s
+
+
+def _win_rates(rs: RunSet, s_model: np.ndarray, s_ref: np.ndarray) -> dict[tuple[str, str], np.ndarray]:
+    out = {}
+    coll = rs.pathways["collection"].to_numpy()
+    for c in rs.collections:
+        a, b = s_model[coll == c], s_ref[coll == c]
+        both = np.isfinite(a) & np.isfinite(b)
+        n = both.sum(axis=0).astype(np.float64)
+        wins = ((a > b) & both).sum(axis=0)
+        ties = ((a == b) & both).sum(axis=0)
+        for name, k in (("win_rate", wins), ("tie_rate", ties)):
+            r = np.full(n.shape, np.nan)
+            np.divide(k, n, out=r, where=n > 0)
+            out[(c, name)] = r
+        out[(c, "n_compared")] = n
+    return out
+
+
+def leaderboard(
+    runs,
+    reference: str | None = None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    intersect: bool = False,
+    controls=(),
+    rank_by: str = "mean-rank",
+    ci: float = 0.95,
+) -> Leaderboard:
+    """Compare run folders written by ``gpc-bench score``.
+
+    Parameters
+    ----------
+    runs
+        Run folders (paths or :class:`~gpc_bench.io.run.Run`), or a :class:`RunSet`.
+    reference
+        Model the win rates and tests compare against (default: the first run that is not a
+        control).
+    n_boot
+        Bootstrap draws over WSIs (stratified by cancer type); 0 disables intervals.
+    seed
+        Seed of the bootstrap.
+    intersect
+        Restrict to the WSIs and pathways all runs share instead of refusing.
+    controls
+        Model names to mark as controls (they are shown but not ranked).
+    rank_by
+        ``"mean-rank"`` (the mean of the ranks on hvg_pcc_macro, hvg_pcc_micro, gpc_hallmark and
+        gpc_go; the default) or one metric column, higher is better.
+    ci
+        Level of the percentile intervals.
+
+    Returns
+    -------
+    Leaderboard
+    """
+    import pandas as pd
+
+    rs = runs if isinstance(runs, RunSet) else load_runs(runs, intersect=intersect, controls=controls)
+    ranked_models = [m for m in rs.models if m not in rs.controls]
+    if reference is None:
+        reference = ranked_models[0] if ranked_models else rs.models[0]
+    if reference not in rs.models:
+        raise InputError(f"--reference {reference!r} is not among the runs", f"models: {rs.models}")
+    ones = np.ones((1, len(rs.wsis)))
+    weights = np.vstack([ones, bootstrap_weights(rs.cancer_types, n_boot, seed)]) if n_boot else ones
+
+    per_model, s_all = {}, {}
+    for m in rs.models:
+        per_model[m], s_all[m] = _metrics(rs, m, weights)
+    for m in rs.models:
+        per_model[m].update(_win_rates(rs, s_all[m], s_all[reference]))
+
+    long_rows, wide_rows = [], []
+    coll = rs.pathways["collection"].to_numpy()
+    for m in rs.models:
+        summ = rs.runs[m].summary.get("headline", {})
+        row = {"model": m, "control": m in rs.controls, "n_wsi": len(rs.wsis)}
+        for (c, metric), draws in per_model[m].items():
+            lo, hi = percentile_ci(draws[1:], ci) if n_boot else (float("nan"), float("nan"))
+            if metric == "n_compared":
+                continue
+            long_rows.append((m, c, metric, float(draws[0]), lo, hi))
+        for c in rs.collections:
+            stat, p, n = wilcoxon(s_all[m][coll == c, 0], s_all[reference][coll == c, 0])
+            long_rows.append((m, c, "wilcoxon_p", p, float("nan"), float("nan")))
+        for key in ("ami", "ari"):
+            if summ.get(key) is not None:
+                long_rows.append((m, "all", key, float(summ[key]), float("nan"), float("nan")))
+        wide_rows.append(row)
+    long = pd.DataFrame(long_rows, columns=["model", "collection", "metric", "value", "ci_low", "ci_high"])
+
+    table = pd.DataFrame(wide_rows)
+
+    def value(m, c, metric):
+        sel = long[(long["model"] == m) & (long["collection"] == c) & (long["metric"] == metric)]
+        return float(sel["value"].iloc[0]) if len(sel) else float("nan")
+
+    for col, (c, metric) in {
+        "hvg_pcc_macro": ("all", "hvg_pcc_macro"),
+        "hvg_pcc_micro": ("all", "hvg_pcc_micro"),
+    }.items():
+        table[col] = [value(m, c, metric) for m in rs.models]
+    for c in dict.fromkeys(["hallmark", "go", *rs.collections]):
+        table[f"gpc_{c}"] = [value(m, c, "gpc") for m in rs.models]
+    for level in range(1, N_LEVELS + 1):
+        table[f"gpc_level_{level}"] = [value(m, "all", f"gpc_level_{level}") for m in rs.models]
+    for key in ("ami", "ari"):
+        if (long["metric"] == key).any():
+            table[key] = [value(m, "all", key) for m in rs.models]
+    for c in dict.fromkeys(["hallmark", "go", *rs.collections]):
+        table[f"win_rate_{c}"] = [value(m, c, "win_rate") for m in rs.models]
+        table[f"tie_rate_{c}"] = [value(m, c, "tie_rate") for m in rs.models]
+        table[f"wilcoxon_p_{c}"] = [value(m, c, "wilcoxon_p") for m in rs.models]
+    table["rank"] = _rank(table, rank_by)
+
+    comparison = _pathway_comparison(rs, s_all, reference)
+    info = {
+        "gpc_bench_version": __version__,
+        "reference": reference,
+        "n_boot": n_boot,
+        "seed": seed,
+        "ci": ci,
+        "bootstrap": "WSIs resampled with replacement within each cancer type; percentile intervals",
+        "rank_by": rank_by,
+        "intersect": intersect,
+        "notes": rs.notes,
+        "collection_id": rs.collection_id,
+        "wsis": rs.wsis,
+        "controls": sorted(rs.controls),
+        "runs": {
+            m: {
+                "path": str(rs.runs[m].path),
+                "inputs": rs.runs[m].summary.get("inputs"),
+                "collection_id": rs.runs[m].summary.get("pathways", {}).get("collection_id"),
+                "gpc_bench_version": rs.runs[m].summary.get("gpc_bench_version"),
+            }
+            for m in rs.models
+        },
+    }
+    return Leaderboard(table, long, comparison, info)
+
+
+def _rank(table, rank_by: str):
+    import pandas as pd
+
+    ranked = ~table["control"].to_numpy(dtype=bool)
+    if rank_by == "mean-rank":
+        cols = [c for c in RANK_METRICS if c in table and table.loc[ranked, c].notna().any()]
+        if not cols:
+            return pd.array([pd.NA] * len(table), dtype="Int64")
+        ranks = table.loc[ranked, cols].rank(ascending=False, method="min")
+        score = ranks.mean(axis=1)
+        key = score  # lower mean rank is better
+        order = key.rank(method="min")
+    else:
+        if rank_by not in table:
+            raise InputError(
+                f"--rank-by {rank_by!r} is not a leaderboard column", f"columns: {list(table.columns)}"
+            )
+        order = table.loc[ranked, rank_by].rank(ascending=False, method="min")
+    out = pd.array([pd.NA] * len(table), dtype="Int64")
+    out[np.flatnonzero(ranked)] = order.to_numpy().astype(np.int64)
+    return out
+
+
+def _pathway_comparison(rs: RunSet, s_all, reference: str):
+    import pandas as pd
+
+    frames = []
+    for m in rs.models:
+        if m == reference:
+            continue
+        rows = []
+        for k, (c, name) in enumerate(zip(rs.pathways["collection"], rs.pathways["pathway"], strict=True)):
+            stat, p, n = wilcoxon(rs.scores[m][k], rs.scores[reference][k])
+            a, b = s_all[m][k, 0], s_all[reference][k, 0]
+            rows.append((m, reference, c, name, a, b, a - b, n, stat, p))
+        df = pd.DataFrame(
+            rows,
+            columns=[
+                "model",
+                "reference",
+                "collection",
+                "pathway",
+                "gpc_model",
+                "gpc_reference",
+                "difference",
+                "n_wsi",
+                "wilcoxon_stat",
+                "p_value",
+            ],
+        )
+        df["p_adjusted"] = np.nan
+        for c in rs.collections:
+            sel = (df["collection"] == c).to_numpy()
+            df.loc[sel, "p_adjusted"] = bh_adjust(df.loc[sel, "p_value"].to_numpy())
+        frames.append(df)
+    cols = [
+        "model",
+        "reference",
+        "collection",
+        "pathway",
+        "gpc_model",
+        "gpc_reference",
+        "difference",
+        "n_wsi",
+        "wilcoxon_stat",
+        "p_value",
+        "p_adjusted",
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)

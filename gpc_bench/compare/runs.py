@@ -1,0 +1,171 @@
+"""Several run folders as aligned matrices: the common WSIs and pathways, checked for compatibility."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .._errors import InputError, examples
+from ..io.run import Run, load_run
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSet:
+    """Runs aligned on the same WSIs (columns) and pathways (rows).
+
+    Attributes
+    ----------
+    models
+        Model names, in the order given.
+    wsis, cancer_types
+        The common WSIs (sorted by sample_id) and their cancer types.
+    pathways
+        DataFrame: collection, pathway (the common pathways, in the first run's order).
+    scores
+        model -> ``(n_pathways, n_wsi)`` per-WSI pathway scores (NaN where undefined).
+    levels
+        model -> ``(n_pathways,)`` pathway variance level (0: none), from each run.
+    hvg
+        model -> ``(n_wsi,)`` per-WSI HVG PCC.
+    runs
+        model -> the :class:`~gpc_bench.io.run.Run`.
+    controls
+        Models marked as controls.
+    notes
+        What ``intersect`` dropped, in words.
+    """
+
+    models: list[str]
+    wsis: list[str]
+    cancer_types: list[str]
+    pathways: object
+    scores: dict[str, np.ndarray]
+    levels: dict[str, np.ndarray]
+    hvg: dict[str, np.ndarray]
+    runs: dict[str, Run]
+    controls: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+    collection_id: str | None = None
+
+    @property
+    def collections(self) -> list[str]:
+        return list(dict.fromkeys(self.pathways["collection"]))
+
+
+def _as_run(r) -> Run:
+    return r if isinstance(r, Run) else load_run(r)
+
+
+def load_runs(paths, *, intersect: bool = False, controls=()) -> RunSet:
+    """Read run folders and align them.
+
+    Parameters
+    ----------
+    paths
+        Run folders (or :class:`Run` objects) written by ``gpc-bench score``.
+    intersect
+        Restrict to the WSIs and pathways common to all runs instead of refusing runs that
+        differ in WSIs or pathway collection.
+    controls
+        Model names to mark as controls, in addition to runs whose predictions were written
+        by ``gpc-bench controls`` (their summary says so).
+
+    Raises
+    ------
+    InputError
+        Fewer than one run, duplicated model names, different pathway collections or
+        different WSI sets (without ``intersect``).
+    """
+    runs = [_as_run(p) for p in paths]
+    if not runs:
+        raise InputError("no run folders given", "pass folders written by gpc-bench score")
+    names = [r.name for r in runs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise InputError(
+            f"model names {dup} appear more than once",
+            "give each run a distinct name (gpc-bench score --name)",
+        )
+    notes: list[str] = []
+    ids = {r.name: r.summary.get("pathways", {}).get("collection_id") for r in runs}
+    if len(set(ids.values())) > 1:
+        listing = ", ".join(f"{n}: {c}" for n, c in ids.items())
+        if not intersect:
+            raise InputError(
+                f"the runs were scored on different pathway collections ({listing})",
+                "re-score them on one collection (--pathways), or pass --intersect to compare the "
+                "pathways they share by name",
+            )
+        notes.append(f"runs scored on different pathway collections ({listing}); compared on shared names")
+
+    hvg_tabs = {r.name: r.hvg_scores for r in runs}
+    wsi_sets = {n: set(t["sample_id"].astype(str)) for n, t in hvg_tabs.items()}
+    common = set.intersection(*wsi_sets.values())
+    union = set.union(*wsi_sets.values())
+    if common != union:
+        detail = "; ".join(
+            f"{n} lacks {examples(sorted(union - s), 3)}" for n, s in wsi_sets.items() if union - s
+        )
+        if not intersect:
+            raise InputError(
+                f"the runs were scored on different WSI sets ({detail})",
+                "score every model on the same test WSIs, or pass --intersect to use the common ones",
+            )
+        notes.append(
+            f"restricted to the {len(common)} WSIs common to all runs ({len(union - common)} dropped)"
+        )
+    if not common:
+        raise InputError("the runs share no WSI", "check that they were scored on the same test split")
+    wsis = sorted(common)
+    first = hvg_tabs[names[0]].assign(sample_id=lambda d: d["sample_id"].astype(str)).set_index("sample_id")
+    cancer_types = [str(first.loc[w, "cancer_type"]) for w in wsis]
+
+    pw_tabs = {r.name: r.pathway_scores for r in runs}
+    keysets = [list(zip(t["collection"], t["pathway"], strict=True)) for t in pw_tabs.values()]
+    shared = set.intersection(*(set(k) for k in keysets))
+    keys = [k for k in keysets[0] if k in shared]
+    if len(keys) < max(len(k) for k in keysets):
+        notes.append(f"restricted to the {len(keys)} pathways common to all runs")
+    if not keys:
+        raise InputError("the runs share no pathway", "score them on the same pathway collection")
+    import pandas as pd
+
+    pathways = pd.DataFrame(keys, columns=["collection", "pathway"])
+    scores, levels, hvg = {}, {}, {}
+    for r in runs:
+        scores[r.name] = _pathway_matrix(r, keys, wsis)
+        lv = pw_tabs[r.name].set_index(["collection", "pathway"])["variance_level"]
+        levels[r.name] = lv.reindex(keys).fillna(0).to_numpy(dtype=np.int64)
+        h = hvg_tabs[r.name].assign(sample_id=lambda d: d["sample_id"].astype(str)).set_index("sample_id")
+        hvg[r.name] = h["pcc"].reindex(wsis).to_numpy(dtype=np.float64)
+    marked = set(controls) | {r.name for r in runs if r.summary.get("control")}
+    unknown = set(controls) - set(names)
+    if unknown:
+        raise InputError(f"--control names {sorted(unknown)} are not among the runs {names}")
+    for note in notes:
+        logger.warning("%s", note)
+    return RunSet(
+        models=names,
+        wsis=wsis,
+        cancer_types=cancer_types,
+        pathways=pathways,
+        scores=scores,
+        levels=levels,
+        hvg=hvg,
+        runs={r.name: r for r in runs},
+        controls=marked,
+        notes=notes,
+        collection_id=next(iter(ids.values())) if len(set(ids.values())) == 1 else None,
+    )
+
+
+def _pathway_matrix(run: Run, keys, wsis) -> np.ndarray:
+    t = run.pathway_wsi_scores
+    t = t.assign(sample_id=t["sample_id"].astype(str))
+    wide = t.pivot(index=["collection", "pathway"], columns="sample_id", values="score")
+    return wide.reindex(index=keys, columns=wsis).to_numpy(dtype=np.float64)
