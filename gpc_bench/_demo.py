@@ -10,7 +10,7 @@ from .io.runfolder import dumps_json
 
 logger = logging.getLogger(__name__)
 
-MODELS = ("good", "noisy", "mean")
+MODELS = ("good", "partial", "noisy", "mean")
 
 
 def write_cohort(out: Path, seed: int = 0, **kwargs) -> dict[str, Path]:

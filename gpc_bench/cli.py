@@ -164,25 +164,61 @@ def _fmt(v) -> str:
 @click.option("--min-size", type=int, default=50, show_default=True)
 @click.option("--max-size", type=int, default=100, show_default=True)
 @click.option("--jaccard", type=float, default=0.1, show_default=True)
-@click.option("--prune-order", type=click.Choice(["largest-first", "smallest-first"]), default="largest-first", show_default=True)
+@click.option(
+    "--prune-order",
+    type=click.Choice(["largest-first", "smallest-first"]),
+    default="largest-first",
+    show_default=True,
+)
 @click.option("--go-namespaces", default="BP,CC,MF", show_default=True)
-@click.option("--go-evidence-exclude", default="ND", show_default=True, help="Comma-separated evidence codes to drop.")
-@click.option("--msigdb-release", help="Download h.all (and c5.go) of this MSigDB release, e.g. 2025.1 (cached).")
-@click.option("--go-release", help="Download go-basic.obo + goa_human.gaf: 'current' or a date YYYY-MM-DD (cached).")
+@click.option(
+    "--go-evidence-exclude", default="ND", show_default=True, help="Comma-separated evidence codes to drop."
+)
+@click.option(
+    "--msigdb-release", help="Download h.all (and c5.go) of this MSigDB release, e.g. 2025.1 (cached)."
+)
+@click.option(
+    "--go-release", help="Download go-basic.obo + goa_human.gaf: 'current' or a date YYYY-MM-DD (cached)."
+)
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--overwrite", is_flag=True)
 @_friendly
-def curate_cmd(hallmark, go, go_obo, go_annotations, universe, min_size, max_size, jaccard, prune_order,
-               go_namespaces, go_evidence_exclude, msigdb_release, go_release, out, overwrite):
+def curate_cmd(
+    hallmark,
+    go,
+    go_obo,
+    go_annotations,
+    universe,
+    min_size,
+    max_size,
+    jaccard,
+    prune_order,
+    go_namespaces,
+    go_evidence_exclude,
+    msigdb_release,
+    go_release,
+    out,
+    overwrite,
+):
     """Curate Hallmark + GO pathways (size filter, Jaccard pruning) into a collection folder."""
     from .curation import curate
 
     res = curate(
-        hallmark, list(go), go_obo=go_obo, go_annotations=go_annotations, universe=universe,
-        min_size=min_size, max_size=max_size, jaccard=jaccard, prune_order=prune_order,
+        hallmark,
+        list(go),
+        go_obo=go_obo,
+        go_annotations=go_annotations,
+        universe=universe,
+        min_size=min_size,
+        max_size=max_size,
+        jaccard=jaccard,
+        prune_order=prune_order,
         go_namespaces=tuple(x for x in go_namespaces.split(",") if x),
         go_evidence_exclude=tuple(x for x in go_evidence_exclude.split(",") if x),
-        msigdb_release=msigdb_release, go_release=go_release, out=out, overwrite=overwrite,
+        msigdb_release=msigdb_release,
+        go_release=go_release,
+        out=out,
+        overwrite=overwrite,
     )
     click.echo(f"hallmark {len(res.hallmark)}  go {len(res.go)}  {res.manifest['collection_id']}  -> {out}")
 
@@ -193,7 +229,10 @@ def pathways_grp() -> None:
 
 
 _PATHWAYS_OPT = click.option(
-    "--pathways", "spec", multiple=True, help="GMT file or collection folder (default: the shipped collection)."
+    "--pathways",
+    "spec",
+    multiple=True,
+    help="GMT file or collection folder (default: the shipped collection).",
 )
 
 
@@ -234,21 +273,45 @@ def pathways_show(name, spec):
 
 @main.command("leaderboard")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), help="Wide CSV to write (long table, comparison and provenance go next to it).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Wide CSV to write (long table, comparison and provenance go next to it).",
+)
 @click.option("--reference", help="Model to compare against (default: the first run that is not a control).")
-@click.option("--intersect", is_flag=True, help="Use the WSIs and pathways all runs share instead of refusing.")
-@click.option("--control", "controls", multiple=True, help="Mark a model as a control (not ranked; repeatable).")
-@click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True, help="Bootstrap draws over WSIs (0: none).")
+@click.option(
+    "--intersect", is_flag=True, help="Use the WSIs and pathways all runs share instead of refusing."
+)
+@click.option(
+    "--control", "controls", multiple=True, help="Mark a model as a control (not ranked; repeatable)."
+)
+@click.option(
+    "--bootstrap",
+    "n_boot",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Bootstrap draws over WSIs (0: none).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--rank-by", default="mean-rank", show_default=True, help="mean-rank, or a column such as gpc_go.")
+@click.option(
+    "--rank-by", default="mean-rank", show_default=True, help="mean-rank, or a column such as gpc_go."
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "md"]), default="table", show_default=True)
 @_friendly
 def leaderboard_cmd(runs, out, reference, intersect, controls, n_boot, seed, rank_by, fmt):
     """Rank the models of several run folders, with bootstrap intervals, win rates and tests."""
     from .compare import leaderboard
 
-    lb = leaderboard(list(runs), reference, n_boot=n_boot, seed=seed, intersect=intersect,
-                     controls=controls, rank_by=rank_by)
+    lb = leaderboard(
+        list(runs),
+        reference,
+        n_boot=n_boot,
+        seed=seed,
+        intersect=intersect,
+        controls=controls,
+        rank_by=rank_by,
+    )
     if out is not None:
         lb.write(out)
     if fmt == "md":
@@ -258,6 +321,24 @@ def leaderboard_cmd(runs, out, reference, intersect, controls, n_boot, seed, ran
         click.echo(lb.table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     for note in lb.info["notes"]:
         click.echo(f"note: {note}", err=True)
+
+
+@main.command("null")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--draws", type=int, default=1000, show_default=True, help="Random gene sets per pathway.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Folder for pathway_null.csv/.json (default: RUN)."
+)
+@_friendly
+def null_cmd(run, draws, seed, out):
+    """Is each pathway predicted better than variance-matched random gene sets? Writes pathway_null.csv."""
+    from .compare.null import pathway_null
+
+    res = pathway_null(run, n_draws=draws, seed=seed)
+    path = res.write(out or run)
+    t = res.table.dropna(subset=["z"])
+    click.echo(f"{len(t)} pathways, {draws} draws each; z > 2 for {int((t['z'] > 2).sum())}  -> {path}")
 
 
 @main.command("demo")

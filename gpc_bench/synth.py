@@ -39,6 +39,10 @@ class SyntheticCohort:
         Module index -> gene symbols carrying the planted signal.
     signal_pathways
         Names of the pathways built on a module.
+    recovered
+        Model name -> the signal pathways that model's predictions carry. ``good`` recovers every
+        module, ``partial`` every other module (and unrelated spatial activity for the rest),
+        ``noisy`` every module weakly, ``mean`` none.
     """
 
     truth: object
@@ -46,6 +50,7 @@ class SyntheticCohort:
     gene_sets: dict
     modules: dict
     signal_pathways: list = field(default_factory=list)
+    recovered: dict = field(default_factory=dict)
 
 
 def _field(rng, coords: np.ndarray, n_bumps: int = 3) -> np.ndarray:
@@ -104,6 +109,9 @@ def make_cohort(
     dispersion = 4.0
 
     obs_frames, truth_blocks, good, noisy, types, coords_all = [], [], [], [], [], []
+    partial = []
+    rng_p = np.random.default_rng([seed, 2])  # own stream: adding this model changes no other
+    captured = np.arange(n_modules) % 2 == 0  # the partial model recovers every other module
     for w in range(n_wsi):
         ctype = cancer_types[w % len(cancer_types)]
         n = int(rng.integers(n_spots[0], n_spots[1] + 1))
@@ -125,6 +133,13 @@ def make_cohort(
         sa[:, mod] = act_g[:, gene_module[mod]] * loading[mod]
         lam_g = np.exp(log_mu + type_shift[ctype] + sa + 0.5 * np.log(lib)[:, None])
         good.append(np.log1p(lam_g).astype(np.float32))
+        # partial model: like the good one for the captured modules, unrelated activity elsewhere
+        act_p = np.where(captured, act, 0.0) + rng_p.normal(0, 0.3, act.shape)
+        act_p[:, ~captured] = np.stack([_field(rng_p, coords) for _ in range(int((~captured).sum()))], 1)
+        sp = np.zeros((n, n_genes))
+        sp[:, mod] = act_p[:, gene_module[mod]] * loading[mod]
+        lam_p = np.exp(log_mu + type_shift[ctype] + sp + 0.5 * np.log(lib)[:, None])
+        partial.append(np.log1p(lam_p).astype(np.float32))
         # noisy model: attenuated activities, strong noise
         act_n = 0.3 * act + rng.normal(0, 1.0, act.shape)
         sa[:, mod] = act_n[:, gene_module[mod]] * loading[mod]
@@ -166,6 +181,7 @@ def make_cohort(
         mean_pred[sel] = truth_x[sel].mean(0)
     predictions = {
         "good": adata(np.concatenate(good)),
+        "partial": adata(np.concatenate(partial)),
         "noisy": adata(np.concatenate(noisy)),
         "mean": adata(mean_pred),
     }
@@ -181,21 +197,26 @@ def make_cohort(
         return symbols[np.concatenate([core, extra])].tolist()
 
     hallmark, go, signal = {}, {}, []
+    recovered = {"good": signal, "noisy": signal, "partial": [], "mean": []}
     half = n_modules // 2
     for m in range(half):
         name = f"HALLMARK_MODULE_{m + 1}"
         hallmark[name] = module_set(m, 50)
         signal.append(name)
+        if captured[m]:
+            recovered["partial"].append(name)
     for k in range(4):
         hallmark[f"HALLMARK_RANDOM_{k + 1}"] = symbols[prng.choice(n_genes, 40, replace=False)].tolist()
     for m in range(half, n_modules):
         name = f"GOBP_MODULE_{m + 1}"
         go[name] = module_set(m, int(prng.integers(50, 60)))
         signal.append(name)
+        if captured[m]:
+            recovered["partial"].append(name)
     for k in range(8):
         size = int(prng.integers(50, 101))
         go[f"GOBP_RANDOM_{k + 1}"] = symbols[prng.choice(n_genes, size, replace=False)].tolist()
     # genes the panel does not have, as real gene sets do
     hallmark["HALLMARK_RANDOM_1"] += ["NOTINPANEL1", "NOTINPANEL2"]
     go["GOCC_TINY"] = symbols[prng.choice(n_genes, 5, replace=False)].tolist()
-    return SyntheticCohort(truth, predictions, {"hallmark": hallmark, "go": go}, modules, signal)
+    return SyntheticCohort(truth, predictions, {"hallmark": hallmark, "go": go}, modules, signal, recovered)

@@ -49,6 +49,6 @@ def test_demo_cli(tmp_path):
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
     assert lines[0].split()[:3] == ["model", "hvg_pcc_macro", "hvg_pcc_micro"]
-    rows = {ln.split()[0]: [float(v) for v in ln.split()[1:5]] for ln in lines[1:4]}
-    assert rows["good"][2] > rows["noisy"][2] > rows["mean"][2] == 0.0
+    rows = {ln.split()[0]: [float(v) for v in ln.split()[1:5]] for ln in lines[1:5]}
+    assert rows["good"][2] > rows["partial"][2] > rows["noisy"][2] > rows["mean"][2] == 0.0
     assert (tmp_path / "demo" / "runs" / "good" / "summary.json").exists()
