@@ -341,6 +341,38 @@ def null_cmd(run, draws, seed, out):
     click.echo(f"{len(t)} pathways, {draws} draws each; z > 2 for {int((t['z'] > 2).sum())}  -> {path}")
 
 
+@main.command("controls")
+@click.argument("truth", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for control-*.h5ad.")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(["shuffle", "type-mean", "noise"]),
+    help="Controls to write (repeatable; default: all).",
+)
+@click.option(
+    "--snr", default="0.25,1,4", show_default=True, help="Comma-separated SNRs of the noise ladder."
+)
+@click.option("--layer", help="Read measured expression from layers[LAYER] instead of X.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True)
+@_friendly
+def controls_cmd(truth, out, kinds, snr, layer, seed, overwrite):
+    """Write control predictions (shuffled spots, cancer-type mean, noise ladder) for TRUTH."""
+    from .controls import KINDS, write_controls
+
+    try:
+        snrs = tuple(float(s) for s in snr.split(",") if s.strip())
+    except ValueError:
+        raise click.BadParameter(f"not a list of numbers: {snr!r}", param_hint="--snr") from None
+    paths = write_controls(
+        truth, out, kinds=kinds or KINDS, snr=snrs, seed=seed, layer=layer, overwrite=overwrite
+    )
+    for p in paths:
+        click.echo(str(p))
+
+
 @main.command("demo")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("gpc-demo"), show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

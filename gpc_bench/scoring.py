@@ -213,6 +213,7 @@ def score(
         raise InputError(f"--cluster must be 'none', 'wsi' or 'spot', not {cluster!r}")
     cluster = None if cluster == "none" else cluster
     pred = open_source(predictions, "predictions")
+    control = pred.uns_string("gpc_bench_control")  # written by `gpc-bench controls`
     same_file = truth is None
     if same_file:
         if not pred.has_layer(TRUTH_LAYER):
@@ -494,6 +495,7 @@ def score(
 
     summary = {
         "model": model,
+        "control": control,
         "gpc_bench_version": __version__,
         "headline": headline,
         "counts": counts,

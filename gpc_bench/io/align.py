@@ -47,15 +47,15 @@ class GeneMap:
     counts: dict = field(default_factory=dict)
 
 
-def _labels(source, name: str) -> np.ndarray | None:
+def obs_labels(source, name: str) -> np.ndarray | None:
     col = source.obs_column(name)
     if col is None:
         return None
     return np.array([None if v is None or v != v else str(v) for v in col], dtype=object)
 
 
-def _sample_ids(source) -> np.ndarray:
-    ids = _labels(source, SAMPLE_KEY)
+def sample_ids(source) -> np.ndarray:
+    ids = obs_labels(source, SAMPLE_KEY)
     if ids is None:
         raise InputError(
             f"{source.role} file has no obs['{SAMPLE_KEY}'] column (found: {examples(_obs_columns(source))})",
@@ -84,13 +84,13 @@ def align_spots(pred, truth, same_file: bool) -> list[Wsi]:
     WSIs are returned sorted by ``sample_id`` so that results do not depend on
     the row order of either file.
     """
-    p_sample = _sample_ids(pred)
+    p_sample = sample_ids(pred)
     p_bc = pred.obs_names()
     if same_file:
         t_row = np.arange(pred.n_obs)
-        cancer = _labels(pred, CANCER_KEY)
+        cancer = obs_labels(pred, CANCER_KEY)
     else:
-        t_sample = _sample_ids(truth)
+        t_sample = sample_ids(truth)
         t_bc = truth.obs_names()
         lookup: dict[tuple[str, str], int] = {}
         for i, key in enumerate(zip(t_sample.tolist(), t_bc.tolist(), strict=True)):
@@ -119,9 +119,9 @@ def align_spots(pred, truth, same_file: bool) -> list[Wsi]:
                 "both files must hold the same spots, keyed by obs['sample_id'] and obs_names "
                 "(barcodes); subset one file to the other's spots before scoring",
             )
-        cancer = _labels(pred, CANCER_KEY)
+        cancer = obs_labels(pred, CANCER_KEY)
         if cancer is None:
-            t_cancer = _labels(truth, CANCER_KEY)
+            t_cancer = obs_labels(truth, CANCER_KEY)
             cancer = None if t_cancer is None else t_cancer[t_row]
     seen: set[tuple[str, str]] = set()
     if same_file:

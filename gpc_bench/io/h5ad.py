@@ -149,6 +149,14 @@ class H5adSource:
     def has_layer(self, name: str) -> bool:
         return "layers" in self._file and name in self._file["layers"]
 
+    def uns_string(self, name: str) -> str | None:
+        """A string stored in ``uns`` (e.g. ``gpc_bench_control``), else None."""
+        node = self._file.get("uns")
+        if node is None or name not in node or not isinstance(node[name], h5py.Dataset):
+            return None
+        value = node[name][()]
+        return value.decode() if isinstance(value, bytes) else str(value)
+
     # -- matrix ---------------------------------------------------------------
     def _matrix(self, layer: str | None):
         node = self._file["X"] if layer is None else self._file["layers"][layer]
@@ -255,6 +263,10 @@ class AnnDataSource:
 
     def has_layer(self, name: str) -> bool:
         return name in self.adata.layers
+
+    def uns_string(self, name: str) -> str | None:
+        value = self.adata.uns.get(name)
+        return None if value is None else str(value)
 
     def check_matrix(self, layer: str | None = None) -> None:
         pass
