@@ -373,6 +373,98 @@ def controls_cmd(truth, out, kinds, snr, layer, seed, overwrite):
         click.echo(str(p))
 
 
+@main.group("plot")
+def plot_grp() -> None:
+    """Figures (PNG, SVG or PDF by the --out extension)."""
+
+
+_OUT = click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="Figure file: .png, .svg or .pdf."
+)
+
+
+def _save(fig, out) -> None:
+    from .plot import save
+
+    click.echo(str(save(fig, out)))
+
+
+@plot_grp.command("scatter")
+@click.argument("run_a", type=click.Path(path_type=Path))
+@click.argument("run_b", type=click.Path(path_type=Path))
+@_OUT
+@click.option(
+    "--label-top", type=int, default=0, show_default=True, help="Name the K pathways that differ most."
+)
+@_friendly
+def plot_scatter(run_a, run_b, out, label_top):
+    """RUN_A's pathway GPC (y) against RUN_B's (x), coloured by variance level."""
+    from .plot import scatter
+
+    _save(scatter(run_a, run_b, label_top=label_top), out)
+
+
+@plot_grp.command("levels")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_OUT
+@_friendly
+def plot_levels(runs, out):
+    """GPC by variance level for several models."""
+    from .plot import levels
+
+    _save(levels(list(runs)), out)
+
+
+@plot_grp.command("variance")
+@click.argument("run", type=click.Path(path_type=Path))
+@_OUT
+@_friendly
+def plot_variance(run, out):
+    """Density of gene variance with the level thresholds."""
+    from .plot import variance
+
+    _save(variance(run), out)
+
+
+@plot_grp.command("leaderboard")
+@click.argument("table", type=click.Path(path_type=Path, exists=True))
+@_OUT
+@_friendly
+def plot_leaderboard(table, out):
+    """A leaderboard.csv as a table figure."""
+    from .plot import leaderboard_table
+
+    _save(leaderboard_table(table), out)
+
+
+@plot_grp.command("spatial")
+@click.argument("predictions", type=click.Path(path_type=Path))
+@click.option("--truth", type=click.Path(path_type=Path), help="Measured .h5ad (default: layers['truth']).")
+@click.option("--sample", required=True, help="The WSI (obs['sample_id']).")
+@click.option("--pathway", required=True, help="Pathway name, e.g. HALLMARK_HYPOXIA.")
+@click.option(
+    "--pathways", "spec", multiple=True, help="GMT or collection folder (default: the shipped collection)."
+)
+@click.option("--image", type=click.Path(path_type=Path), help="H&E image that obsm['spatial'] indexes.")
+@click.option("--spot-size", type=float, default=30.0, show_default=True)
+@_OUT
+@_friendly
+def plot_spatial(predictions, truth, sample, pathway, spec, image, spot_size, out):
+    """Measured and predicted pathway activity side by side on the tissue."""
+    from .plot import spatial
+
+    fig = spatial(
+        predictions,
+        truth,
+        sample=sample,
+        pathway=pathway,
+        pathways=list(spec) or None,
+        image=image,
+        spot_size=spot_size,
+    )
+    _save(fig, out)
+
+
 @main.command("demo")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("gpc-demo"), show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -1,0 +1,48 @@
+"""Shared plotting helpers: figure/axes handling, the level colour map, and atomic saving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .._errors import InputError
+from ..io.runfolder import atomic_file
+
+FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+N_LEVELS = 10
+
+
+def new_axes(ax=None, n: int = 1, width: float = 4.2, height: float = 4.0):
+    """``(fig, [axes])``: the given axes (one or a sequence), or a new figure with ``n`` panels."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False, layout="constrained")
+        return fig, list(axes[0])
+    axes = list(np.atleast_1d(ax))
+    if len(axes) != n:
+        raise InputError(f"this plot needs {n} axes, got {len(axes)}")
+    return axes[0].figure, axes
+
+
+def level_cmap():
+    """Discrete colours for variance levels 1..10 and the matching norm."""
+    import matplotlib as mpl
+
+    cmap = mpl.colormaps["viridis"].resampled(N_LEVELS)
+    norm = mpl.colors.BoundaryNorm(np.arange(0.5, N_LEVELS + 1.5), N_LEVELS)
+    return cmap, norm
+
+
+def save(fig, out: str | Path, dpi: int = 150) -> Path:
+    """Save by extension (PNG, SVG with editable text, PDF), atomically."""
+    import matplotlib as mpl
+
+    out = Path(out)
+    fmt = FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise InputError(f"cannot tell the figure format of {out.name}", "use .png, .svg or .pdf")
+    with mpl.rc_context({"svg.fonttype": "none", "pdf.fonttype": 42}), atomic_file(out) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=dpi, metadata=None if fmt == "png" else {"Date": None})
+    return out

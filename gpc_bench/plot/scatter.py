@@ -1,0 +1,78 @@
+"""Figure 2 of the paper: one model's pathway GPC against another's, coloured by variance level."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..io.run import Run, load_run
+from ._base import level_cmap, new_axes
+
+
+def _scores(run: Run):
+    t = run.pathway_scores
+    return t[t["status"] == "ok"].set_index(["collection", "pathway"])
+
+
+def scatter(
+    run_a, run_b, *, label_top: int = 0, ax=None, name_a: str | None = None, name_b: str | None = None
+):
+    """Pathway GPC of ``run_a`` (y) against ``run_b`` (x), one panel per collection.
+
+    Parameters
+    ----------
+    run_a, run_b
+        Run folders (or :class:`~gpc_bench.io.run.Run`).
+    label_top
+        Name the ``label_top`` pathways with the largest absolute difference in each panel.
+    ax
+        One Axes per collection (Hallmark first), or None for a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Each panel's points carry the gid ``points-<collection>``, the colour bar ``colorbar``
+        and the annotation ``annotation-<collection>`` (findable in SVG output).
+    """
+    run_a = run_a if isinstance(run_a, Run) else load_run(run_a)
+    run_b = run_b if isinstance(run_b, Run) else load_run(run_b)
+    name_a, name_b = name_a or run_a.name, name_b or run_b.name
+    a, b = _scores(run_a), _scores(run_b)
+    both = a.join(b, how="inner", lsuffix="_a", rsuffix="_b")
+    colls = sorted(set(both.index.get_level_values(0)), key=lambda c: (c != "hallmark", c != "go", c))
+    fig, axes = new_axes(ax, max(len(colls), 1))
+    cmap, norm = level_cmap()
+    mappable = None
+    for axis, coll in zip(axes, colls, strict=False):
+        d = both.loc[coll]
+        x, y = d["gpc_b"].to_numpy(), d["gpc_a"].to_numpy()
+        lv = d["variance_level_a"].to_numpy()
+        mappable = axis.scatter(x, y, c=lv, cmap=cmap, norm=norm, s=18, edgecolors="none", alpha=0.9)
+        mappable.set_gid(f"points-{coll}")
+        lo = float(np.nanmin(np.concatenate([x, y, [0.0]]))) - 0.02
+        hi = float(np.nanmax(np.concatenate([x, y, [0.0]]))) + 0.02
+        axis.plot([lo, hi], [lo, hi], color="0.4", lw=0.8, ls="--", zorder=0)
+        axis.set_xlim(lo, hi)
+        axis.set_ylim(lo, hi)
+        axis.set_aspect("equal")
+        wins = int((y > x).sum())
+        text = f"{name_a} better on {wins}/{len(x)} ({100 * wins / max(len(x), 1):.1f}%)"
+        t = axis.text(0.03, 0.97, text, transform=axis.transAxes, va="top", ha="left", fontsize=9)
+        t.set_gid(f"annotation-{coll}")
+        axis.set_title({"hallmark": "Hallmark", "go": "GO"}.get(coll, coll))
+        axis.set_xlabel(f"{name_b} GPC")
+        axis.set_ylabel(f"{name_a} GPC")
+        if label_top:
+            diff = np.abs(y - x)
+            for k in np.argsort(-diff, kind="stable")[:label_top]:
+                axis.annotate(
+                    str(d.index[k]).removeprefix("HALLMARK_"),
+                    (x[k], y[k]),
+                    fontsize=6,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
+    if mappable is not None:
+        cb = fig.colorbar(mappable, ax=axes, ticks=range(1, 11), shrink=0.8)
+        cb.set_label("variance level")
+        cb.ax.set_gid("colorbar")
+    return fig

@@ -1,0 +1,185 @@
+"""Measured and predicted pathway activity on the tissue: the picture a pathologist asks for first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .._errors import InputError, examples
+from ._base import new_axes
+
+
+def _zscore(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mu, sd = x.mean(axis=0), x.std(axis=0)
+    z = np.zeros_like(x)
+    np.divide(x - mu, sd, out=z, where=sd > 0)
+    return z, sd > 0
+
+
+def pathway_activity(pred: np.ndarray, truth: np.ndarray):
+    """Per-spot activity (mean of z-scored genes) of measured and predicted expression.
+
+    Genes constant in the measured WSI are left out (their r is undefined, as in GPC).
+
+    Returns
+    -------
+    (measured activity, predicted activity, per-gene r, genes used mask)
+    """
+    zt, var_t = _zscore(truth.astype(np.float64))
+    zp, var_p = _zscore(pred.astype(np.float64))
+    use = var_t
+    r = np.where(var_p[use], (zt[:, use] * zp[:, use]).mean(axis=0), 0.0)
+    return zt[:, use].mean(axis=1), zp[:, use].mean(axis=1), r, use
+
+
+def _section(predictions, truth, sample: str, symbols_wanted):
+    from ..genes import detect_id_style, to_symbols
+    from ..io.align import sample_ids
+    from ..io.h5ad import open_source
+
+    pred = open_source(predictions, "predictions")
+    sid = sample_ids(pred).astype(str)
+    rows = np.flatnonzero(sid == sample)
+    if rows.size == 0:
+        raise InputError(
+            f"no spots of sample {sample!r} in the predictions", f"samples: {examples(sorted(set(sid)))}"
+        )
+    xy = pred.obsm("spatial")
+    if xy is None:
+        raise InputError("the predictions have no obsm['spatial'] spot coordinates", "add pixel coordinates")
+    ids = pred.var_names()
+    sym = to_symbols(ids, detect_id_style(ids), pred.var_column("gene_symbol"))
+    cols = [j for j, s in enumerate(sym) if s in symbols_wanted]
+    if truth is None:
+        if not pred.has_layer("truth"):
+            raise InputError("no --truth given and the predictions have no layers['truth']")
+        tsrc, t_rows, t_cols, layer = pred, rows, cols, "truth"
+    else:
+        tsrc, layer = open_source(truth, "truth"), None
+        t_index = {b: k for k, b in enumerate(tsrc.obs_names())}
+        names = pred.obs_names()[rows]
+        missing = [b for b in names if b not in t_index]
+        if missing:
+            raise InputError(
+                f"{len(missing)} spots of {sample} are not in the truth file, e.g. {examples(missing)}"
+            )
+        t_rows = np.array([t_index[b] for b in names])
+        t_ids = tsrc.var_names()
+        t_sym = to_symbols(t_ids, detect_id_style(t_ids), tsrc.var_column("gene_symbol"))
+        t_pos = {s: j for j, s in reversed(list(enumerate(t_sym)))}
+        cols = [j for j in cols if sym[j] in t_pos]
+        t_cols = [t_pos[sym[j]] for j in cols]
+    if not cols:
+        raise InputError(
+            "none of the pathway's genes is in both files", f"panel genes look like {examples(ids)}"
+        )
+    order = np.argsort(t_rows, kind="stable")
+    p = pred.read_rows(rows)[:, cols]
+    t = tsrc.read_rows(t_rows[order], layer)[np.argsort(order)][:, t_cols]
+    return p, t, np.asarray(xy)[rows], [sym[j] for j in cols]
+
+
+MAX_DISPLAY_SIDE = 2000
+
+
+def _load_image(path, max_side: int = MAX_DISPLAY_SIDE):
+    """An H&E image reduced for display, with its full-resolution size (spot coordinates index it).
+
+    Whole-slide JPEGs are often > 90 Mpx: JPEG draft mode decodes them at a reduced scale
+    directly, and the image is then shrunk to ``max_side`` pixels on its longest side.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"image not found: {path}")
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # the user's own slide, not an untrusted upload
+    try:
+        with Image.open(path) as im:
+            size = im.size
+            im.draft("RGB", (max_side, max_side))
+            im = im.convert("RGB")
+            im.thumbnail((max_side, max_side))
+            pixels = np.asarray(im)
+    except OSError as err:
+        raise InputError(f"cannot read image {path}: {err}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    return pixels, size
+
+
+def spatial(
+    predictions,
+    truth=None,
+    *,
+    sample: str,
+    pathway: str,
+    pathways=None,
+    image: str | Path | None = None,
+    spot_size: float = 30.0,
+    ax=None,
+):
+    """Measured (left) and predicted (right) pathway activity of one WSI on its spots.
+
+    Parameters
+    ----------
+    predictions, truth
+        ``.h5ad`` paths or AnnData (``truth=None``: ``layers['truth']`` of the predictions).
+    sample, pathway
+        The WSI (``obs['sample_id']``) and the pathway name.
+    pathways
+        Where to find the pathway (default: the shipped collection).
+    image
+        An H&E image whose pixels ``obsm['spatial']`` indexes; drawn under the spots.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Spots carry the gids ``spots-measured`` / ``spots-predicted``; the title gives the WSI's
+        pathway PCC (the mean over the pathway's genes of r, as GPC scores a WSI).
+    """
+    import matplotlib as mpl
+
+    from ..io.gmt import load_pathways
+
+    sets = [s for s in load_pathways(pathways).sets if s.name == pathway]
+    if not sets:
+        raise InputError(f"no pathway named {pathway!r}", "list them with gpc-bench pathways list")
+    p, t, xy, genes = _section(predictions, truth, sample, set(sets[0].genes))
+    act_t, act_p, r, used = pathway_activity(p, t)
+    if not used.any():
+        raise InputError(f"every gene of {pathway} is constant in the measured {sample}")
+    fig, axes = new_axes(ax, 2, width=4.6, height=4.4)
+    lim = float(np.nanpercentile(np.abs(np.concatenate([act_t, act_p])), 99)) or 1.0
+    norm = mpl.colors.Normalize(-lim, lim)
+    img = None if image is None else _load_image(image)
+    for axis, act, label in ((axes[0], act_t, "measured"), (axes[1], act_p, "predicted")):
+        if img is not None:
+            pixels, (width, height) = img
+            axis.imshow(pixels, extent=(0, width, height, 0), zorder=0)
+        sc = axis.scatter(
+            xy[:, 0],
+            xy[:, 1],
+            c=act,
+            cmap="RdBu_r",
+            norm=norm,
+            s=spot_size,
+            edgecolors="none",
+            alpha=0.85 if img is not None else 1.0,
+            zorder=1,
+        )
+        sc.set_gid(f"spots-{label}")
+        pad = 0.05 * float(np.ptp(xy, axis=0).max() or 1.0)
+        axis.set_xlim(xy[:, 0].min() - pad, xy[:, 0].max() + pad)
+        axis.set_ylim(xy[:, 1].max() + pad, xy[:, 1].min() - pad)  # image orientation: y down
+        axis.set_aspect("equal")
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.set_title(label)
+    cb = fig.colorbar(sc, ax=axes, shrink=0.8)
+    cb.set_label("pathway activity (mean z-score)")
+    cb.ax.set_gid("colorbar")
+    fig.suptitle(f"{pathway} in {sample}: PCC {r.mean():.3f} ({int(used.sum())} genes)", fontsize=10)
+    return fig

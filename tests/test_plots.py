@@ -1,0 +1,195 @@
+"""Figures: the saved files' content (points, colour bar, annotation text), not only their existence."""
+
+from __future__ import annotations
+
+import gzip
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from gpc_bench import InputError, load_run, score
+from gpc_bench.cli import main
+from gpc_bench.compare import leaderboard
+from gpc_bench.plot import leaderboard_table, levels, pathway_activity, save, scatter, spatial, variance
+
+
+def svg_groups(path):
+    """gid -> (number of markers drawn, texts) for every element with an id."""
+    out = {}
+    for el in ET.parse(path).getroot().iter():
+        gid = el.get("id")
+        if gid:
+            uses = sum(1 for e in el.iter() if e.tag.endswith("use"))
+            texts = ["".join(e.itertext()) for e in el.iter() if e.tag.endswith("text")]
+            out[gid] = (uses, texts)
+    return out
+
+
+def _markers(path, gid):
+    """Number of drawn markers (paths outside definitions) in the element with this id."""
+    for el in ET.parse(path).getroot().iter():
+        if el.get("id") == gid:
+            return sum(
+                1
+                for e in el.iter()
+                if e.tag.endswith(("path", "use")) and e.get("d", "M") and not e.get("id")
+            )
+    raise KeyError(gid)
+
+
+@pytest.fixture(scope="module")
+def runs(cohort_files, tmp_path_factory):
+    d = tmp_path_factory.mktemp("plots")
+    out = {}
+    for name in ("good", "noisy", "mean"):
+        score(
+            cohort_files[name],
+            cohort_files["truth"],
+            pathways=cohort_files["pathways"],
+            name=name,
+            checksum=False,
+            out=d / name,
+        )
+        out[name] = d / name
+    return out
+
+
+def test_scatter_svg_content(runs, tmp_path):
+    fig = scatter(runs["noisy"], runs["good"], label_top=2)
+    path = save(fig, tmp_path / "scatter.svg")
+    g = svg_groups(path)
+    a = load_run(runs["noisy"]).pathway_scores.set_index(["collection", "pathway"])
+    b = load_run(runs["good"]).pathway_scores.set_index(["collection", "pathway"])
+    for coll in ("hallmark", "go"):
+        ok = (a["status"] == "ok") & (b["status"] == "ok")
+        sel = ok & (a.index.get_level_values(0) == coll)
+        n = int(sel.sum())
+        wins = int((a.loc[sel, "gpc"] > b.loc[sel, "gpc"]).sum())
+        assert g[f"points-{coll}"][0] == n
+        assert g[f"annotation-{coll}"][1] == [f"noisy better on {wins}/{n} ({100 * wins / n:.1f}%)"]
+    ticks = [t for t in g["colorbar"][1] if t.isdigit()]
+    assert ticks == [str(k) for k in range(1, 11)] and "variance level" in g["colorbar"][1]
+
+
+def test_formats_and_bad_extension(runs, tmp_path):
+    fig = scatter(runs["noisy"], runs["good"])
+    png = save(fig, tmp_path / "s.png")
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(png)
+    assert img.ndim == 3 and img.shape[0] > 200 and img[..., :3].std() > 0.05
+    assert save(fig, tmp_path / "s.pdf").read_bytes()[:4] == b"%PDF"
+    with pytest.raises(InputError, match="format"):
+        save(fig, tmp_path / "s.jpeg")
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_levels_variance_and_table(runs, tmp_path):
+    g = svg_groups(save(levels([runs["good"], runs["noisy"]]), tmp_path / "lv.svg"))
+    assert "level-line-good" in g and "level-line-noisy" in g
+    run = load_run(runs["good"])
+    g = svg_groups(save(variance(runs["good"]), tmp_path / "var.svg"))
+    n_thr = sum(1 for t in run.summary["variance_levels"]["thresholds"] if t > 0)
+    assert sum(1 for k in g if k.startswith("threshold-")) == n_thr == 9
+    lb = leaderboard([runs["good"], runs["noisy"], runs["mean"]], n_boot=0, controls=["mean"])
+    lb.write(tmp_path / "lb.csv")
+    g = svg_groups(save(leaderboard_table(tmp_path / "lb.csv"), tmp_path / "tab.svg"))
+    assert _markers(tmp_path / "tab.svg", "column-gpc_go") == 3
+    texts = [t for _, (_, ts) in g.items() for t in ts]
+    assert "control" in texts and f"{lb.table.set_index('model').loc['good', 'gpc_go']:.3f}" in texts
+
+
+def test_plot_cli(runs, tmp_path):
+    out = tmp_path / "fig.svg"
+    res = CliRunner().invoke(
+        main,
+        [
+            "-q",
+            "plot",
+            "scatter",
+            str(runs["good"]),
+            str(runs["noisy"]),
+            "--out",
+            str(out),
+            "--label-top",
+            "3",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "good better on" in " ".join(svg_groups(out)["annotation-hallmark"][1])
+
+
+def test_pathway_activity_is_pearson():
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=(50, 6))
+    p = t + rng.normal(size=(50, 6))
+    p[:, 5] = 1.0  # constant prediction -> r = 0
+    t[:, 4] = 2.0  # constant truth -> left out
+    act_t, act_p, r, used = pathway_activity(p, t)
+    assert used.tolist() == [True] * 4 + [False, True]
+    from scipy.stats import pearsonr
+
+    assert r[:4] == pytest.approx([pearsonr(t[:, j], p[:, j])[0] for j in range(4)])
+    assert r[4] == 0.0
+    assert act_t.shape == (50,) and np.isclose(act_t.mean(), 0)
+
+
+def _her2st_section(data, section, tmp_path):
+    """The section's measured log1p counts as an h5ad with pixel coordinates, and a prediction."""
+    import anndata as ad
+
+    with gzip.open(data / "ST-cnts" / f"{section}.tsv.gz", "rt") as fh:
+        counts = pd.read_csv(fh, sep="\t", index_col=0)
+    spots = pd.read_csv(data / "ST-spotfiles" / f"{section}_selection.tsv", sep="\t")
+    spots.index = [f"{x}x{y}" for x, y in zip(spots["x"], spots["y"], strict=True)]
+    common = [b for b in counts.index if b in spots.index]
+    counts = counts.loc[common]
+    x = np.log1p(counts.to_numpy(dtype=np.float32))
+    obs = pd.DataFrame({"sample_id": section, "cancer_type": "BRCA"}, index=common)
+    truth = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=counts.columns.astype(str)))
+    truth.obsm["spatial"] = spots.loc[common, ["pixel_x", "pixel_y"]].to_numpy(dtype=np.float64)
+    rng = np.random.default_rng(0)
+    pred = truth.copy()
+    pred.X = (x + rng.normal(0, 0.5, x.shape)).astype(np.float32)
+    truth.write_h5ad(tmp_path / "truth.h5ad")
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    return tmp_path / "pred.h5ad", tmp_path / "truth.h5ad", len(common)
+
+
+def test_spatial_on_her2st(shared_data, tmp_path):
+    data = shared_data / "her2st"
+    section = "B4"
+    image = next((data / "ST-imgs" / "B" / section).glob("*.jpg"))
+    pred, truth, n_spots = _her2st_section(data, section, tmp_path)
+    out = tmp_path / "spatial.svg"
+    res = CliRunner().invoke(
+        main,
+        [
+            "-q",
+            "plot",
+            "spatial",
+            str(pred),
+            "--truth",
+            str(truth),
+            "--sample",
+            section,
+            "--pathway",
+            "HALLMARK_EPITHELIAL_MESENCHYMAL_TRANSITION",
+            "--image",
+            str(image),
+            "--out",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    g = svg_groups(out)
+    assert g["spots-measured"][0] == n_spots and g["spots-predicted"][0] == n_spots
+    title = [t for _, (_, ts) in g.items() for t in ts if t.startswith("HALLMARK_EPITHELIAL")]
+    assert title and "in B4: PCC 0." in title[0]
+    assert "<image" in out.read_text()  # the H&E image is embedded under the spots
+    png = tmp_path / "spatial.png"
+    save(spatial(pred, truth, sample=section, pathway="HALLMARK_HYPOXIA", image=image), png)
+    assert png.stat().st_size > 50_000
