@@ -465,6 +465,38 @@ def plot_spatial(predictions, truth, sample, pathway, spec, image, spot_size, ou
     _save(fig, out)
 
 
+@main.command("report")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="HTML file to write.")
+@click.option("--reference", help="Model to compare against (default: the first run that is not a control).")
+@click.option(
+    "--intersect", is_flag=True, help="Use the WSIs and pathways all runs share instead of refusing."
+)
+@click.option("--control", "controls", multiple=True, help="Mark a model as a control (repeatable).")
+@click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--title", default="gpc-bench report", show_default=True)
+@_friendly
+def report_cmd(runs, out, reference, intersect, controls, n_boot, seed, title):
+    """One self-contained HTML report: leaderboard, figures, provenance, metric explanations."""
+    from .report import report
+
+    click.echo(
+        str(
+            report(
+                list(runs),
+                out,
+                reference=reference,
+                n_boot=n_boot,
+                seed=seed,
+                intersect=intersect,
+                controls=controls,
+                title=title,
+            )
+        )
+    )
+
+
 @main.command("demo")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("gpc-demo"), show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -1,0 +1,199 @@
+"""``gpc-bench report``: one self-contained HTML file (no external resources) comparing runs."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+from pathlib import Path
+
+from ._version import __version__
+from .io.runfolder import atomic_file
+
+logger = logging.getLogger(__name__)
+
+MAX_SCATTERS = 6
+
+METRICS = [
+    (
+        "HVG PCC (macro / micro)",
+        "For each cancer type, the N most variable measured genes (default 50, or a HEST-style list). A WSI's "
+        "score is the mean Pearson r over those genes across its spots. Macro averages per cancer type first, "
+        "then over types; micro averages over WSIs.",
+    ),
+    (
+        "GPC (Gene Pathway Coherence)",
+        "For WSI i and gene g, r_ig is the Pearson r over the WSI's spots of measured vs predicted expression. "
+        "A pathway's score is the mean over WSIs of the mean r_ig over its scored genes; GPC Hallmark / GO is "
+        "the mean over the collection's scored pathways.",
+    ),
+    (
+        "GPC by variance level",
+        "Genes are cut into 10 levels by their measured variance over all spots (deciles by default); a "
+        "pathway's level is that of the mean variance of its genes. High-variance genes are easier to predict, "
+        "so compare models level by level.",
+    ),
+    (
+        "Win rate",
+        "The share of pathways scored by both where the model's GPC beats the reference's; ties are counted "
+        "apart. Intervals come from the same WSI bootstrap.",
+    ),
+    (
+        "95% intervals",
+        "Percentile intervals over bootstrap draws that resample WSIs with replacement within each cancer "
+        "type (seeded). The Wilcoxon p compares a model with the reference over pathways.",
+    ),
+    (
+        "AMI / ARI",
+        "Agreement between k-means clusters of per-WSI mean predictions and the cancer types (when the runs "
+        "were scored with --cluster).",
+    ),
+    (
+        "Controls",
+        "Shuffled spots and the cancer-type mean profile are negative controls (expect GPC near 0); measured "
+        "expression plus noise at a known SNR calibrates the scale. Controls are shown but not ranked.",
+    ),
+]
+
+_CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.85em;margin:1em 0}
+th,td{border:1px solid #ddd;padding:.3em .5em;text-align:right}th{background:#f4f4f4}
+td:first-child,th:first-child{text-align:left}tr.control td{color:#777;font-style:italic}
+.ci{color:#888;font-size:.85em}figure{margin:1em 0}img{max-width:100%}
+dl dt{font-weight:bold;margin-top:.6em}code{background:#f4f4f4;padding:0 .2em}
+"""
+
+_COLUMNS = [
+    ("hvg_pcc_macro", "all", "hvg_pcc_macro", "HVG PCC macro"),
+    ("hvg_pcc_micro", "all", "hvg_pcc_micro", "HVG PCC micro"),
+    ("gpc_hallmark", "hallmark", "gpc", "GPC Hallmark"),
+    ("gpc_go", "go", "gpc", "GPC GO"),
+    ("win_rate_hallmark", "hallmark", "win_rate", "wins Hallmark"),
+    ("win_rate_go", "go", "win_rate", "wins GO"),
+    ("ami", "all", "ami", "AMI"),
+    ("ari", "all", "ari", "ARI"),
+]
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _fmt(v, digits=3) -> str:
+    return "" if v is None or v != v else f"{v:.{digits}f}"
+
+
+def _table_html(lb) -> str:
+    long = lb.long.set_index(["model", "collection", "metric"])
+    cols = [c for c in _COLUMNS if c[0] in lb.table and lb.table[c[0]].notna().any()]
+    head = "".join(f"<th>{html.escape(label)}</th>" for *_, label in cols)
+    rows = []
+    for _, r in lb.table.iterrows():
+        cells = []
+        for col, coll, metric, _ in cols:
+            v = r[col]
+            ci = ""
+            key = (r["model"], coll, metric)
+            if key in long.index:
+                lo, hi = long.loc[key, "ci_low"], long.loc[key, "ci_high"]
+                if lo == lo and hi == hi:
+                    ci = f' <span class="ci">[{_fmt(lo)}, {_fmt(hi)}]</span>'
+            cells.append(f"<td>{_fmt(v)}{ci}</td>")
+        rank = "control" if r["control"] else ("" if r["rank"] != r["rank"] else str(int(r["rank"])))
+        cls = ' class="control"' if r["control"] else ""
+        rows.append(f"<tr{cls}><td>{html.escape(str(r['model']))}</td>{''.join(cells)}<td>{rank}</td></tr>")
+    return (
+        f'<table id="leaderboard"><thead><tr><th>model</th>{head}<th>rank</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _provenance_html(lb) -> str:
+    items = []
+    for model, info in lb.info["runs"].items():
+        inputs = info.get("inputs") or {}
+        files = []
+        for role, rec in sorted(inputs.items()):
+            if isinstance(rec, dict) and rec.get("file"):
+                sha = rec.get("sha256")
+                files.append(
+                    f"{role}: <code>{html.escape(str(rec['file']))}</code>"
+                    + (f" sha256 <code>{sha[:16]}</code>" if sha else "")
+                )
+        items.append(
+            f"<dt>{html.escape(model)}</dt><dd>run folder <code>{html.escape(info['path'])}</code>; "
+            f"gpc-bench {html.escape(str(info.get('gpc_bench_version')))}; pathways "
+            f"<code>{html.escape(str(info.get('collection_id')))}</code><br>{'<br>'.join(files)}</dd>"
+        )
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in lb.info["notes"])
+    return (
+        f"<p>Reference: <b>{html.escape(lb.info['reference'])}</b>. Bootstrap: {lb.info['n_boot']} draws, "
+        f"seed {lb.info['seed']} ({html.escape(lb.info['bootstrap'])}). WSIs: {len(lb.info['wsis'])}. "
+        f"Report written by gpc-bench {__version__}.</p>"
+        + (f"<ul>{notes}</ul>" if notes else "")
+        + f"<dl>{''.join(items)}</dl>"
+    )
+
+
+def report(
+    runs,
+    out: str | Path,
+    *,
+    reference: str | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    intersect: bool = False,
+    controls=(),
+    title: str = "gpc-bench report",
+) -> Path:
+    """Write one self-contained HTML report for several run folders.
+
+    It holds the leaderboard (with bootstrap intervals), the figures inlined as PNG data URIs
+    (leaderboard table, GPC by variance level, each model against the reference, the gene
+    variance density), the provenance of every run and a short explanation of each metric.
+    """
+    from .compare import leaderboard
+    from .compare.runs import load_runs
+    from .plot import leaderboard_table, levels, scatter, variance
+
+    rs = load_runs(runs, intersect=intersect, controls=controls)
+    lb = leaderboard(rs, reference, n_boot=n_boot, seed=seed)
+    ref = lb.info["reference"]
+    figures = [
+        ("Leaderboard", _png(leaderboard_table(lb.table))),
+        ("GPC by variance level", _png(levels([rs.runs[m] for m in rs.models]))),
+    ]
+    others = [m for m in rs.models if m != ref][:MAX_SCATTERS]
+    for m in others:
+        figures.append((f"{m} against {ref}, per pathway", _png(scatter(rs.runs[m], rs.runs[ref]))))
+    figures.append((f"Gene variance and level thresholds ({ref})", _png(variance(rs.runs[ref]))))
+    figs = "".join(
+        f'<figure><img alt="{html.escape(cap)}" src="{src}"><figcaption>{html.escape(cap)}</figcaption></figure>'
+        for cap, src in figures
+    )
+    metrics = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in METRICS)
+    doc = (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>"
+        f"<h2>Leaderboard</h2>{_table_html(lb)}"
+        f"<h2>Figures</h2>{figs}"
+        f"<h2>Metrics</h2><dl>{metrics}</dl>"
+        f"<h2>Provenance</h2>{_provenance_html(lb)}"
+        "<script>window.addEventListener('load',function(){var n=0;for(var i of document.images)"
+        "{if(i.complete&&i.naturalWidth>0)n++;}document.body.setAttribute('data-images-loaded',n);});</script>"
+        "</body></html>\n"
+    )
+    out = Path(out)
+    with atomic_file(out) as tmp:
+        tmp.write_text(doc, encoding="utf-8")
+    logger.info("wrote %s (%d figures, %.1f MB)", out, len(figures), out.stat().st_size / 1e6)
+    return out

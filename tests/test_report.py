@@ -1,0 +1,92 @@
+"""The HTML report: self-contained, complete, deterministic, and rendered by headless Chromium."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from gpc_bench import score
+from gpc_bench.cli import main
+from gpc_bench.report import report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+]
+
+
+@pytest.fixture(scope="module")
+def runs(cohort_files, tmp_path_factory):
+    d = tmp_path_factory.mktemp("report-runs")
+    out = []
+    for name in ("good", "noisy", "mean"):
+        score(
+            cohort_files[name],
+            cohort_files["truth"],
+            pathways=cohort_files["pathways"],
+            name=name,
+            checksum=False,
+            out=d / name,
+        )
+        out.append(d / name)
+    return out
+
+
+@pytest.fixture(scope="module")
+def html_report(runs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    res = CliRunner().invoke(
+        main, ["-q", "report", *map(str, runs), "--control", "mean", "--bootstrap", "100", "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_self_contained_and_complete(html_report):
+    text = html_report.read_text()
+    assert not re.search(r'(src|href)="(?!data:)', text), "no external resources"
+    assert "<link" not in text and "http://" not in text and "https://" not in text
+    imgs = re.findall(r'<img [^>]*src="data:image/png;base64,', text)
+    assert len(imgs) == 5  # table, levels, two scatters against the reference, variance
+    table = re.search(r'<table id="leaderboard">(.*?)</table>', text, re.S).group(1)
+    assert table.count("<tr") == 4  # header + three models
+    assert '<tr class="control"><td>mean</td>' in table
+    for word in ("Gene Pathway Coherence", "Provenance", "pred_good.h5ad", "seed 0"):
+        assert word in text
+
+
+def test_deterministic(runs, html_report, tmp_path):
+    again = report(runs, tmp_path / "again.html", controls=["mean"], n_boot=100)
+    assert again.read_bytes() == html_report.read_bytes()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian package 'chromium')")
+def test_renders_in_headless_chromium(html_report, tmp_path):
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, "--window-size=1200,2000", f"--screenshot={shot}", html_report.as_uri()],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(shot)
+    assert img.shape[:2] == (2000, 1200) and img[..., :3].std() > 0.05
+    dom = subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, "--dump-dom", html_report.as_uri()],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert 'data-images-loaded="5"' in dom  # every inlined figure decoded
+    assert dom.count("<tr") == 4 and '<table id="leaderboard">' in dom
