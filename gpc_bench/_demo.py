@@ -37,8 +37,11 @@ def write_cohort(out: Path, seed: int = 0, **kwargs) -> dict[str, Path]:
     return paths
 
 
-def demo(out: str | Path = "gpc-demo", seed: int = 0, overwrite: bool = True):
-    """Build the demo cohort, score the three demo models and return their headline table.
+def demo(out: str | Path = "gpc-demo", seed: int = 0, overwrite: bool = True, extras: bool = True):
+    """Build the demo cohort, score the demo models and return their headline table.
+
+    With ``extras`` it also writes what the README walks through: ``leaderboard.csv`` (with
+    ``mean`` marked as a control), ``scatter.png`` (partial against good) and ``report.html``.
 
     Returns
     -------
@@ -83,4 +86,20 @@ def demo(out: str | Path = "gpc-demo", seed: int = 0, overwrite: bool = True):
                 "ami": h.get("ami"),
             }
         )
+    if extras:
+        _extras(out, seed)
     return pd.DataFrame(rows)
+
+
+def _extras(out: Path, seed: int) -> None:
+    """Leaderboard, one scatter and the report on the demo runs."""
+    from .compare import leaderboard
+    from .plot import save, scatter
+    from .report import report
+
+    runs = [out / "runs" / m for m in MODELS]
+    lb = leaderboard(runs, "good", seed=seed, controls=["mean"])
+    lb.write(out / "leaderboard.csv")
+    save(scatter(out / "runs" / "partial", out / "runs" / "good", label_top=3), out / "scatter.png")
+    report(runs, out / "report.html", reference="good", seed=seed, controls=["mean"], title="gpc-bench demo")
+    logger.info("wrote %s, %s and %s", out / "leaderboard.csv", out / "scatter.png", out / "report.html")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from gpc_bench.cli import main
@@ -52,3 +54,8 @@ def test_demo_cli(tmp_path):
     rows = {ln.split()[0]: [float(v) for v in ln.split()[1:5]] for ln in lines[1:5]}
     assert rows["good"][2] > rows["partial"][2] > rows["noisy"][2] > rows["mean"][2] == 0.0
     assert (tmp_path / "demo" / "runs" / "good" / "summary.json").exists()
+    lb = pd.read_csv(tmp_path / "demo" / "leaderboard.csv").set_index("model")
+    assert lb.loc["good", "rank"] == 1 and bool(lb.loc["mean", "control"])
+    assert lb.loc["good", "gpc_go"] == pytest.approx(rows["good"][3], abs=1e-4)
+    assert (tmp_path / "demo" / "scatter.png").stat().st_size > 10_000
+    assert "<table id=\"leaderboard\">" in (tmp_path / "demo" / "report.html").read_text()
