@@ -58,4 +58,4 @@ def test_demo_cli(tmp_path):
     assert lb.loc["good", "rank"] == 1 and bool(lb.loc["mean", "control"])
     assert lb.loc["good", "gpc_go"] == pytest.approx(rows["good"][3], abs=1e-4)
     assert (tmp_path / "demo" / "scatter.png").stat().st_size > 10_000
-    assert "<table id=\"leaderboard\">" in (tmp_path / "demo" / "report.html").read_text()
+    assert '<table id="leaderboard">' in (tmp_path / "demo" / "report.html").read_text()

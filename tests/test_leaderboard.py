@@ -169,3 +169,29 @@ def test_cli_writes_deterministic_files(runs, tmp_path):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()
     long = pd.read_csv(outs[0] / "leaderboard_long.csv")
     assert list(long.columns) == ["model", "collection", "metric", "value", "ci_low", "ci_high"]
+
+
+def test_recomputed_numbers_equal_the_runs_own(cohort_files, tmp_path):
+    from gpc_bench import score
+
+    runs = []
+    for name in ("good", "noisy"):
+        score(
+            cohort_files[name],
+            cohort_files["truth"],
+            pathways=cohort_files["pathways"],
+            name=name,
+            checksum=False,
+            out=tmp_path / name,
+        )
+        runs.append(tmp_path / name)
+    from gpc_bench import load_run
+
+    t = leaderboard(runs, n_boot=0).table.set_index("model")
+    for name, path in zip(("good", "noisy"), runs, strict=True):
+        h = load_run(path).summary["headline"]
+        for col in ("hvg_pcc_macro", "hvg_pcc_micro", "gpc_hallmark", "gpc_go"):
+            assert t.loc[name, col] == pytest.approx(h[col], abs=1e-12)
+        for lv, v in h["gpc_by_variance_level"].items():
+            if v is not None:
+                assert t.loc[name, f"gpc_level_{lv}"] == pytest.approx(v, abs=1e-12)
