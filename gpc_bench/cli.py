@@ -508,7 +508,9 @@ def demo_cmd(out, seed):
     table = demo(out, seed=seed)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     click.echo(f"\nrun folders in {out / 'runs'}")
-    click.echo(f"leaderboard {out / 'leaderboard.csv'}, figure {out / 'scatter.png'}, report {out / 'report.html'}")
+    click.echo(
+        f"leaderboard {out / 'leaderboard.csv'}, figure {out / 'scatter.png'}, report {out / 'report.html'}"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

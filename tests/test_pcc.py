@@ -29,6 +29,29 @@ def reference(x, y, mode="zero"):
     return np.array(out)
 
 
+@pytest.fixture(autouse=True, params=["numba", "numpy"])
+def kernel(request, monkeypatch):
+    """Every test runs on both kernels: the fused numba one and the pure-numpy fallback."""
+    from gpc_bench.metrics.pcc import kernel_name
+
+    monkeypatch.setenv("GPC_BENCH_KERNEL", request.param)
+    if kernel_name() != request.param:
+        pytest.skip("numba is not installed")
+    return request.param
+
+
+def test_kernels_agree(data, monkeypatch):
+    x, y = data
+    cols = np.random.default_rng(3).permutation(x.shape[1])
+    got = {}
+    for k in ("numba", "numpy"):
+        monkeypatch.setenv("GPC_BENCH_KERNEL", k)
+        got[k] = (pearson_columns(x, y), pearson_columns(x, y, x_cols=cols, y_cols=cols, log1p_x=True))
+    for a, b in zip(got["numba"], got["numpy"], strict=True):
+        assert np.array_equal(np.isnan(a), np.isnan(b))
+        assert np.nanmax(np.abs(a - b)) < 1e-12
+
+
 @pytest.fixture
 def data():
     rng = np.random.default_rng(0)

@@ -141,6 +141,36 @@ def _sub(index, j0: int, j1: int):
     return index[j0:j1]
 
 
+def kernel_name() -> str:
+    """Which kernel runs: ``numba`` (fused, compiled) when importable, else ``numpy``.
+
+    ``GPC_BENCH_KERNEL=numpy`` forces the pure-numpy kernel.
+    """
+    if os.environ.get("GPC_BENCH_KERNEL", "").lower() == "numpy":
+        return "numpy"
+    try:
+        from . import _pcc_numba  # noqa: F401
+    except ImportError:  # pragma: no cover - numba missing or broken
+        return "numpy"
+    return "numba"
+
+
+def _block_sums_numba(x, y, xcols, ycols, log1p_x: bool) -> np.ndarray:
+    from . import _pcc_numba as nb
+
+    x = np.ascontiguousarray(x) if not x.flags.c_contiguous else x
+    y = np.ascontiguousarray(y) if not y.flags.c_contiguous else y
+    if isinstance(xcols, slice) and isinstance(ycols, slice):
+        width = xcols.stop - xcols.start
+        return nb.block_sums_contiguous(x, y, xcols.start, ycols.start, width, log1p_x)
+    # gathered columns: copy the block's columns once (row-chunked np.take is cache-friendly),
+    # then run the contiguous kernel on the copies
+    xb = x[:, xcols] if isinstance(xcols, slice) else np.take(x, xcols, axis=1)
+    yb = y[:, ycols] if isinstance(ycols, slice) else np.take(y, ycols, axis=1)
+    xb, yb = np.ascontiguousarray(xb), np.ascontiguousarray(yb)
+    return nb.block_sums_contiguous(xb, yb, 0, 0, xb.shape[1], log1p_x)
+
+
 def default_threads() -> int:
     """Threads for the kernel: ``GPC_BENCH_THREADS`` or the number of usable cores (max 8)."""
     env = os.environ.get("GPC_BENCH_THREADS")
@@ -198,9 +228,11 @@ def column_moments(
         return Moments(0, nan, nan.copy(), zero, zero.copy(), zero.copy(), zero.copy(), zero.copy())
     blocks = [(j, min(j + gene_block, n_genes)) for j in range(0, n_genes, gene_block)]
 
+    block_sums = _block_sums_numba if kernel_name() == "numba" else _block_sums
+
     def run(block):
         j0, j1 = block
-        return _block_sums(x, y, _sub(xi, j0, j1), _sub(yi, j0, j1), log1p_x)
+        return block_sums(x, y, _sub(xi, j0, j1), _sub(yi, j0, j1), log1p_x)
 
     threads = default_threads() if threads is None else threads
     if threads > 1 and len(blocks) > 1:
