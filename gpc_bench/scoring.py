@@ -27,6 +27,7 @@ from .metrics.pcc import (
     NonFiniteError,
     column_moments,
     default_threads,
+    kernel_name,
     pearson_from_moments,
 )
 from .metrics.variance import VarianceAccumulator, assign_levels, level_thresholds
@@ -125,14 +126,24 @@ def _check_truth_scale(x: np.ndarray, truth_log1p: bool) -> None:
 def _stream(pred, truth, truth_layer, wsis):
     """Yield (wsi, truth block, prediction block), reading the next WSI on a thread meanwhile."""
 
-    def read(w):
-        return truth.read_rows(w.truth_rows, truth_layer), pred.read_rows(w.pred_rows)
+    # two buffer pairs sized for the largest WSI, used alternately: WSI k+1 is read into one
+    # while WSI k is computed from the other; the consumer must not keep views of a block
+    n_max = max((w.n_spots for w in wsis), default=0)
+    buffers = [
+        (np.empty((n_max, truth.n_vars), np.float32), np.empty((n_max, pred.n_vars), np.float32))
+        for _ in range(min(2, len(wsis)))
+    ]
+
+    def read(k):
+        w = wsis[k]
+        bx, by = buffers[k % 2]
+        return truth.read_rows(w.truth_rows, truth_layer, out=bx), pred.read_rows(w.pred_rows, out=by)
 
     with ThreadPoolExecutor(1) as io:
-        fut = io.submit(read, wsis[0]) if wsis else None
+        fut = io.submit(read, 0) if wsis else None
         for k, w in enumerate(wsis):
             x, y = fut.result()
-            fut = io.submit(read, wsis[k + 1]) if k + 1 < len(wsis) else None
+            fut = io.submit(read, k + 1) if k + 1 < len(wsis) else None
             yield w, x, y
             del x, y
 
@@ -263,6 +274,7 @@ def score(
     per_wsi_spots = int(np.ceil(cluster_spots / n_wsi)) if cluster == "spot" else 0
     # one core reads the next WSI while the others compute (measured: docs/performance.md)
     threads = max(1, default_threads() - 1) if threads is None else threads
+    kernel = kernel_name(sum(w.n_spots for w in wsis) * n_genes)
     for k, (w, x, y) in enumerate(_stream(pred, tsrc, layer, wsis)):
         t0 = time.perf_counter()
         if k == 0:
@@ -275,6 +287,7 @@ def score(
                 y_cols=gmap.pred_cols,
                 log1p_x=truth_log1p,
                 threads=threads,
+                kernel=kernel,
             )
         except NonFiniteError as err:
             role = "truth" if err.which == "x" else "predictions"
@@ -552,7 +565,7 @@ def score(
         "numpy": np.__version__,
         "h5py": h5py.__version__,
         "pandas": pd.__version__,
-        "kernel": f"numpy shifted-sum float64, {threads} thread(s)",
+        "kernel": f"{kernel} shifted-sum float64, {threads} thread(s)",
         "argv": sys.argv,
     }
     pred.close()

@@ -299,3 +299,19 @@ def test_summary_provenance(cohort_files):
     assert s["parameters"]["constant_prediction"] == "zero"
     assert s["counts"]["n_wsi"] == 7 and s["counts"]["n_cancer_types"] == 4
     assert set(s["headline"]["gpc_by_variance_level"]) == {str(i) for i in range(1, 11)}
+
+
+def test_numba_and_numpy_kernels_give_the_same_scores(cohort_files, monkeypatch):
+    from gpc_bench.metrics.pcc import kernel_name
+
+    if kernel_name() != "numba":
+        pytest.skip("numba is not installed")
+    res = {}
+    for k in ("numba", "numpy"):
+        monkeypatch.setenv("GPC_BENCH_KERNEL", k)
+        res[k] = score(
+            cohort_files["good"], cohort_files["truth"], pathways=cohort_files["pathways"], checksum=False
+        )
+        assert res[k].run_info["kernel"].startswith(k)
+    a, b = res["numba"].gene_scores["pcc"].to_numpy(), res["numpy"].gene_scores["pcc"].to_numpy()
+    assert np.array_equal(np.isnan(a), np.isnan(b)) and np.nanmax(np.abs(a - b)) < 1e-12

@@ -141,12 +141,21 @@ def _sub(index, j0: int, j1: int):
     return index[j0:j1]
 
 
-def kernel_name() -> str:
+#: below this many matrix elements in a whole cohort, the numpy kernel finishes before numba
+#: would have loaded its compiled kernel (~0.5 s per process, measured: docs/performance.md)
+NUMBA_MIN_ELEMENTS = 200_000_000
+
+
+def kernel_name(n_elements: int | None = None) -> str:
     """Which kernel runs: ``numba`` (fused, compiled) when importable, else ``numpy``.
 
-    ``GPC_BENCH_KERNEL=numpy`` forces the pure-numpy kernel.
+    ``GPC_BENCH_KERNEL=numpy|numba`` forces a kernel.  Without it, a workload of
+    ``n_elements`` (spots x genes, when given) below :data:`NUMBA_MIN_ELEMENTS` uses numpy.
     """
-    if os.environ.get("GPC_BENCH_KERNEL", "").lower() == "numpy":
+    forced = os.environ.get("GPC_BENCH_KERNEL", "").lower()
+    if forced == "numpy":
+        return "numpy"
+    if not forced and n_elements is not None and n_elements < NUMBA_MIN_ELEMENTS:
         return "numpy"
     try:
         from . import _pcc_numba  # noqa: F401
@@ -192,6 +201,7 @@ def column_moments(
     log1p_x: bool = False,
     threads: int | None = None,
     gene_block: int = _GENE_BLOCK,
+    kernel: str | None = None,
 ) -> Moments:
     """Accumulate the sums needed for per-column Pearson correlations.
 
@@ -208,6 +218,8 @@ def column_moments(
         Worker threads over gene blocks (default :func:`default_threads`).
     gene_block
         Genes per block.
+    kernel
+        ``"numba"`` or ``"numpy"`` (default: :func:`kernel_name`).
 
     Raises
     ------
@@ -228,7 +240,8 @@ def column_moments(
         return Moments(0, nan, nan.copy(), zero, zero.copy(), zero.copy(), zero.copy(), zero.copy())
     blocks = [(j, min(j + gene_block, n_genes)) for j in range(0, n_genes, gene_block)]
 
-    block_sums = _block_sums_numba if kernel_name() == "numba" else _block_sums
+    kernel = kernel_name() if kernel is None else kernel
+    block_sums = _block_sums_numba if kernel == "numba" else _block_sums
 
     def run(block):
         j0, j1 = block
