@@ -41,3 +41,12 @@ def cohort_files(cohort, tmp_path_factory):
     for coll, sets in cohort.gene_sets.items():
         write_gmt(paths["pathways"] / f"{coll}.gmt", [GeneSet(coll, n, tuple(g)) for n, g in sets.items()])
     return paths
+
+
+@pytest.fixture(scope="session")
+def scored_runs(cohort_files, tmp_path_factory):
+    """Run folders of the good, noisy and mean models on the small cohort (name -> folder)."""
+    from helpers import score_runs
+
+    names = ("good", "noisy", "mean")
+    return score_runs(cohort_files, tmp_path_factory.mktemp("runs"), {n: cohort_files[n] for n in names})

@@ -139,3 +139,21 @@ def write_fake_run(
         summary["control"] = control
     (path / "summary.json").write_text(json.dumps(summary))
     return path
+
+
+def score_runs(cohort_files, folder, preds):
+    """Score ``{name: prediction file}`` against the cohort's truth into ``folder/<name>``."""
+    from gpc_bench import score
+
+    out = {}
+    for name, pred in preds.items():
+        score(
+            pred,
+            cohort_files["truth"],
+            pathways=cohort_files["pathways"],
+            name=name,
+            checksum=False,
+            out=folder / name,
+        )
+        out[name] = folder / name
+    return out

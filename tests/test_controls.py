@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from helpers import score_runs
 
 from gpc_bench import InputError, score
 from gpc_bench.cli import main
@@ -62,17 +63,8 @@ def test_scores_of_controls(controls, cohort_files):
 
 
 def test_leaderboard_marks_controls(controls, cohort_files, tmp_path):
-    runs = []
-    for name, pred in (("good", cohort_files["good"]), ("shuffle", controls["shuffle"])):
-        score(
-            pred,
-            cohort_files["truth"],
-            pathways=cohort_files["pathways"],
-            name=name,
-            checksum=False,
-            out=tmp_path / name,
-        )
-        runs.append(tmp_path / name)
+    done = score_runs(cohort_files, tmp_path, {"good": cohort_files["good"], "shuffle": controls["shuffle"]})
+    runs = list(done.values())
     t = leaderboard(runs, n_boot=0).table.set_index("model")
     assert (
         bool(t.loc["shuffle", "control"]) and pd.isna(t.loc["shuffle", "rank"]) and t.loc["good", "rank"] == 1

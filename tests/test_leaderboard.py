@@ -171,22 +171,10 @@ def test_cli_writes_deterministic_files(runs, tmp_path):
     assert list(long.columns) == ["model", "collection", "metric", "value", "ci_low", "ci_high"]
 
 
-def test_recomputed_numbers_equal_the_runs_own(cohort_files, tmp_path):
-    from gpc_bench import score
-
-    runs = []
-    for name in ("good", "noisy"):
-        score(
-            cohort_files[name],
-            cohort_files["truth"],
-            pathways=cohort_files["pathways"],
-            name=name,
-            checksum=False,
-            out=tmp_path / name,
-        )
-        runs.append(tmp_path / name)
+def test_recomputed_numbers_equal_the_runs_own(scored_runs):
     from gpc_bench import load_run
 
+    runs = [scored_runs["good"], scored_runs["noisy"]]
     t = leaderboard(runs, n_boot=0).table.set_index("model")
     for name, path in zip(("good", "noisy"), runs, strict=True):
         h = load_run(path).summary["headline"]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from gpc_bench import InputError, load_run, score
+from gpc_bench import InputError, load_run
 from gpc_bench.cli import main
 from gpc_bench.compare import leaderboard
 from gpc_bench.plot import leaderboard_table, levels, pathway_activity, save, scatter, spatial, variance
@@ -41,20 +41,8 @@ def _markers(path, gid):
 
 
 @pytest.fixture(scope="module")
-def runs(cohort_files, tmp_path_factory):
-    d = tmp_path_factory.mktemp("plots")
-    out = {}
-    for name in ("good", "noisy", "mean"):
-        score(
-            cohort_files[name],
-            cohort_files["truth"],
-            pathways=cohort_files["pathways"],
-            name=name,
-            checksum=False,
-            out=d / name,
-        )
-        out[name] = d / name
-    return out
+def runs(scored_runs):
+    return scored_runs
 
 
 def test_scatter_svg_content(runs, tmp_path):

@@ -9,7 +9,6 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from gpc_bench import score
 from gpc_bench.cli import main
 from gpc_bench.report import report
 
@@ -24,20 +23,8 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def runs(cohort_files, tmp_path_factory):
-    d = tmp_path_factory.mktemp("report-runs")
-    out = []
-    for name in ("good", "noisy", "mean"):
-        score(
-            cohort_files[name],
-            cohort_files["truth"],
-            pathways=cohort_files["pathways"],
-            name=name,
-            checksum=False,
-            out=d / name,
-        )
-        out.append(d / name)
-    return out
+def runs(scored_runs):
+    return [scored_runs[n] for n in ("good", "noisy", "mean")]
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,10 @@ logger = logging.getLogger(__name__)
 
 RANK_METRICS = ("hvg_pcc_macro", "hvg_pcc_micro", "gpc_hallmark", "gpc_go")
 N_LEVELS = 10
+COMPARISON_COLUMNS = [
+    "model", "reference", "collection", "pathway", "gpc_model", "gpc_reference", "difference",
+    "n_wsi", "wilcoxon_stat", "p_value", "p_adjusted",
+]  # fmt: skip
 
 
 @dataclass
@@ -278,37 +282,10 @@ def _pathway_comparison(rs: RunSet, s_all, reference: str):
             stat, p, n = wilcoxon(rs.scores[m][k], rs.scores[reference][k])
             a, b = s_all[m][k, 0], s_all[reference][k, 0]
             rows.append((m, reference, c, name, a, b, a - b, n, stat, p))
-        df = pd.DataFrame(
-            rows,
-            columns=[
-                "model",
-                "reference",
-                "collection",
-                "pathway",
-                "gpc_model",
-                "gpc_reference",
-                "difference",
-                "n_wsi",
-                "wilcoxon_stat",
-                "p_value",
-            ],
-        )
+        df = pd.DataFrame(rows, columns=COMPARISON_COLUMNS[:-1])
         df["p_adjusted"] = np.nan
         for c in rs.collections:
             sel = (df["collection"] == c).to_numpy()
             df.loc[sel, "p_adjusted"] = bh_adjust(df.loc[sel, "p_value"].to_numpy())
         frames.append(df)
-    cols = [
-        "model",
-        "reference",
-        "collection",
-        "pathway",
-        "gpc_model",
-        "gpc_reference",
-        "difference",
-        "n_wsi",
-        "wilcoxon_stat",
-        "p_value",
-        "p_adjusted",
-    ]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COMPARISON_COLUMNS)

@@ -35,24 +35,17 @@ def block_sums_contiguous(x, y, xa, ya, w, log1p_x):  # pragma: no cover - compi
     for i in range(n):
         xr = x[i, xa : xa + w]
         yr = y[i, ya : ya + w]
-        if log1p_x:
-            for k in range(w):
-                dx = np.log1p(np.float64(xr[k])) - x0[k]
-                dy = np.float64(yr[k]) - y0[k]
-                sx[k] += dx
-                sy[k] += dy
-                sxx[k] += dx * dx
-                syy[k] += dy * dy
-                sxy[k] += dx * dy
-        else:
-            for k in range(w):
-                dx = np.float64(xr[k]) - x0[k]
-                dy = np.float64(yr[k]) - y0[k]
-                sx[k] += dx
-                sy[k] += dy
-                sxx[k] += dx * dx
-                syy[k] += dy * dy
-                sxy[k] += dx * dy
+        for k in range(w):
+            vx = np.float64(xr[k])
+            if log1p_x:  # loop-invariant: LLVM unswitches it out of the loop
+                vx = np.log1p(vx)
+            dx = vx - x0[k]
+            dy = np.float64(yr[k]) - y0[k]
+            sx[k] += dx
+            sy[k] += dy
+            sxx[k] += dx * dx
+            syy[k] += dy * dy
+            sxy[k] += dx * dy
     out[0] = x0
     out[1] = y0
     out[2] = sx
