@@ -188,7 +188,7 @@ def leaderboard(
                 continue
             long_rows.append((m, c, metric, float(draws[0]), lo, hi))
         for c in rs.collections:
-            stat, p, n = wilcoxon(s_all[m][coll == c, 0], s_all[reference][coll == c, 0])
+            p = wilcoxon(s_all[m][coll == c, 0], s_all[reference][coll == c, 0])[1]
             long_rows.append((m, c, "wilcoxon_p", p, float("nan"), float("nan")))
         for key in ("ami", "ari"):
             if summ.get(key) is not None:
@@ -198,9 +198,10 @@ def leaderboard(
 
     table = pd.DataFrame(wide_rows)
 
+    point = {(m, c, metric): v for m, c, metric, v, *_ in long_rows}
+
     def value(m, c, metric):
-        sel = long[(long["model"] == m) & (long["collection"] == c) & (long["metric"] == metric)]
-        return float(sel["value"].iloc[0]) if len(sel) else float("nan")
+        return point.get((m, c, metric), float("nan"))
 
     for col, (c, metric) in {
         "hvg_pcc_macro": ("all", "hvg_pcc_macro"),
@@ -212,7 +213,7 @@ def leaderboard(
     for level in range(1, N_LEVELS + 1):
         table[f"gpc_level_{level}"] = [value(m, "all", f"gpc_level_{level}") for m in rs.models]
     for key in ("ami", "ari"):
-        if (long["metric"] == key).any():
+        if any(k[2] == key for k in point):
             table[key] = [value(m, "all", key) for m in rs.models]
     for c in dict.fromkeys(["hallmark", "go", *rs.collections]):
         table[f"win_rate_{c}"] = [value(m, c, "win_rate") for m in rs.models]

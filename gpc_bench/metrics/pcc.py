@@ -167,8 +167,7 @@ def kernel_name(n_elements: int | None = None) -> str:
 def _block_sums_numba(x, y, xcols, ycols, log1p_x: bool) -> np.ndarray:
     from . import _pcc_numba as nb
 
-    x = np.ascontiguousarray(x) if not x.flags.c_contiguous else x
-    y = np.ascontiguousarray(y) if not y.flags.c_contiguous else y
+    x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)  # no copy when already C-ordered
     if isinstance(xcols, slice) and isinstance(ycols, slice):
         width = xcols.stop - xcols.start
         return nb.block_sums_contiguous(x, y, xcols.start, ycols.start, width, log1p_x)

@@ -74,9 +74,8 @@ def _section(predictions, truth, sample: str, symbols_wanted):
         raise InputError(
             "none of the pathway's genes is in both files", f"panel genes look like {examples(ids)}"
         )
-    order = np.argsort(t_rows, kind="stable")
     p = pred.read_rows(rows)[:, cols]
-    t = tsrc.read_rows(t_rows[order], layer)[np.argsort(order)][:, t_cols]
+    t = tsrc.read_rows(t_rows, layer)[:, t_cols]  # read_rows keeps the given (spot) order
     return p, t, np.asarray(xy)[rows], [sym[j] for j in cols]
 
 
