@@ -1,13 +1,18 @@
 """Benchmark `gpc-bench score` on a cohort shaped like the paper's test split.
 
 Default: 23 WSIs, 38,982 genes (Ensembl IDs, as the STPath panel), 2,000-4,000 spots per WSI,
-written once (streaming) as two float32 .h5ad files into a cache folder (about 20 GB).
+written once (streaming) as two float32 .h5ad files into a cache folder (about 20 GB).  ``X`` is
+stored contiguously, as ``AnnData.write_h5ad`` stores a dense matrix; ``--layout chunked`` writes
+64-row chunks instead (the other layout ``score`` can memory-map).
 
 In one run it measures, side by side:
 1. the PCC kernel against a per-gene ``scipy.stats.pearsonr`` loop on the same in-memory WSI
    (a sample of genes is timed and extrapolated);
 2. ``gpc-bench score`` end to end against the bare cost of reading both matrices (h5py slices);
 3. peak memory (max RSS) of the score process against one WSI's two matrices.
+
+With ``--cold`` the read-only/score pairs are repeated with both files dropped from the page
+cache first (``posix_fadvise(DONTNEED)``), the situation of a cohort larger than memory.
 
     python benchmarks/bench_score.py                       # the full shape (needs ~20 GB disk)
     python benchmarks/bench_score.py --wsis 4 --genes 5000  # quick
@@ -41,12 +46,14 @@ def panel(n_genes: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(ens, dtype=object), np.array(sym, dtype=object)
 
 
-def write_cohort(cache: Path, n_wsi: int, n_genes: int, spots: tuple[int, int], seed: int = 0) -> dict:
+def write_cohort(
+    cache: Path, n_wsi: int, n_genes: int, spots: tuple[int, int], seed: int = 0, layout: str = "contiguous"
+) -> dict:
     """Write truth.h5ad and pred.h5ad with h5py, one WSI at a time (bounded memory)."""
     import anndata as ad
     import pandas as pd
 
-    tag = f"w{n_wsi}_g{n_genes}_s{spots[0]}-{spots[1]}_seed{seed}"
+    tag = f"w{n_wsi}_g{n_genes}_s{spots[0]}-{spots[1]}_seed{seed}_{layout}"
     d = cache / tag
     done = d / "done.json"
     if done.exists():
@@ -74,7 +81,8 @@ def write_cohort(cache: Path, n_wsi: int, n_genes: int, spots: tuple[int, int], 
             f.attrs["encoding-version"] = "0.1.0"
             ad.io.write_elem(f, "obs", obs)
             ad.io.write_elem(f, "var", var)
-            f.create_dataset("X", shape=(n, n_genes), dtype="float32", chunks=(64, n_genes))
+            chunks = (64, n_genes) if layout == "chunked" else None
+            f.create_dataset("X", shape=(n, n_genes), dtype="float32", chunks=chunks)
     with h5py.File(d / "truth.h5ad", "a") as ft, h5py.File(d / "pred.h5ad", "a") as fp:
         row = 0
         for i, m in enumerate(sizes):
@@ -99,12 +107,52 @@ def write_cohort(cache: Path, n_wsi: int, n_genes: int, spots: tuple[int, int], 
 
 
 def bare_read(path: Path, sizes: list[int]) -> None:
+    """Read the matrix WSI by WSI into one reused buffer (no page faults after the first WSI)."""
     with h5py.File(path, "r") as f:
+        buf = np.empty((max(sizes), f["X"].shape[1]), dtype=np.float32)
         row = 0
         for m in sizes:
-            block = np.empty((m, f["X"].shape[1]), dtype=np.float32)
-            f["X"].read_direct(block, np.s_[row : row + m])
+            f["X"].read_direct(buf, np.s_[row : row + m], np.s_[:m])
             row += m
+
+
+def evict(*paths: Path) -> None:
+    """Drop the files' pages from the page cache (clean pages; no root needed)."""
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def read_vs_score(d: Path, sizes: list[int], cmd: list[str], repeats: int, cold: bool) -> dict:
+    """Alternate read-only and score runs; timings on a small VM vary by up to 2x run to run."""
+    files = (d / "truth.h5ad", d / "pred.h5ad")
+    reads, scores, peaks = [], [], []
+    for _ in range(repeats):
+        if cold:
+            evict(*files)
+        t = time.perf_counter()
+        for f in files:
+            bare_read(f, sizes)
+        reads.append(time.perf_counter() - t)
+        if cold:
+            evict(*files)
+        s, pk = timed_subprocess(cmd)
+        scores.append(s)
+        peaks.append(pk)
+    med_r, med_s = float(np.median(reads)), float(np.median(scores))
+    info = json.loads((d / "run" / "run_info.json").read_text())
+    return {
+        "read_only_s": {"all": [round(v, 2) for v in reads], "median": round(med_r, 2)},
+        "score_s": {"all": [round(v, 2) for v in scores], "median": round(med_s, 2)},
+        "score_over_read_medians": round(med_s / med_r, 2),
+        "score_over_read_best": round(min(scores) / min(reads), 2),
+        "peak_rss_gib": round(max(peaks), 2),
+        "matrix_reads": info.get("matrix_reads"),
+        "score_kernel": info.get("kernel"),
+    }
 
 
 def timed_subprocess(cmd: list[str]) -> tuple[float, float]:
@@ -126,13 +174,15 @@ def main() -> None:
     ap.add_argument("--pearsonr-genes", type=int, default=400, help="genes timed with pearsonr")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--repeats", type=int, default=3, help="read-only / score repetitions")
+    ap.add_argument("--layout", choices=("contiguous", "chunked"), default="contiguous", help="storage of X")
+    ap.add_argument("--cold", action="store_true", help="also time with files evicted from the page cache")
     args = ap.parse_args()
 
     from scipy.stats import pearsonr
 
     from gpc_bench.metrics.pcc import column_moments, default_threads, kernel_name, pearson_from_moments
 
-    info = write_cohort(args.cache, args.wsis, args.genes, tuple(args.spots))
+    info = write_cohort(args.cache, args.wsis, args.genes, tuple(args.spots), layout=args.layout)
     d = Path(info["dir"])
     sizes = info["sizes"]
     gb = lambda m: m * args.genes * 4 * 2 / 2**30  # noqa: E731 - two float32 matrices, GiB
@@ -168,27 +218,22 @@ def main() -> None:
     max_err = float(np.nanmax(np.abs(np.asarray(ref) - r[sample])))
     del x, y
 
-    # 2. read-only vs end to end, alternated and repeated (timings on a small VM vary by 2x)
+    # 2. read-only vs end to end, alternated and repeated, page cache warm (and cold)
     out = d / "run"
     cmd = [sys.executable, "-m", "gpc_bench", "-q", "score", str(d / "pred.h5ad")]
     cmd += ["--truth", str(d / "truth.h5ad"), "--pathways", str(d / "pathways.gmt")]
     cmd += ["--out", str(out), "--overwrite", "--no-checksum"]
-    reads, scores, peaks = [], [], []
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        bare_read(d / "truth.h5ad", sizes)
-        bare_read(d / "pred.h5ad", sizes)
-        reads.append(time.perf_counter() - t)
-        s, pk = timed_subprocess(cmd)
-        scores.append(s)
-        peaks.append(pk)
-    t_read, t_read2 = min(reads), float(np.median(reads))
-    t_score, peak = float(np.median(scores)), max(peaks)
+    for f in ("truth.h5ad", "pred.h5ad"):  # start warm
+        bare_read(d / f, sizes)
+    warm = read_vs_score(d, sizes, cmd, args.repeats, cold=False)
     t_score_ck, peak_ck = timed_subprocess(cmd[:-1])
+    cold = read_vs_score(d, sizes, cmd, args.repeats, cold=True) if args.cold else None
+    peak = warm["peak_rss_gib"]
     res = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
         "shape": {
+            "layout": args.layout,
             "wsis": args.wsis,
             "genes": args.genes,
             "spots": info["n_spots"],
@@ -210,10 +255,8 @@ def main() -> None:
         "speedup_vs_pearsonr": round(t_loop / t_kernel, 1),
         "speedup_vs_pearsonr_1thread": round(t_loop / t_kernel1, 1),
         "max_abs_diff_vs_pearsonr": max_err,
-        "read_only_s": {"all": [round(v, 2) for v in reads], "median": round(t_read2, 2)},
-        "score_s": {"all": [round(v, 2) for v in scores], "median": round(t_score, 2)},
-        "score_over_read_medians": round(t_score / t_read2, 2),
-        "score_over_read_best": round(min(scores) / t_read, 2),
+        "warm": warm,
+        "cold": cold,
         "score_with_checksum_s": round(t_score_ck, 2),
         "peak_rss_gib": round(peak, 2),
         "peak_rss_with_checksum_gib": round(peak_ck, 2),

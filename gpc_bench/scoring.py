@@ -18,6 +18,7 @@ from ._version import __version__
 from .io.align import align_genes, align_spots
 from .io.gmt import load_pathways, sha256_file
 from .io.h5ad import open_source
+from .io.mapped import enabled as mmap_enabled
 from .io.runfolder import atomic_dir, dumps_json
 from .metrics.pathway import membership, pathway_wsi_scores
 from .metrics.pcc import (
@@ -25,6 +26,7 @@ from .metrics.pcc import (
     PREDICTION_CONSTANT,
     TRUTH_CONSTANT,
     NonFiniteError,
+    RowMatrix,
     column_moments,
     default_threads,
     kernel_name,
@@ -108,8 +110,10 @@ class _Checksums:
         return self.result
 
 
-def _check_truth_scale(x: np.ndarray, truth_log1p: bool) -> None:
-    sample = x.ravel()[:: max(1, x.size // 100_000)]
+def _check_truth_scale(x, truth_log1p: bool) -> None:
+    n = x.shape[0]
+    sample = _some_rows(x, np.unique(np.linspace(0, n - 1, min(n, 64)).astype(np.int64))).ravel()
+    sample = sample[:: max(1, sample.size // 100_000)]
     if sample.size == 0:
         return
     integral = bool(np.all(sample == np.round(sample)))
@@ -123,21 +127,33 @@ def _check_truth_scale(x: np.ndarray, truth_log1p: bool) -> None:
         logger.warning("--truth-log1p was given but the measured values are not non-negative integers")
 
 
-def _stream(pred, truth, truth_layer, wsis):
-    """Yield (wsi, truth block, prediction block), reading the next WSI on a thread meanwhile."""
+def _stream(pred, truth, truth_layer, wsis, mapped: bool, counts: dict):
+    """Yield (wsi, truth rows, prediction rows), preparing the next WSI on a thread meanwhile.
 
-    # two buffer pairs sized for the largest WSI, used alternately: WSI k+1 is read into one
-    # while WSI k is computed from the other; the consumer must not keep views of a block
+    With ``mapped``, a WSI whose rows are stored raw is memory-mapped (and pre-faulted, which
+    reads it from disk when it is not cached) instead of copied; ``counts`` tallies how each
+    matrix was read.  Otherwise, and as the fallback, rows are read with h5py into two buffer
+    pairs sized for the largest WSI and used alternately.  The consumer must not keep
+    references to a block after the next one is requested.
+    """
     n_max = max((w.n_spots for w in wsis), default=0)
-    buffers = [
-        (np.empty((n_max, truth.n_vars), np.float32), np.empty((n_max, pred.n_vars), np.float32))
-        for _ in range(min(2, len(wsis)))
-    ]
+    buffers: dict[tuple[int, int], np.ndarray] = {}
+
+    def buffer(slot: int, which: int, n_vars: int) -> np.ndarray:
+        if (slot, which) not in buffers:
+            buffers[slot, which] = np.empty((n_max, n_vars), np.float32)
+        return buffers[slot, which]
+
+    def get(k, which, src, rows, layer):
+        block = src.map_rows(rows, layer) if mapped else None
+        if block is None:
+            block = src.read_rows(rows, layer, out=buffer(k % 2, which, src.n_vars))
+        counts["mmap" if mapped and not isinstance(block, np.ndarray) else "h5py"] += 1
+        return block
 
     def read(k):
         w = wsis[k]
-        bx, by = buffers[k % 2]
-        return truth.read_rows(w.truth_rows, truth_layer, out=bx), pred.read_rows(w.pred_rows, out=by)
+        return get(k, 0, truth, w.truth_rows, truth_layer), get(k, 1, pred, w.pred_rows, None)
 
     with ThreadPoolExecutor(1) as io:
         fut = io.submit(read, 0) if wsis else None
@@ -146,6 +162,11 @@ def _stream(pred, truth, truth_layer, wsis):
             fut = io.submit(read, k + 1) if k + 1 < len(wsis) else None
             yield w, x, y
             del x, y
+
+
+def _some_rows(a, index) -> np.ndarray:
+    """Rows ``index`` of an array or a RowMatrix, as a 2-D array."""
+    return a.rows(index) if isinstance(a, RowMatrix) else a[index]
 
 
 def score(
@@ -272,10 +293,14 @@ def score(
     means_truth = np.zeros((n_wsi, n_genes)) if cluster == "wsi" else None
     spot_pred, spot_truth, spot_labels = [], [], []
     per_wsi_spots = int(np.ceil(cluster_spots / n_wsi)) if cluster == "spot" else 0
-    # one core reads the next WSI while the others compute (measured: docs/performance.md)
-    threads = max(1, default_threads() - 1) if threads is None else threads
     kernel = kernel_name(sum(w.n_spots for w in wsis) * n_genes)
-    for k, (w, x, y) in enumerate(_stream(pred, tsrc, layer, wsis)):
+    reads = {"mmap": 0, "h5py": 0}
+    mapped = kernel == "numba" and mmap_enabled()  # the numpy kernel wants 2-D arrays
+    if threads is None:
+        # copying WSIs in with h5py keeps one core busy, so the kernel gets the others; mapped
+        # WSIs cost the reader thread only page-table work (measured: docs/performance.md)
+        threads = default_threads() if mapped else max(1, default_threads() - 1)
+    for k, (w, x, y) in enumerate(_stream(pred, tsrc, layer, wsis, mapped, reads)):
         t0 = time.perf_counter()
         if k == 0:
             _check_truth_scale(x, truth_log1p)
@@ -310,9 +335,9 @@ def score(
         elif cluster == "spot":
             rng = np.random.default_rng([seed, k])
             take = np.sort(rng.choice(m.n, min(m.n, per_wsi_spots), replace=False))
-            xs = np.take(x[take], gmap.truth_cols, axis=1)
+            xs = np.take(_some_rows(x, take), gmap.truth_cols, axis=1)
             spot_truth.append(np.log1p(xs) if truth_log1p else xs)
-            spot_pred.append(np.take(y[take], gmap.pred_cols, axis=1))
+            spot_pred.append(np.take(_some_rows(y, take), gmap.pred_cols, axis=1))
             spot_labels += [w.cancer_type] * len(take)
         logger.info(
             "[%d/%d] %s (%s): %d spots, %d genes, %.2fs",
@@ -566,6 +591,7 @@ def score(
         "h5py": h5py.__version__,
         "pandas": pd.__version__,
         "kernel": f"{kernel} shifted-sum float64, {threads} thread(s)",
+        "matrix_reads": reads,
         "argv": sys.argv,
     }
     pred.close()

@@ -193,6 +193,20 @@ class H5adSource:
         """Raise :class:`InputError` now if the matrix cannot be streamed (CSC, wrong shape)."""
         self._matrix(layer)
 
+    def map_rows(self, rows: np.ndarray, layer: str | None = None, populate: bool = True):
+        """The given rows as a :class:`~gpc_bench.metrics.pcc.RowMatrix` over a read-only
+        memory map of the file, or None when the matrix is not stored raw (sparse, filtered,
+        not float32) or the rows are spread out; then use :meth:`read_rows`.
+        """
+        from .mapped import map_rows, verified_offsets
+
+        key = ("offsets", layer)
+        if key not in self._cache:
+            node = self._matrix(layer)
+            self._cache[key] = verified_offsets(node, self.path) if isinstance(node, h5py.Dataset) else None
+        offsets = self._cache[key]
+        return None if offsets is None else map_rows(self.path, offsets, rows, self.n_vars, populate=populate)
+
     def read_rows(
         self, rows: np.ndarray, layer: str | None = None, out: np.ndarray | None = None
     ) -> np.ndarray:
@@ -283,6 +297,9 @@ class AnnDataSource:
 
     def check_matrix(self, layer: str | None = None) -> None:
         pass
+
+    def map_rows(self, rows: np.ndarray, layer: str | None = None, populate: bool = True) -> None:
+        return None  # in memory already: read_rows copies the rows
 
     def read_rows(
         self, rows: np.ndarray, layer: str | None = None, out: np.ndarray | None = None

@@ -35,6 +35,53 @@ class NonFiniteError(ValueError):
         super().__init__(f"non-finite value in {which}, column {column}")
 
 
+@dataclass(frozen=True)
+class RowMatrix:
+    """Rows of a matrix that lie at given offsets of one flat buffer.
+
+    The numba kernel reads this form directly, so the rows of a WSI can stay where they are: in
+    an in-memory array (:meth:`from_array`), or in a memory-mapped ``.h5ad`` file, contiguous or
+    chunked, in any spot order (:func:`gpc_bench.io.mapped.map_rows`).
+
+    Attributes
+    ----------
+    buf
+        1-D buffer (float32 for mapped files; any real dtype otherwise).
+    offsets
+        ``int64`` element offset of each row's first column in ``buf``.
+    n_cols
+        Columns per row.
+    """
+
+    buf: np.ndarray
+    offsets: np.ndarray
+    n_cols: int
+
+    @classmethod
+    def from_array(cls, a: np.ndarray) -> RowMatrix:
+        a = np.ascontiguousarray(a)
+        if a.ndim != 2:
+            raise ValueError(f"expected a 2-D array, got shape {a.shape}")
+        return cls(a.reshape(-1), np.arange(a.shape[0], dtype=np.int64) * a.shape[1], a.shape[1])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.offsets), self.n_cols
+
+    def rows(self, index=None) -> np.ndarray:
+        """A 2-D copy of the rows ``index`` (default: all rows)."""
+        offsets = self.offsets if index is None else self.offsets[np.asarray(index)]
+        out = np.empty((len(offsets), self.n_cols), dtype=self.buf.dtype)
+        for i, o in enumerate(offsets.tolist()):
+            out[i] = self.buf[o : o + self.n_cols]
+        return out
+
+
+def as_array(a) -> np.ndarray:
+    """``a`` as a 2-D array (a copy when it is a :class:`RowMatrix`)."""
+    return a.rows() if isinstance(a, RowMatrix) else a
+
+
 @dataclass
 class Moments:
     """Shifted float64 sums of two matrices, column by column.
@@ -164,19 +211,17 @@ def kernel_name(n_elements: int | None = None) -> str:
     return "numba"
 
 
-def _block_sums_numba(x, y, xcols, ycols, log1p_x: bool) -> np.ndarray:
+def _block_sums_numba(x: RowMatrix, y: RowMatrix, xcols, ycols, log1p_x: bool) -> np.ndarray:
     from . import _pcc_numba as nb
 
-    x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)  # no copy when already C-ordered
     if isinstance(xcols, slice) and isinstance(ycols, slice):
         width = xcols.stop - xcols.start
-        return nb.block_sums_contiguous(x, y, xcols.start, ycols.start, width, log1p_x)
-    # gathered columns: copy the block's columns once (row-chunked np.take is cache-friendly),
-    # then run the contiguous kernel on the copies
-    xb = x[:, xcols] if isinstance(xcols, slice) else np.take(x, xcols, axis=1)
-    yb = y[:, ycols] if isinstance(ycols, slice) else np.take(y, ycols, axis=1)
-    xb, yb = np.ascontiguousarray(xb), np.ascontiguousarray(yb)
-    return nb.block_sums_contiguous(xb, yb, 0, 0, xb.shape[1], log1p_x)
+        return nb.block_sums_contiguous(
+            x.buf, x.offsets, xcols.start, y.buf, y.offsets, ycols.start, width, log1p_x
+        )
+    xcols = np.arange(xcols.start, xcols.stop) if isinstance(xcols, slice) else xcols
+    ycols = np.arange(ycols.start, ycols.stop) if isinstance(ycols, slice) else ycols
+    return nb.block_sums_gather(x.buf, x.offsets, xcols, y.buf, y.offsets, ycols, log1p_x)
 
 
 def default_threads() -> int:
@@ -207,7 +252,8 @@ def column_moments(
     Parameters
     ----------
     x, y
-        ``(n_spots, n_genes)`` arrays (float32 recommended) with rows aligned.
+        ``(n_spots, n_genes)`` arrays (float32 recommended) or :class:`RowMatrix`, with rows
+        aligned.
     x_cols, y_cols
         Column indices selecting and ordering the genes of each matrix
         (``None``: all columns).  Both must have the same length.
@@ -240,7 +286,13 @@ def column_moments(
     blocks = [(j, min(j + gene_block, n_genes)) for j in range(0, n_genes, gene_block)]
 
     kernel = kernel_name() if kernel is None else kernel
-    block_sums = _block_sums_numba if kernel == "numba" else _block_sums
+    if kernel == "numba":
+        block_sums = _block_sums_numba
+        x = x if isinstance(x, RowMatrix) else RowMatrix.from_array(x)
+        y = y if isinstance(y, RowMatrix) else RowMatrix.from_array(y)
+    else:
+        block_sums = _block_sums
+        x, y = as_array(x), as_array(y)
 
     def run(block):
         j0, j1 = block

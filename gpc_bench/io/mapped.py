@@ -1,0 +1,132 @@
+"""Zero-copy access to the rows of a dense float32 matrix stored raw in an ``.h5ad`` file.
+
+anndata writes a dense ``X`` (and dense layers) as one contiguous, unfiltered HDF5 dataset,
+so a row of spots is a run of bytes at a known file offset.  Mapping that range with ``mmap``
+lets the PCC kernel read the page cache directly instead of copying every WSI into a buffer
+first (h5py's ``read_direct``), which halves the memory traffic of ``score``.  Chunked
+datasets qualify too when every chunk spans whole rows and no filter (compression, shuffle,
+checksum) is applied.  Anything else returns ``None`` and the caller reads through h5py.
+
+The layout is verified once per dataset: the first and last rows read through the mapping
+must equal what h5py reads, or mapping is not used for that file.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import mmap
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..metrics.pcc import RowMatrix
+
+logger = logging.getLogger(__name__)
+
+_F32 = np.dtype("float32")
+#: a WSI is mapped only when its rows span at most this many times their own bytes
+MAX_SPAN = 2.0
+
+
+def enabled() -> bool:
+    """Whether ``score`` may map files (``GPC_BENCH_MMAP=0`` turns it off, e.g. on network mounts)."""
+    return os.environ.get("GPC_BENCH_MMAP", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def row_offsets(ds: h5py.Dataset) -> np.ndarray | None:
+    """The file byte offset of every row of ``ds``, or None when rows are not stored raw and whole.
+
+    Raw and whole: a 2-D native float32 dataset in a single-file HDF5 (default driver), no
+    filters, and either contiguous storage or chunks that span full rows, all allocated.
+    """
+    if (
+        ds.ndim != 2
+        or ds.dtype != _F32  # also refuses non-native byte order
+        or ds.file.driver != "sec2"
+        or ds.external
+        or ds.id.get_create_plist().get_nfilters() > 0
+    ):
+        return None
+    n, g = ds.shape
+    rowbytes = g * _F32.itemsize
+    rows = np.arange(n, dtype=np.int64)
+    if ds.chunks is None:
+        base = ds.id.get_offset()
+        return None if base is None else base + rows * rowbytes
+    c = ds.chunks[0]
+    if ds.chunks[1] != g:
+        return None
+    n_chunks = math.ceil(n / c)
+    if ds.id.get_num_chunks() != n_chunks:  # some chunks never written (fill value)
+        return None
+    starts = np.full(n_chunks, -1, dtype=np.int64)
+
+    def visit(info) -> None:
+        if info.filter_mask == 0 and info.size == c * rowbytes and info.byte_offset is not None:
+            starts[info.chunk_offset[0] // c] = info.byte_offset
+
+    ds.id.chunk_iter(visit)
+    if (starts < 0).any():
+        return None
+    return starts[rows // c] + (rows % c) * rowbytes
+
+
+def map_rows(
+    path: str | Path, offsets: np.ndarray, rows: np.ndarray, n_cols: int, *, populate: bool = True
+) -> RowMatrix | None:
+    """Map the rows ``rows`` of a matrix whose row ``r`` starts at byte ``offsets[r]`` of ``path``.
+
+    Returns a :class:`RowMatrix` over a read-only mapping of the smallest page-aligned file range
+    that holds the rows, or None when the rows are spread over more than :data:`MAX_SPAN` times
+    their own size.  The mapping is released when the last array referring to it is freed.
+    ``populate`` pre-faults the range (``MAP_POPULATE``): on a cold page cache this reads it from
+    disk in the calling thread, which is how ``score`` prefetches the next WSI.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return None
+    rowbytes = n_cols * _F32.itemsize
+    off = offsets[rows]
+    lo, hi = int(off.min()), int(off.max()) + rowbytes
+    if hi - lo > MAX_SPAN * len(rows) * rowbytes:
+        return None
+    start = lo - lo % mmap.ALLOCATIONGRANULARITY
+    # HDF5 does not align data to 4 bytes: view the mapping from the rows' common misalignment
+    # (an unaligned float32 array, which numpy and numba read correctly)
+    skew = (lo - start) % _F32.itemsize
+    rel = off - start - skew
+    if (rel % _F32.itemsize).any():  # chunks at differently aligned addresses
+        return None
+    flags = mmap.MAP_SHARED | (getattr(mmap, "MAP_POPULATE", 0) if populate else 0)
+    with open(path, "rb") as f:
+        mm = mmap.mmap(f.fileno(), hi - start, flags=flags, prot=mmap.PROT_READ, offset=start)
+    count = (hi - start - skew) // _F32.itemsize
+    buf = np.frombuffer(mm, dtype=_F32, count=count, offset=skew)  # keeps ``mm`` alive until freed
+    return RowMatrix(buf, rel // _F32.itemsize, n_cols)
+
+
+def verified_offsets(ds: h5py.Dataset, path: str | Path) -> np.ndarray | None:
+    """:func:`row_offsets`, checked: the first and last rows must read the same both ways."""
+    try:
+        offsets = row_offsets(ds)
+    except (AttributeError, RuntimeError, ValueError, OSError) as err:  # old HDF5, odd storage
+        logger.debug("%s: row layout not readable (%s); reading through h5py", path, err)
+        return None
+    if offsets is None or len(offsets) == 0:
+        return offsets if offsets is None else None
+    probe = np.array([0, len(offsets) - 1], dtype=np.int64)
+    mapped = map_rows(path, offsets, probe[:1], ds.shape[1], populate=False)
+    last = map_rows(path, offsets, probe[1:], ds.shape[1], populate=False)
+    ok = (
+        mapped is not None
+        and last is not None
+        and np.array_equal(mapped.rows().view(np.uint32), ds[:1].view(np.uint32))
+        and np.array_equal(last.rows().view(np.uint32), ds[-1:].view(np.uint32))
+    )
+    if not ok:
+        logger.warning("%s: mapped rows differ from h5py's; reading through h5py", path)
+        return None
+    return offsets

@@ -1,0 +1,148 @@
+"""Memory-mapped rows (gpc_bench.io.mapped) against h5py reads, and `score` through both paths."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from gpc_bench import score
+from gpc_bench.io.h5ad import H5adSource
+from gpc_bench.io.mapped import row_offsets
+from gpc_bench.metrics.pcc import kernel_name
+
+
+def _write(path, x, file_kw=None, **dataset_kw):
+    """An AnnData-like file whose X is written with h5py, with the given storage options."""
+    import anndata as ad
+
+    n, g = x.shape
+    with h5py.File(path, "w", **(file_kw or {})) as f:
+        f.attrs["encoding-type"], f.attrs["encoding-version"] = "anndata", "0.1.0"
+        obs = pd.DataFrame({"sample_id": ["S1"] * n}, index=[f"s{i}" for i in range(n)])
+        ad.io.write_elem(f, "obs", obs)
+        ad.io.write_elem(f, "var", pd.DataFrame(index=[f"G{j}" for j in range(g)]))
+        f.create_dataset("X", data=x, **dataset_kw)
+    return path
+
+
+@pytest.fixture
+def matrix():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((53, 37)).astype(np.float32)
+    x[5, 7] = np.nan  # bit patterns, NaN included, must come through unchanged
+    return x
+
+
+@pytest.mark.parametrize(
+    "storage",
+    [{}, {"chunks": (8, 37)}, {"chunks": (1, 37)}, {"chunks": (53, 37)}],
+    ids=["contiguous", "chunks-8-rows", "chunks-1-row", "one-chunk"],
+)
+def test_mapped_rows_equal_h5py_rows(tmp_path, matrix, storage):
+    src = H5adSource(_write(tmp_path / "m.h5ad", matrix, **storage))
+    rng = np.random.default_rng(1)
+    for rows in (np.arange(53), np.arange(10, 30), rng.permutation(np.arange(3, 40)), np.array([52])):
+        block = src.map_rows(rows)
+        assert block is not None, storage
+        got, want = block.rows(), src.read_rows(rows)
+        assert got.shape == want.shape == (len(rows), 37)
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    src.close()
+
+
+@pytest.mark.parametrize(
+    "storage",
+    [{"compression": "gzip"}, {"chunks": (8, 16)}, {"shuffle": True, "chunks": (8, 37)}, {"dtype": "f8"}],
+    ids=["gzip", "partial-width-chunks", "shuffle-filter", "float64"],
+)
+def test_unmappable_storage_falls_back(tmp_path, matrix, storage):
+    src = H5adSource(_write(tmp_path / "m.h5ad", matrix, **storage))
+    assert src.map_rows(np.arange(5)) is None
+    np.testing.assert_array_equal(src.read_rows(np.arange(5)), matrix[:5].astype(np.float32))
+    src.close()
+
+
+def test_unwritten_chunks_and_spread_rows_are_not_mapped(tmp_path, matrix):
+    path = tmp_path / "m.h5ad"
+    _write(path, matrix, chunks=(8, 37))
+    with h5py.File(path, "a") as f:
+        f.create_dataset("partial", shape=(53, 37), dtype="f4", chunks=(8, 37))[:8] = matrix[:8]
+        assert row_offsets(f["partial"]) is None  # chunks beyond row 8 were never allocated
+        assert row_offsets(f["X"]) is not None
+    src = H5adSource(path)
+    assert src.map_rows(np.array([0, 52])) is None  # 2 rows spread over the whole matrix
+    assert src.map_rows(np.array([0, 1, 2, 3])) is not None
+    src.close()
+
+
+def test_sparse_matrix_is_not_mapped(tmp_path, cohort):
+    a = cohort.truth.copy()
+    a.X = sp.csr_matrix(a.X)
+    a.write_h5ad(tmp_path / "sparse.h5ad")
+    src = H5adSource(tmp_path / "sparse.h5ad")
+    assert src.map_rows(np.arange(4)) is None
+    src.close()
+
+
+def test_userblock_file_maps_or_falls_back_but_never_misreads(tmp_path, matrix):
+    path = _write(tmp_path / "ub.h5ad", matrix, file_kw={"userblock_size": 512})
+    src = H5adSource(path)
+    block = src.map_rows(np.arange(53))
+    if block is not None:
+        np.testing.assert_array_equal(block.rows().view(np.uint32), matrix.view(np.uint32))
+    src.close()
+
+
+def _mapped_paths(path) -> list[str]:
+    with open("/proc/self/maps") as f:
+        return [line for line in f if str(path) in line]
+
+
+@pytest.mark.skipif(kernel_name() != "numba", reason="the mapped path runs with the numba kernel")
+def test_score_through_mmap_equals_h5py_and_releases_maps(cohort_files, monkeypatch):
+    results = {}
+    for mode in ("1", "0"):
+        monkeypatch.setenv("GPC_BENCH_KERNEL", "numba")
+        monkeypatch.setenv("GPC_BENCH_MMAP", mode)
+        results[mode] = score(
+            cohort_files["good"], cohort_files["truth"], pathways=cohort_files["pathways"], checksum=False
+        )
+    n_wsi = results["1"].summary["counts"]["n_wsi"]
+    assert results["1"].run_info["matrix_reads"] == {"mmap": 2 * n_wsi, "h5py": 0}
+    assert results["0"].run_info["matrix_reads"] == {"mmap": 0, "h5py": 2 * n_wsi}
+    for table in ("gene_scores", "pathway_wsi_scores", "pathway_scores", "hvg_scores", "gene_variance"):
+        pd.testing.assert_frame_equal(getattr(results["1"], table), getattr(results["0"], table))
+    if not _mapped_paths("/"):
+        pytest.skip("/proc/self/maps is not readable here")
+    assert _mapped_paths(cohort_files["truth"]) == [] and _mapped_paths(cohort_files["good"]) == []
+
+
+@pytest.mark.skipif(kernel_name() != "numba", reason="the mapped path runs with the numba kernel")
+def test_mapped_shuffled_truth_matches_scipy_reference(cohort, tmp_path, monkeypatch):
+    """Dense truth with spots (within WSIs) and genes in another order: rows gathered by offset."""
+    from helpers import reference_scores
+
+    from gpc_bench.io.gmt import GeneSet, write_gmt
+
+    monkeypatch.setenv("GPC_BENCH_KERNEL", "numba")
+    rng = np.random.default_rng(5)
+    sample = cohort.truth.obs["sample_id"].astype(str).to_numpy()
+    within = np.lexsort((rng.random(len(sample)), sample))  # WSIs stay blocks, spots shuffled
+    truth = cohort.truth[within].copy()
+    truth = truth[:, rng.permutation(truth.n_vars)].copy()
+    truth.write_h5ad(tmp_path / "truth.h5ad")
+    cohort.predictions["good"].write_h5ad(tmp_path / "pred.h5ad")
+    sets = {n: g for s in cohort.gene_sets.values() for n, g in s.items()}
+    write_gmt(tmp_path / "sets.gmt", [GeneSet("c", n, tuple(g)) for n, g in sets.items()])
+    res = score(
+        tmp_path / "pred.h5ad", tmp_path / "truth.h5ad", pathways=tmp_path / "sets.gmt", checksum=False
+    )
+    assert res.run_info["matrix_reads"]["h5py"] == 0
+    r_ref, _, gpc_ref = reference_scores(truth, cohort.predictions["good"], sets)
+    gs = res.gene_scores.set_index(["sample_id", "gene"])["pcc"]
+    np.testing.assert_allclose(gs.loc[r_ref.index].to_numpy(), r_ref.to_numpy(), rtol=0, atol=1e-10)
+    ps = res.pathway_scores.set_index("pathway")["gpc"]
+    np.testing.assert_allclose(ps.loc[gpc_ref.index].to_numpy(), gpc_ref.to_numpy(), rtol=0, atol=1e-10)
