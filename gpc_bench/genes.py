@@ -22,19 +22,19 @@ _ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{11}(\.\d+)?$")
 
 def strip_version(ids) -> np.ndarray:
     """Drop the ``.N`` version suffix of Ensembl IDs (other IDs are returned unchanged)."""
-    out = np.asarray(ids, dtype=object).copy()
-    for i, g in enumerate(out):
-        if _ENSEMBL.match(g) and "." in g:
-            out[i] = g.split(".", 1)[0]
-    return out
+    out = [
+        g.split(".", 1)[0] if "." in g and _ENSEMBL.match(g) else g
+        for g in np.asarray(ids, dtype=object).tolist()
+    ]
+    return np.array(out, dtype=object)
 
 
 def detect_id_style(ids) -> IdStyle:
     """Return ``"ensembl"`` when most IDs look like Ensembl gene IDs, else ``"symbol"``."""
-    ids = list(ids)
+    ids = [str(g) for g in ids]
     if not ids:
         return "symbol"
-    n_ens = sum(1 for g in ids if _ENSEMBL.match(str(g)))
+    n_ens = sum(1 for g in ids if g.startswith("ENS") and _ENSEMBL.match(g))
     return "ensembl" if n_ens * 2 > len(ids) else "symbol"
 
 
@@ -99,13 +99,12 @@ def to_symbols(ids, style: IdStyle | None = None, var_symbols=None) -> np.ndarra
     style = style or detect_id_style(ids)
     if style == "symbol":
         return ids.astype(object)
+    given = [""] * len(ids) if var_symbols is None else [_usable(v) for v in list(var_symbols)]
+    if all(given):
+        return np.array(given, dtype=object)
     table = ensembl_to_symbol()
-    out = np.empty(len(ids), dtype=object)
-    for i, g in enumerate(ids):
-        sym = ""
-        if var_symbols is not None:
-            v = var_symbols[i]
-            if isinstance(v, str) and v and v.lower() != "nan":
-                sym = v
-        out[i] = sym or table.get(g, "")
-    return out
+    return np.array([v or table.get(g, "") for g, v in zip(ids.tolist(), given, strict=True)], dtype=object)
+
+
+def _usable(v) -> str:
+    return v if isinstance(v, str) and v and v.lower() != "nan" else ""

@@ -16,8 +16,10 @@ import numpy as np
 from ._errors import InputError, examples
 from ._version import __version__
 from .io.align import align_genes, align_spots
-from .io.gmt import load_pathways, sha256_file
+from .io.checksum import file_sha256
+from .io.gmt import load_pathways
 from .io.h5ad import open_source
+from .io.mapped import advise
 from .io.mapped import enabled as mmap_enabled
 from .io.runfolder import atomic_dir, dumps_json
 from .metrics.pathway import membership, pathway_wsi_scores
@@ -89,17 +91,18 @@ class ScoreResult:
 
 
 class _Checksums:
-    """sha256 of input files, computed on a background thread while scoring runs."""
+    """sha256 of input files, on a background thread while scoring runs (reused when cached)."""
 
     def __init__(self, paths: dict[str, Path | None], enabled: bool) -> None:
         self.result: dict[str, str | None] = {k: None for k in paths}
+        self.cached: dict[str, bool | None] = {k: None for k in paths}
         self._thread = None
         todo = {k: p for k, p in paths.items() if p is not None and enabled}
         if todo:
 
             def work():
                 for k, p in todo.items():
-                    self.result[k] = sha256_file(p)
+                    self.result[k], self.cached[k] = file_sha256(p)
 
             self._thread = threading.Thread(target=work, daemon=True)
             self._thread.start()
@@ -162,6 +165,29 @@ def _stream(pred, truth, truth_layer, wsis, mapped: bool, counts: dict):
             fut = io.submit(read, k + 1) if k + 1 < len(wsis) else None
             yield w, x, y
             del x, y
+
+
+def _prefetch(wsi, pred, truth, truth_layer) -> None:
+    """Ask the OS to start reading the first WSI while genes and pathways are aligned.
+
+    A hint only (``posix_fadvise(WILLNEED)`` on a daemon thread that makes no h5py call): it holds
+    no memory, needs no clean-up, and does nothing for cached files or matrices not stored raw.
+    """
+    ranges = [
+        (s.path, s.byte_range(rows, lay))
+        for s, rows, lay in ((truth, wsi.truth_rows, truth_layer), (pred, wsi.pred_rows, None))
+    ]
+    ranges = [(path, span) for path, span in ranges if span is not None]
+
+    def work():
+        for path, (start, stop) in ranges:
+            try:
+                advise(path, start, stop)
+            except OSError as err:  # a failed hint must not fail the run
+                logger.debug("read-ahead hint for %s failed: %s", path, err)
+
+    if ranges:
+        threading.Thread(target=work, daemon=True).start()
 
 
 def _some_rows(a, index) -> np.ndarray:
@@ -265,6 +291,8 @@ def score(
     wsis = align_spots(pred, tsrc, same_file)
     if not wsis:
         raise InputError("the predictions hold no spots")
+    if mmap_enabled():
+        _prefetch(wsis[0], pred, tsrc, layer)
     gmap = align_genes(pred, tsrc, same_file)
     coll = load_pathways(pathways)
     sets = sorted(coll.sets, key=lambda s: (s.collection, s.name))
@@ -592,6 +620,7 @@ def score(
         "pandas": pd.__version__,
         "kernel": f"{kernel} shifted-sum float64, {threads} thread(s)",
         "matrix_reads": reads,
+        "sha256": {k: {True: "cached", False: "computed"}.get(v) for k, v in checks.cached.items()},
         "argv": sys.argv,
     }
     pred.close()

@@ -11,6 +11,18 @@ from helpers import make_small
 SHARED = Path(os.environ.get("GPC_BENCH_SHARED", Path(__file__).resolve().parents[1] / ".." / "shared"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Keep the user cache dir (checksums, downloads) out of the tests: one temporary dir."""
+    old = os.environ.get("GPC_BENCH_CACHE")
+    os.environ["GPC_BENCH_CACHE"] = str(tmp_path_factory.mktemp("user-cache"))
+    yield
+    if old is None:
+        os.environ.pop("GPC_BENCH_CACHE", None)
+    else:
+        os.environ["GPC_BENCH_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` (reference data for local runs); tests using it skip when it is absent."""

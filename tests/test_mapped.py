@@ -146,3 +146,17 @@ def test_mapped_shuffled_truth_matches_scipy_reference(cohort, tmp_path, monkeyp
     np.testing.assert_allclose(gs.loc[r_ref.index].to_numpy(), r_ref.to_numpy(), rtol=0, atol=1e-10)
     ps = res.pathway_scores.set_index("pathway")["gpc"]
     np.testing.assert_allclose(ps.loc[gpc_ref.index].to_numpy(), gpc_ref.to_numpy(), rtol=0, atol=1e-10)
+
+
+def test_byte_range_and_read_ahead_hint(tmp_path, matrix):
+    from gpc_bench.io.mapped import advise
+
+    path = _write(tmp_path / "m.h5ad", matrix)
+    src = H5adSource(path)
+    base = src._file["X"].id.get_offset()
+    rowbytes = 37 * 4
+    assert src.byte_range(np.array([12, 10, 11])) == (base + 10 * rowbytes, base + 13 * rowbytes)
+    assert src.byte_range(np.array([0, 52])) is None  # spread out: no range, no hint
+    advise(path, *src.byte_range(np.arange(53)))  # a hint: returns without error
+    assert src.byte_range(np.array([], dtype=np.int64)) is None
+    src.close()

@@ -287,7 +287,7 @@ def test_outputs_are_byte_identical(cohort_files, tmp_path):
 
 
 def test_summary_provenance(cohort_files):
-    from gpc_bench.io.gmt import sha256_file
+    from gpc_bench.io.checksum import sha256_file
 
     res = score(cohort_files["good"], cohort_files["truth"], pathways=cohort_files["pathways"], name="m1")
     s = res.summary

@@ -13,9 +13,9 @@ import io
 import logging
 import os
 import re
-from pathlib import Path
 
 from .._errors import InputError
+from ..io.checksum import cache_dir
 from ..io.gmt import GeneSet, write_gmt
 
 logger = logging.getLogger(__name__)
@@ -23,16 +23,6 @@ logger = logging.getLogger(__name__)
 GO_CURRENT_OBO = "http://purl.obolibrary.org/obo/go/go-basic.obo"  # what goatools' downloader uses
 GO_CURRENT_GAF = "http://current.geneontology.org/annotations/goa_human.gaf.gz"
 GO_RELEASE_URL = "http://release.geneontology.org/{release}"  # archived, dated releases
-
-
-def cache_dir() -> Path:
-    """Where downloads are kept: ``$GPC_BENCH_CACHE`` or the platform's user cache dir."""
-    env = os.environ.get("GPC_BENCH_CACHE")
-    if env:
-        return Path(env)
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("gpc-bench"))
 
 
 def _msigdb_version(release: str) -> str:

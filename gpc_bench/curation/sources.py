@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 
 from .._errors import InputError, examples
-from ..io.gmt import GeneSet, read_gmt, sha256_file
+from ..io.checksum import sha256_file
+from ..io.gmt import GeneSet, read_gmt
 
 logger = logging.getLogger(__name__)
 

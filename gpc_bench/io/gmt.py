@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from .._errors import InputError
+from .checksum import sha256_file
 
 DEFAULT_COLLECTION = "gpc-default"
 
@@ -54,15 +55,6 @@ def collection_id(sets) -> str:
     for s in sorted(sets, key=lambda s: (s.collection, s.name)):
         h.update(f"{s.collection}\t{s.name}\t{','.join(sorted(set(s.genes)))}\n".encode())
     return "sha256:" + h.hexdigest()[:16]
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 23) -> str:
-    """sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_gmt(path: str | Path) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -174,7 +166,7 @@ def load_pathways(spec=None) -> PathwayCollection:
         for coll, gmt in files:
             for set_name, desc, genes in read_gmt(gmt):
                 sets.append(GeneSet(coll, set_name, genes, desc))
-            sources.append({"collection": coll, "file": gmt.name, "sha256": sha256_file(gmt)})
+            sources.append({"collection": coll, "file": gmt.name, "sha256": sha256_file(gmt)})  # small
     keys = [(s.collection, s.name) for s in sets]
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)

@@ -193,19 +193,32 @@ class H5adSource:
         """Raise :class:`InputError` now if the matrix cannot be streamed (CSC, wrong shape)."""
         self._matrix(layer)
 
-    def map_rows(self, rows: np.ndarray, layer: str | None = None, populate: bool = True):
-        """The given rows as a :class:`~gpc_bench.metrics.pcc.RowMatrix` over a read-only
-        memory map of the file, or None when the matrix is not stored raw (sparse, filtered,
-        not float32) or the rows are spread out; then use :meth:`read_rows`.
-        """
-        from .mapped import map_rows, verified_offsets
+    def _offsets(self, layer: str | None) -> np.ndarray | None:
+        from .mapped import verified_offsets
 
         key = ("offsets", layer)
         if key not in self._cache:
             node = self._matrix(layer)
             self._cache[key] = verified_offsets(node, self.path) if isinstance(node, h5py.Dataset) else None
-        offsets = self._cache[key]
+        return self._cache[key]
+
+    def map_rows(self, rows: np.ndarray, layer: str | None = None, populate: bool = True):
+        """The given rows as a :class:`~gpc_bench.metrics.pcc.RowMatrix` over a read-only
+        memory map of the file, or None when the matrix is not stored raw (sparse, filtered,
+        not float32) or the rows are spread out; then use :meth:`read_rows`.
+        """
+        from .mapped import map_rows
+
+        offsets = self._offsets(layer)
         return None if offsets is None else map_rows(self.path, offsets, rows, self.n_vars, populate=populate)
+
+    def byte_range(self, rows: np.ndarray, layer: str | None = None) -> tuple[int, int] | None:
+        """The file range ``[start, stop)`` holding these rows when the matrix is stored raw
+        and the rows lie close together (what :meth:`map_rows` would map), else None."""
+        from .mapped import byte_range
+
+        offsets = self._offsets(layer)
+        return None if offsets is None else byte_range(offsets, rows, self.n_vars)
 
     def read_rows(
         self, rows: np.ndarray, layer: str | None = None, out: np.ndarray | None = None
@@ -300,6 +313,9 @@ class AnnDataSource:
 
     def map_rows(self, rows: np.ndarray, layer: str | None = None, populate: bool = True) -> None:
         return None  # in memory already: read_rows copies the rows
+
+    def byte_range(self, rows: np.ndarray, layer: str | None = None) -> None:
+        return None
 
     def read_rows(
         self, rows: np.ndarray, layer: str | None = None, out: np.ndarray | None = None

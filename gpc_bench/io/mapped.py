@@ -86,13 +86,11 @@ def map_rows(
     disk in the calling thread, which is how ``score`` prefetches the next WSI.
     """
     rows = np.asarray(rows, dtype=np.int64)
-    if len(rows) == 0:
+    span = byte_range(offsets, rows, n_cols)
+    if span is None:
         return None
-    rowbytes = n_cols * _F32.itemsize
+    lo, hi = span
     off = offsets[rows]
-    lo, hi = int(off.min()), int(off.max()) + rowbytes
-    if hi - lo > MAX_SPAN * len(rows) * rowbytes:
-        return None
     start = lo - lo % mmap.ALLOCATIONGRANULARITY
     # HDF5 does not align data to 4 bytes: view the mapping from the rows' common misalignment
     # (an unaligned float32 array, which numpy and numba read correctly)
@@ -106,6 +104,27 @@ def map_rows(
     count = (hi - start - skew) // _F32.itemsize
     buf = np.frombuffer(mm, dtype=_F32, count=count, offset=skew)  # keeps ``mm`` alive until freed
     return RowMatrix(buf, rel // _F32.itemsize, n_cols)
+
+
+def byte_range(offsets: np.ndarray, rows: np.ndarray, n_cols: int) -> tuple[int, int] | None:
+    """File range ``[lo, hi)`` of ``rows``, or None when they span more than :data:`MAX_SPAN`."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return None
+    off = offsets[rows]
+    lo, hi = int(off.min()), int(off.max()) + n_cols * _F32.itemsize
+    return None if hi - lo > MAX_SPAN * len(rows) * n_cols * _F32.itemsize else (lo, hi)
+
+
+def advise(path: str | Path, start: int, stop: int) -> None:
+    """``posix_fadvise(WILLNEED)`` on a file range: the OS starts reading it into the page cache."""
+    if not hasattr(os, "posix_fadvise"):  # pragma: no cover - not on Linux
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, start, stop - start, os.POSIX_FADV_WILLNEED)
+    finally:
+        os.close(fd)
 
 
 def verified_offsets(ds: h5py.Dataset, path: str | Path) -> np.ndarray | None:
