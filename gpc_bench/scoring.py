@@ -444,13 +444,16 @@ def score(
 
     # 6. tables
     sample_ids = [w.sample_id for w in wsis]
+    # object arrays throughout: numpy would make fixed-width unicode arrays of Python lists, which
+    # pandas then converts string by string (0.6 s for 23 WSIs x 38,982 genes)
+    obj = lambda values: np.asarray(values, dtype=object)  # noqa: E731
     n_spots = np.array([w.n_spots for w in wsis])
     flag_names = np.array([FLAG_NAMES[i] for i in range(3)], dtype=object)
     gene_scores = pd.DataFrame(
         {
-            "sample_id": np.repeat(sample_ids, n_genes),
-            "cancer_type": np.repeat(wsi_types, n_genes),
-            "gene": np.tile(gmap.genes.astype(str), n_wsi),
+            "sample_id": np.repeat(obj(sample_ids), n_genes),
+            "cancer_type": np.repeat(obj(wsi_types), n_genes),
+            "gene": np.tile(obj(gmap.genes.astype(str)), n_wsi),
             "pcc": r_mat.ravel(),
             "n_spots": np.repeat(n_spots, n_genes),
             "flag": flag_names[flags.ravel()],
@@ -461,10 +464,10 @@ def score(
     name_col = [s.name for s in sets]
     pathway_wsi = pd.DataFrame(
         {
-            "collection": np.tile(coll_col, n_wsi),
-            "pathway": np.tile(name_col, n_wsi),
-            "sample_id": np.repeat(sample_ids, n_sets),
-            "cancer_type": np.repeat(wsi_types, n_sets),
+            "collection": np.tile(obj(coll_col), n_wsi),
+            "pathway": np.tile(obj(name_col), n_wsi),
+            "sample_id": np.repeat(obj(sample_ids), n_sets),
+            "cancer_type": np.repeat(obj(wsi_types), n_sets),
             "score": pw_scores.ravel(),
             "n_scored": pw_counts.ravel(),
         }
