@@ -131,7 +131,7 @@ def _check_truth_scale(x, truth_log1p: bool) -> None:
 
 
 def _stream(pred, truth, truth_layer, wsis, mapped: bool, counts: dict):
-    """Yield (wsi, truth rows, prediction rows), preparing the next WSI on a thread meanwhile.
+    """Yield (k, wsi, truth rows, prediction rows), preparing the next WSI on a thread meanwhile.
 
     With ``mapped``, a WSI whose rows are stored raw is memory-mapped (and pre-faulted, which
     reads it from disk when it is not cached) instead of copied; ``counts`` tallies how each
@@ -163,7 +163,7 @@ def _stream(pred, truth, truth_layer, wsis, mapped: bool, counts: dict):
         for k, w in enumerate(wsis):
             x, y = fut.result()
             fut = io.submit(read, k + 1) if k + 1 < len(wsis) else None
-            yield w, x, y
+            yield k, w, x, y
             del x, y
 
 
@@ -328,7 +328,7 @@ def score(
         # copying WSIs in with h5py keeps one core busy, so the kernel gets the others; mapped
         # WSIs cost the reader thread only page-table work (measured: docs/performance.md)
         threads = default_threads() if mapped else max(1, default_threads() - 1)
-    for k, (w, x, y) in enumerate(_stream(pred, tsrc, layer, wsis, mapped, reads)):
+    for k, w, x, y in _stream(pred, tsrc, layer, wsis, mapped, reads):
         t0 = time.perf_counter()
         if k == 0:
             _check_truth_scale(x, truth_log1p)
@@ -377,6 +377,9 @@ def score(
             n_genes,
             time.perf_counter() - t0,
         )
+        # release WSI k now: the loop variables would otherwise keep it (and its mapping) alive
+        # until WSI k + 1 is bound, after the reader has started on WSI k + 2
+        del x, y
 
     # 5. gene variance and levels
     variance = total.variance()

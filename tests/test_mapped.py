@@ -160,3 +160,50 @@ def test_byte_range_and_read_ahead_hint(tmp_path, matrix):
     advise(path, *src.byte_range(np.arange(53)))  # a hint: returns without error
     assert src.byte_range(np.array([], dtype=np.int64)) is None
     src.close()
+
+
+@pytest.mark.skipif(kernel_name() != "numba", reason="the mapped path runs with the numba kernel")
+def test_score_keeps_at_most_two_wsis_mapped(cohort_files, monkeypatch):
+    """Memory stays bounded by two WSIs: WSI k is unmapped before WSI k + 2 is mapped.
+
+    The reader runs synchronously here (each read happens at submit), the worst case of timing.
+    """
+    import weakref
+    from concurrent.futures import Future
+
+    import gpc_bench.scoring
+
+    class Immediate:
+        def __init__(self, *args):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, *args):
+            fut = Future()
+            fut.set_result(fn(*args))
+            return fut
+
+    monkeypatch.setattr(gpc_bench.scoring, "ThreadPoolExecutor", Immediate)
+
+    live = {"now": 0, "max": 0}
+    original = H5adSource.map_rows
+
+    def counting(self, rows, layer=None, populate=True):
+        block = original(self, rows, layer, populate)
+        if block is not None and self.role == "truth":
+            live["now"] += 1
+            live["max"] = max(live["max"], live["now"])
+            weakref.finalize(block.buf, lambda: live.__setitem__("now", live["now"] - 1))
+        return block
+
+    monkeypatch.setattr(H5adSource, "map_rows", counting)
+    monkeypatch.setenv("GPC_BENCH_KERNEL", "numba")
+    kw = {"pathways": cohort_files["pathways"], "checksum": False}
+    res = score(cohort_files["good"], cohort_files["truth"], **kw)
+    assert res.run_info["matrix_reads"]["mmap"] == 2 * res.summary["counts"]["n_wsi"]
+    assert live["max"] == 2 and live["now"] == 0
