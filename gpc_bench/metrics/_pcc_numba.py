@@ -30,6 +30,17 @@ def _pack(x0, y0, sx, sy, sxx, syy, sxy):  # pragma: no cover - compiled
     return out
 
 
+@numba.njit(inline="always", **_OPTS)
+def _accumulate(k, vx, vy, x0, y0, sx, sy, sxx, syy, sxy):  # pragma: no cover - compiled
+    dx = vx - x0[k]
+    dy = vy - y0[k]
+    sx[k] += dx
+    sy[k] += dy
+    sxx[k] += dx * dx
+    syy[k] += dy * dy
+    sxy[k] += dx * dy
+
+
 @numba.njit(**_OPTS)
 def block_sums_contiguous(xbuf, xoff, xa, ybuf, yoff, ya, w, log1p_x):  # pragma: no cover - compiled
     """Shifted sums of the columns ``[xa, xa + w)`` of x and ``[ya, ya + w)`` of y.
@@ -54,13 +65,7 @@ def block_sums_contiguous(xbuf, xoff, xa, ybuf, yoff, ya, w, log1p_x):  # pragma
             vx = np.float64(xr[k])
             if log1p_x:  # loop-invariant: LLVM unswitches it out of the loop
                 vx = np.log1p(vx)
-            dx = vx - x0[k]
-            dy = np.float64(yr[k]) - y0[k]
-            sx[k] += dx
-            sy[k] += dy
-            sxx[k] += dx * dx
-            syy[k] += dy * dy
-            sxy[k] += dx * dy
+            _accumulate(k, vx, np.float64(yr[k]), x0, y0, sx, sy, sxx, syy, sxy)
     return _pack(x0, y0, sx, sy, sxx, syy, sxy)
 
 
@@ -83,11 +88,5 @@ def block_sums_gather(xbuf, xoff, xcols, ybuf, yoff, ycols, log1p_x):  # pragma:
             vx = np.float64(xbuf[bx + xcols[k]])
             if log1p_x:
                 vx = np.log1p(vx)
-            dx = vx - x0[k]
-            dy = np.float64(ybuf[by + ycols[k]]) - y0[k]
-            sx[k] += dx
-            sy[k] += dy
-            sxx[k] += dx * dx
-            syy[k] += dy * dy
-            sxy[k] += dx * dy
+            _accumulate(k, vx, np.float64(ybuf[by + ycols[k]]), x0, y0, sx, sy, sxx, syy, sxy)
     return _pack(x0, y0, sx, sy, sxx, syy, sxy)
