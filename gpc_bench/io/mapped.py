@@ -135,7 +135,7 @@ def verified_offsets(ds: h5py.Dataset, path: str | Path) -> np.ndarray | None:
         logger.debug("%s: row layout not readable (%s); reading through h5py", path, err)
         return None
     if offsets is None or len(offsets) == 0:
-        return offsets if offsets is None else None
+        return None
     probe = np.array([0, len(offsets) - 1], dtype=np.int64)
     mapped = map_rows(path, offsets, probe[:1], ds.shape[1], populate=False)
     last = map_rows(path, offsets, probe[1:], ds.shape[1], populate=False)
