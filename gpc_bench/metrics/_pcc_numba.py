@@ -7,6 +7,10 @@ squares and cross products, but read each input element once instead of ten nump
 Both matrices are given as a flat buffer plus the element offset of every row
 (:class:`gpc_bench.metrics.pcc.RowMatrix`), so rows can come from an in-memory array, a
 memory-mapped file (contiguous or chunked HDF5 storage) or a permuted spot order alike.
+
+The accumulators ``acc`` (``(7, w)`` float64: shifts x0 and y0, then the sums of dx, dy,
+dx*dx, dy*dy and dx*dy) are read and written in place, so a block of genes can be fed row
+chunk by row chunk and still add up rows in exactly the order of a single pass.
 """
 
 from __future__ import annotations
@@ -15,19 +19,6 @@ import numba
 import numpy as np
 
 _OPTS = {"cache": True, "nogil": True, "fastmath": False, "boundscheck": False}
-
-
-@numba.njit(inline="always", **_OPTS)
-def _pack(x0, y0, sx, sy, sxx, syy, sxy):  # pragma: no cover - compiled
-    out = np.empty((7, x0.shape[0]))
-    out[0] = x0
-    out[1] = y0
-    out[2] = sx
-    out[3] = sy
-    out[4] = sxx
-    out[5] = syy
-    out[6] = sxy
-    return out
 
 
 @numba.njit(inline="always", **_OPTS)
@@ -42,23 +33,17 @@ def _accumulate(k, vx, vy, x0, y0, sx, sy, sxx, syy, sxy):  # pragma: no cover -
 
 
 @numba.njit(**_OPTS)
-def block_sums_contiguous(xbuf, xoff, xa, ybuf, yoff, ya, w, log1p_x):  # pragma: no cover - compiled
-    """Shifted sums of the columns ``[xa, xa + w)`` of x and ``[ya, ya + w)`` of y.
+def accumulate_contiguous(xbuf, xoff, xa, ybuf, yoff, ya, log1p_x, acc):  # pragma: no cover
+    """Add the rows at ``xoff``/``yoff`` to ``acc``, for columns ``[xa, xa + w)`` of x and
+    ``[ya, ya + w)`` of y (``w = acc.shape[1]``).
 
-    ``xbuf``/``ybuf`` are flat buffers and ``xoff``/``yoff`` the offsets of each row's first
-    column in them.  Returns ``(7, w)``: first-row shifts x0, y0, then sums of dx, dy, dx*dx,
-    dy*dy, dx*dy, the layout of ``pcc._block_sums``.  Contiguous column ranges keep the inner
-    loop free of gathers so it vectorises.
+    Contiguous column ranges keep the inner loop free of gathers so it vectorises.  The sums are
+    copied into fresh local arrays first, which LLVM knows do not alias the inputs.
     """
-    n = xoff.shape[0]
-    x0 = np.empty(w)
-    y0 = np.empty(w)
-    for k in range(w):
-        v = np.float64(xbuf[xoff[0] + xa + k])
-        x0[k] = np.log1p(v) if log1p_x else v
-        y0[k] = np.float64(ybuf[yoff[0] + ya + k])
-    sx, sy, sxx, syy, sxy = np.zeros(w), np.zeros(w), np.zeros(w), np.zeros(w), np.zeros(w)
-    for i in range(n):
+    w = acc.shape[1]
+    x0, y0 = acc[0].copy(), acc[1].copy()
+    sx, sy, sxx, syy, sxy = acc[2].copy(), acc[3].copy(), acc[4].copy(), acc[5].copy(), acc[6].copy()
+    for i in range(xoff.shape[0]):
         xr = xbuf[xoff[i] + xa : xoff[i] + xa + w]
         yr = ybuf[yoff[i] + ya : yoff[i] + ya + w]
         for k in range(w):
@@ -66,22 +51,20 @@ def block_sums_contiguous(xbuf, xoff, xa, ybuf, yoff, ya, w, log1p_x):  # pragma
             if log1p_x:  # loop-invariant: LLVM unswitches it out of the loop
                 vx = np.log1p(vx)
             _accumulate(k, vx, np.float64(yr[k]), x0, y0, sx, sy, sxx, syy, sxy)
-    return _pack(x0, y0, sx, sy, sxx, syy, sxy)
+    acc[2], acc[3], acc[4], acc[5], acc[6] = sx, sy, sxx, syy, sxy
 
 
 @numba.njit(**_OPTS)
-def block_sums_gather(xbuf, xoff, xcols, ybuf, yoff, ycols, log1p_x):  # pragma: no cover - compiled
-    """As :func:`block_sums_contiguous`, for the columns ``xcols`` of x and ``ycols`` of y."""
-    n = xoff.shape[0]
-    w = xcols.shape[0]
-    x0 = np.empty(w)
-    y0 = np.empty(w)
-    for k in range(w):
-        v = np.float64(xbuf[xoff[0] + xcols[k]])
-        x0[k] = np.log1p(v) if log1p_x else v
-        y0[k] = np.float64(ybuf[yoff[0] + ycols[k]])
-    sx, sy, sxx, syy, sxy = np.zeros(w), np.zeros(w), np.zeros(w), np.zeros(w), np.zeros(w)
-    for i in range(n):
+def accumulate_gather(xbuf, xoff, xcols, ybuf, yoff, ycols, log1p_x, acc):  # pragma: no cover
+    """As :func:`accumulate_contiguous`, for the columns ``xcols`` of x and ``ycols`` of y.
+
+    Fast when both are ascending (the reads stream through each row); for columns in an
+    unrelated order, gather the rows first (:func:`gather_rows`).
+    """
+    w = acc.shape[1]
+    x0, y0 = acc[0].copy(), acc[1].copy()
+    sx, sy, sxx, syy, sxy = acc[2].copy(), acc[3].copy(), acc[4].copy(), acc[5].copy(), acc[6].copy()
+    for i in range(xoff.shape[0]):
         bx = xoff[i]
         by = yoff[i]
         for k in range(w):
@@ -89,4 +72,14 @@ def block_sums_gather(xbuf, xoff, xcols, ybuf, yoff, ycols, log1p_x):  # pragma:
             if log1p_x:
                 vx = np.log1p(vx)
             _accumulate(k, vx, np.float64(ybuf[by + ycols[k]]), x0, y0, sx, sy, sxx, syy, sxy)
-    return _pack(x0, y0, sx, sy, sxx, syy, sxy)
+    acc[2], acc[3], acc[4], acc[5], acc[6] = sx, sy, sxx, syy, sxy
+
+
+@numba.njit(**_OPTS)
+def gather_rows(buf, offsets, cols, out):  # pragma: no cover - compiled
+    """``out[i, k] = buf[offsets[i] + cols[k]]``: one row at a time, so each row is read from
+    cache whatever the column order."""
+    for i in range(offsets.shape[0]):
+        base = offsets[i]
+        for k in range(cols.shape[0]):
+            out[i, k] = buf[base + cols[k]]
