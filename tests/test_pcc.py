@@ -153,3 +153,25 @@ def test_column_order_does_not_change_bits(data, order, monkeypatch):
         )
         for field in ("x0", "y0", "sx", "sy", "sxx", "syy", "sxy"):
             assert getattr(got, field).tobytes() == getattr(want, field).tobytes(), field
+
+
+def test_warm_up_loads_the_kinds_a_wsi_arrives_as(kernel):
+    if kernel != "numba":
+        pytest.skip("numba kernel only")
+    from gpc_bench.metrics import _pcc_numba as nb
+    from gpc_bench.metrics.pcc import warm_up
+
+    warm_up()
+    kinds = {(sig[0].mutable, sig[3].mutable) for sig in nb.accumulate_contiguous.signatures}
+    # memory maps (read-only) and h5py buffers (writable), in any pairing
+    assert {(a, b) for a in (True, False) for b in (True, False)} <= kinds
+
+
+def test_kernel_name_without_loading(monkeypatch):
+    from gpc_bench.metrics.pcc import NUMBA_MIN_ELEMENTS, kernel_name
+
+    monkeypatch.delenv("GPC_BENCH_KERNEL")
+    assert kernel_name(NUMBA_MIN_ELEMENTS - 1, load=False) == "numpy"
+    assert kernel_name(NUMBA_MIN_ELEMENTS, load=False) == "numba"
+    monkeypatch.setenv("GPC_BENCH_KERNEL", "numpy")
+    assert kernel_name(NUMBA_MIN_ELEMENTS, load=False) == "numpy"

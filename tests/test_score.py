@@ -277,13 +277,32 @@ def test_outputs_are_byte_identical(cohort_files, tmp_path):
     assert header == (
         "collection,pathway,set_size,n_in_panel,n_scored,gpc,gpc_sd,n_wsi,variance,variance_level,status"
     )
-    assert pd.read_parquet(outs[0] / "gene_scores.parquet").columns[:5].tolist() == [
-        "sample_id",
-        "cancer_type",
-        "gene",
-        "pcc",
-        "n_spots",
-    ]
+    back = pd.read_parquet(outs[0] / "gene_scores.parquet")
+    assert back.columns.tolist() == ["sample_id", "cancer_type", "gene", "pcc", "n_spots", "flag"]
+    # categorical in memory, plain strings on disk: the same values either way
+    mem = score(cohort_files["noisy"], cohort_files["truth"], pathways=cohort_files["pathways"]).gene_scores
+    assert isinstance(mem["gene"].dtype, pd.CategoricalDtype)
+    assert all(back[c].dtype == object for c in ("sample_id", "cancer_type", "gene", "flag"))
+    pd.testing.assert_frame_equal(
+        back, mem.astype({c: object for c in ("sample_id", "cancer_type", "gene", "flag")})
+    )
+
+
+def test_write_parquet_plain_types(tmp_path):
+    from gpc_bench.io.runfolder import write_parquet
+
+    df = pd.DataFrame(
+        {
+            "a": pd.Categorical(["x", None, "y", "x"]),
+            "b": np.array(["p", "q", "r", "s"], dtype=object),
+            "c": [1.5, np.nan, 3.0, 4.0],
+            "d": np.arange(4),
+        }
+    )
+    write_parquet(df, tmp_path / "t.parquet")
+    back = pd.read_parquet(tmp_path / "t.parquet")
+    assert back["a"].tolist() == ["x", None, "y", "x"] and back["a"].dtype == object
+    pd.testing.assert_frame_equal(back.drop(columns="a"), df.drop(columns="a"))
 
 
 def test_summary_provenance(cohort_files):

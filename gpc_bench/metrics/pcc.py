@@ -193,17 +193,20 @@ def _sub(index, j0: int, j1: int):
 NUMBA_MIN_ELEMENTS = 200_000_000
 
 
-def kernel_name(n_elements: int | None = None) -> str:
+def kernel_name(n_elements: int | None = None, *, load: bool = True) -> str:
     """Which kernel runs: ``numba`` (fused, compiled) when importable, else ``numpy``.
 
     ``GPC_BENCH_KERNEL=numpy|numba`` forces a kernel.  Without it, a workload of
     ``n_elements`` (spots x genes, when given) below :data:`NUMBA_MIN_ELEMENTS` uses numpy.
+    ``load=False`` answers without importing numba (``numba`` then means: wanted, if importable).
     """
     forced = os.environ.get("GPC_BENCH_KERNEL", "").lower()
     if forced == "numpy":
         return "numpy"
     if not forced and n_elements is not None and n_elements < NUMBA_MIN_ELEMENTS:
         return "numpy"
+    if not load:
+        return "numba"
     try:
         from . import _pcc_numba  # noqa: F401
     except ImportError:  # pragma: no cover - numba missing or broken
@@ -288,6 +291,24 @@ def _numba_sums(x: RowMatrix, y: RowMatrix, xi, yi, blocks, log1p_x: bool, pmap)
             cols.append(slice(0, n_genes))
         run(mats[0], mats[1], cols[0], cols[1])
     return acc
+
+
+def warm_up() -> None:
+    """Load the fused kernels now: numba's import and first dispatch take ~0.6 s per process.
+
+    ``score`` calls this on a background thread while it reads and aligns the inputs.  It
+    dispatches the contiguous kernel on tiny arrays of each kind a WSI arrives as: read-only
+    (memory-mapped) or writable (read with h5py), in any pairing of truth and predictions.
+    """
+    from . import _pcc_numba as nb
+
+    off = np.arange(2, dtype=np.int64) * 4
+    acc = np.zeros((7, 8))[:, :4]
+    kinds = [np.zeros(8, np.float32), np.zeros(8, np.float32)]
+    kinds[0].flags.writeable = False
+    for x in kinds:
+        for y in kinds:
+            nb.accumulate_contiguous(x, off, 0, y, off, 0, False, acc)
 
 
 def default_threads() -> int:
