@@ -19,7 +19,7 @@ from .io.align import align_genes, align_spots
 from .io.checksum import file_sha256
 from .io.gmt import load_pathways
 from .io.h5ad import open_source
-from .io.mapped import advise
+from .io.mapped import MIN_RESIDENT, advise, resident_fraction
 from .io.mapped import enabled as mmap_enabled
 from .io.runfolder import atomic_dir, dumps_json, write_parquet
 from .metrics.pathway import membership, pathway_wsi_scores
@@ -134,8 +134,9 @@ def _check_truth_scale(x, truth_log1p: bool) -> None:
 def _stream(pred, truth, truth_layer, wsis, mapped: bool, counts: dict):
     """Yield (k, wsi, truth rows, prediction rows), preparing the next WSI on a thread meanwhile.
 
-    With ``mapped``, a WSI whose rows are stored raw is memory-mapped (and pre-faulted, which
-    reads it from disk when it is not cached) instead of copied; ``counts`` tallies how each
+    With ``mapped``, a WSI whose rows are stored raw and mostly in the page cache is
+    memory-mapped (and pre-faulted) instead of copied; one that must come from disk is read with
+    h5py, whose large sequential reads beat page faults there.  ``counts`` tallies how each
     matrix was read.  Otherwise, and as the fallback, rows are read with h5py into two buffer
     pairs sized for the largest WSI and used alternately.  The consumer must not keep
     references to a block after the next one is requested.
@@ -149,7 +150,13 @@ def _stream(pred, truth, truth_layer, wsis, mapped: bool, counts: dict):
         return buffers[slot, which]
 
     def get(k, which, src, rows, layer):
-        block = src.map_rows(rows, layer) if mapped else None
+        block = None
+        if mapped:
+            span = src.byte_range(rows, layer)
+            if span is not None and resident_fraction(src.path, *span) < MIN_RESIDENT:
+                counts["h5py_not_cached"] += 1  # from disk, one large read beats page faults
+            elif span is not None:
+                block = src.map_rows(rows, layer)
         if block is None:
             block = src.read_rows(rows, layer, out=buffer(k % 2, which, src.n_vars))
         counts["mmap" if mapped and not isinstance(block, np.ndarray) else "h5py"] += 1
@@ -157,6 +164,8 @@ def _stream(pred, truth, truth_layer, wsis, mapped: bool, counts: dict):
 
     def read(k):
         w = wsis[k]
+        if mapped and k + 1 < len(wsis):
+            _read_ahead(wsis[k + 1], pred, truth, truth_layer)
         return get(k, 0, truth, w.truth_rows, truth_layer), get(k, 1, pred, w.pred_rows, None)
 
     with ThreadPoolExecutor(1) as io:
@@ -168,27 +177,21 @@ def _stream(pred, truth, truth_layer, wsis, mapped: bool, counts: dict):
             del x, y
 
 
-def _prefetch(wsi, pred, truth, truth_layer) -> None:
-    """Ask the OS to start reading the first WSI while genes and pathways are aligned.
+def _read_ahead(wsi, pred, truth, truth_layer) -> None:
+    """Ask the OS to start reading a WSI's two matrices (``posix_fadvise(WILLNEED)``).
 
-    A hint only (``posix_fadvise(WILLNEED)`` on a daemon thread that makes no h5py call): it holds
-    no memory, needs no clean-up, and does nothing for cached files or matrices not stored raw.
+    A hint only: it holds no memory, makes no h5py call, does nothing for cached files or
+    matrices not stored raw, and a failure is ignored.  On a cold page cache it turns the page
+    faults of a memory map into large asynchronous reads of both files at once.
     """
-    ranges = [
-        (s.path, s.byte_range(rows, lay))
-        for s, rows, lay in ((truth, wsi.truth_rows, truth_layer), (pred, wsi.pred_rows, None))
-    ]
-    ranges = [(path, span) for path, span in ranges if span is not None]
-
-    def work():
-        for path, (start, stop) in ranges:
-            try:
-                advise(path, start, stop)
-            except OSError as err:  # a failed hint must not fail the run
-                logger.debug("read-ahead hint for %s failed: %s", path, err)
-
-    if ranges:
-        threading.Thread(target=work, daemon=True).start()
+    for src, rows, layer in ((truth, wsi.truth_rows, truth_layer), (pred, wsi.pred_rows, None)):
+        span = src.byte_range(rows, layer)
+        if span is None:
+            continue
+        try:
+            advise(src.path, *span)
+        except OSError as err:  # a failed hint must not fail the run
+            logger.debug("read-ahead hint for %s failed: %s", src.path, err)
 
 
 def _warm_kernel() -> None:
@@ -314,7 +317,8 @@ def score(
     if not wsis:
         raise InputError("the predictions hold no spots")
     if mmap_enabled():
-        _prefetch(wsis[0], pred, tsrc, layer)
+        # WSI 0 is read while genes and pathways are aligned; the reader then keeps one WSI ahead
+        threading.Thread(target=_read_ahead, args=(wsis[0], pred, tsrc, layer), daemon=True).start()
     gmap = align_genes(pred, tsrc, same_file)
     coll = load_pathways(pathways)
     sets = sorted(coll.sets, key=lambda s: (s.collection, s.name))
@@ -344,7 +348,7 @@ def score(
     spot_pred, spot_truth, spot_labels = [], [], []
     per_wsi_spots = int(np.ceil(cluster_spots / n_wsi)) if cluster == "spot" else 0
     kernel = kernel_name(sum(w.n_spots for w in wsis) * n_genes)
-    reads = {"mmap": 0, "h5py": 0}
+    reads = {"mmap": 0, "h5py": 0, "h5py_not_cached": 0}
     mapped = kernel == "numba" and mmap_enabled()  # the numpy kernel wants 2-D arrays
     if threads is None:
         # copying WSIs in with h5py keeps one core busy, so the kernel gets the others; mapped

@@ -111,8 +111,8 @@ def test_score_through_mmap_equals_h5py_and_releases_maps(cohort_files, monkeypa
             cohort_files["good"], cohort_files["truth"], pathways=cohort_files["pathways"], checksum=False
         )
     n_wsi = results["1"].summary["counts"]["n_wsi"]
-    assert results["1"].run_info["matrix_reads"] == {"mmap": 2 * n_wsi, "h5py": 0}
-    assert results["0"].run_info["matrix_reads"] == {"mmap": 0, "h5py": 2 * n_wsi}
+    assert results["1"].run_info["matrix_reads"] == {"mmap": 2 * n_wsi, "h5py": 0, "h5py_not_cached": 0}
+    assert results["0"].run_info["matrix_reads"] == {"mmap": 0, "h5py": 2 * n_wsi, "h5py_not_cached": 0}
     for table in ("gene_scores", "pathway_wsi_scores", "pathway_scores", "hvg_scores", "gene_variance"):
         pd.testing.assert_frame_equal(getattr(results["1"], table), getattr(results["0"], table))
     if not _mapped_paths("/"):
@@ -207,3 +207,58 @@ def test_score_keeps_at_most_two_wsis_mapped(cohort_files, monkeypatch):
     res = score(cohort_files["good"], cohort_files["truth"], **kw)
     assert res.run_info["matrix_reads"]["mmap"] == 2 * res.summary["counts"]["n_wsi"]
     assert live["max"] == 2 and live["now"] == 0
+
+
+def _evict(path) -> None:
+    """Drop a file from the page cache (clean pages only: it is synced first)."""
+    import os
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def test_resident_fraction(tmp_path):
+    import os
+
+    from gpc_bench.io.mapped import resident_fraction
+
+    path = tmp_path / "big.bin"
+    path.write_bytes(np.random.default_rng(0).bytes(32 << 20))
+    size = os.path.getsize(path)
+    path.read_bytes()
+    assert resident_fraction(path, 0, size) == 1.0
+    assert resident_fraction(path, 5, 5) == 1.0  # empty range: nothing to read
+    _evict(path)
+    first = resident_fraction(path, 0, size)
+    if first == 1.0:
+        pytest.skip("this file system keeps files cached (tmpfs?) or cannot probe them")
+    assert first == 0.0
+    _evict(path)
+    with open(path, "rb") as f:
+        f.seek(size - (8 << 20))
+        f.read()  # the last quarter back in the cache
+    assert 0.2 <= resident_fraction(path, 0, size) <= 0.3
+
+
+@pytest.mark.skipif(kernel_name() != "numba", reason="the mapped path runs with the numba kernel")
+def test_uncached_wsis_are_read_with_h5py(cohort_files, monkeypatch):
+    """A WSI that must come from disk is read in one go rather than faulted in page by page."""
+    import gpc_bench.scoring
+
+    monkeypatch.setenv("GPC_BENCH_KERNEL", "numba")
+    kw = {"pathways": cohort_files["pathways"], "checksum": False}
+    warm = score(cohort_files["good"], cohort_files["truth"], **kw)
+    n_wsi = warm.summary["counts"]["n_wsi"]
+    assert warm.run_info["matrix_reads"] == {"mmap": 2 * n_wsi, "h5py": 0, "h5py_not_cached": 0}
+    truth = str(cohort_files["truth"])
+    monkeypatch.setattr(
+        gpc_bench.scoring, "resident_fraction", lambda path, a, b: 0.0 if str(path) == truth else 1.0
+    )
+    cold = score(cohort_files["good"], cohort_files["truth"], **kw)
+    assert cold.run_info["matrix_reads"] == {"mmap": n_wsi, "h5py": n_wsi, "h5py_not_cached": n_wsi}
+    for table in ("gene_scores", "pathway_scores", "gene_variance"):
+        pd.testing.assert_frame_equal(getattr(cold, table), getattr(warm, table))

@@ -127,6 +127,39 @@ def advise(path: str | Path, start: int, stop: int) -> None:
         os.close(fd)
 
 
+#: map a WSI only when at least this fraction of its pages is in the page cache (docs/performance.md)
+MIN_RESIDENT = 0.75
+
+
+def resident_fraction(path: str | Path, start: int, stop: int, samples: int = 64) -> float:
+    """Fraction of ``samples`` evenly spaced bytes of ``[start, stop)`` already in the page cache.
+
+    Probed with ``preadv2(RWF_NOWAIT)``, which answers from the cache or fails at once.  The
+    probe's file is marked for random access first, so that a miss reads in at most its own page
+    rather than a whole read-ahead window.  Returns 1.0 where the probe is not available (not
+    Linux, or a file system without non-blocking reads).
+    """
+    flag = getattr(os, "RWF_NOWAIT", None)
+    if flag is None or not hasattr(os, "preadv") or stop <= start:
+        return 1.0
+    probe = bytearray(1)
+    where = np.unique(np.linspace(start, stop - 1, num=samples).astype(np.int64)).tolist()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        hits = 0
+        for offset in where:
+            try:
+                hits += os.preadv(fd, [probe], offset, flag) == 1
+            except BlockingIOError:
+                continue
+            except OSError:  # EOPNOTSUPP, EINVAL: this file system cannot tell
+                return 1.0
+    finally:
+        os.close(fd)
+    return hits / len(where)
+
+
 def verified_offsets(ds: h5py.Dataset, path: str | Path) -> np.ndarray | None:
     """:func:`row_offsets`, checked: the first and last rows must read the same both ways."""
     try:
