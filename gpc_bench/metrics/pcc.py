@@ -272,25 +272,26 @@ def _numba_sums(x: RowMatrix, y: RowMatrix, xi, yi, blocks, log1p_x: bool, pmap)
     ]
     for r0 in range(0, n, _GATHER_ROWS):
         r1 = min(n, r0 + _GATHER_ROWS)
-        mats, cols = [], []
-        for m, index, buf in zip((x, y), (xi, yi), scratch, strict=True):
-            offsets = m.offsets[r0:r1]
-            if buf is None:
-                mats.append(RowMatrix(m.buf, offsets, m.n_cols))
-                cols.append(index)
-                continue
-            out = buf[: r1 - r0]
-            half = (r1 - r0 + 1) // 2
-            pmap(
-                lambda s, m=m, offsets=offsets, index=index, out=out: nb.gather_rows(
-                    m.buf, offsets[s], index, out[s]
-                ),
-                [slice(0, half), slice(half, r1 - r0)],
-            )
-            mats.append(RowMatrix.from_array(out))
-            cols.append(slice(0, n_genes))
-        run(mats[0], mats[1], cols[0], cols[1])
+        (xm, xc), (ym, yc) = (
+            _rows_in_gene_order(m, index, buf, r0, r1, pmap)
+            for m, index, buf in zip((x, y), (xi, yi), scratch, strict=True)
+        )
+        run(xm, ym, xc, yc)
     return acc
+
+
+def _rows_in_gene_order(m: RowMatrix, index, buf, r0: int, r1: int, pmap):
+    """Rows ``r0:r1`` of ``m`` and the columns to read in them: in place when ``buf`` is None,
+    else gathered into ``buf`` in the order of ``index`` (two halves on the thread pool)."""
+    offsets = m.offsets[r0:r1]
+    if buf is None:
+        return RowMatrix(m.buf, offsets, m.n_cols), index
+    from . import _pcc_numba as nb
+
+    out = buf[: r1 - r0]
+    half = (r1 - r0 + 1) // 2
+    pmap(lambda s: nb.gather_rows(m.buf, offsets[s], index, out[s]), [slice(0, half), slice(half, r1 - r0)])
+    return RowMatrix.from_array(out), slice(0, out.shape[1])
 
 
 def warm_up() -> None:
