@@ -7,7 +7,6 @@ import platform
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,21 +14,22 @@ import numpy as np
 
 from ._errors import InputError, examples
 from ._version import __version__
+from .io import direct
 from .io.align import align_genes, align_spots
 from .io.checksum import file_sha256
 from .io.gmt import load_pathways
 from .io.h5ad import open_source
-from .io.mapped import MIN_RESIDENT, advise, resident_fraction
 from .io.mapped import enabled as mmap_enabled
 from .io.runfolder import atomic_dir, dumps_json, write_parquet
+from .io.stream import WsiReader
 from .metrics.pathway import membership, pathway_wsi_scores
 from .metrics.pcc import (
     FLAG_NAMES,
     PREDICTION_CONSTANT,
     TRUTH_CONSTANT,
+    MomentAccumulator,
     NonFiniteError,
     RowMatrix,
-    column_moments,
     default_threads,
     kernel_name,
     pearson_from_moments,
@@ -129,69 +129,6 @@ def _check_truth_scale(x, truth_log1p: bool) -> None:
         )
     if truth_log1p and (not integral or sample.min() < 0):
         logger.warning("--truth-log1p was given but the measured values are not non-negative integers")
-
-
-def _stream(pred, truth, truth_layer, wsis, mapped: bool, counts: dict):
-    """Yield (k, wsi, truth rows, prediction rows), preparing the next WSI on a thread meanwhile.
-
-    With ``mapped``, a WSI whose rows are stored raw and mostly in the page cache is
-    memory-mapped (and pre-faulted) instead of copied; one that must come from disk is read with
-    h5py, whose large sequential reads beat page faults there.  ``counts`` tallies how each
-    matrix was read.  Otherwise, and as the fallback, rows are read with h5py into two buffer
-    pairs sized for the largest WSI and used alternately.  The consumer must not keep
-    references to a block after the next one is requested.
-    """
-    n_max = max((w.n_spots for w in wsis), default=0)
-    buffers: dict[tuple[int, int], np.ndarray] = {}
-
-    def buffer(slot: int, which: int, n_vars: int) -> np.ndarray:
-        if (slot, which) not in buffers:
-            buffers[slot, which] = np.empty((n_max, n_vars), np.float32)
-        return buffers[slot, which]
-
-    def get(k, which, src, rows, layer):
-        block = None
-        if mapped:
-            span = src.byte_range(rows, layer)
-            if span is not None and resident_fraction(src.path, *span) < MIN_RESIDENT:
-                counts["h5py_not_cached"] += 1  # from disk, one large read beats page faults
-            elif span is not None:
-                block = src.map_rows(rows, layer)
-        if block is None:
-            block = src.read_rows(rows, layer, out=buffer(k % 2, which, src.n_vars))
-        counts["mmap" if mapped and not isinstance(block, np.ndarray) else "h5py"] += 1
-        return block
-
-    def read(k):
-        w = wsis[k]
-        if mapped and k + 1 < len(wsis):
-            _read_ahead(wsis[k + 1], pred, truth, truth_layer)
-        return get(k, 0, truth, w.truth_rows, truth_layer), get(k, 1, pred, w.pred_rows, None)
-
-    with ThreadPoolExecutor(1) as io:
-        fut = io.submit(read, 0) if wsis else None
-        for k, w in enumerate(wsis):
-            x, y = fut.result()
-            fut = io.submit(read, k + 1) if k + 1 < len(wsis) else None
-            yield k, w, x, y
-            del x, y
-
-
-def _read_ahead(wsi, pred, truth, truth_layer) -> None:
-    """Ask the OS to start reading a WSI's two matrices (``posix_fadvise(WILLNEED)``).
-
-    A hint only: it holds no memory, makes no h5py call, does nothing for cached files or
-    matrices not stored raw, and a failure is ignored.  On a cold page cache it turns the page
-    faults of a memory map into large asynchronous reads of both files at once.
-    """
-    for src, rows, layer in ((truth, wsi.truth_rows, truth_layer), (pred, wsi.pred_rows, None)):
-        span = src.byte_range(rows, layer)
-        if span is None:
-            continue
-        try:
-            advise(src.path, *span)
-        except OSError as err:  # a failed hint must not fail the run
-            logger.debug("read-ahead hint for %s failed: %s", src.path, err)
 
 
 def _warm_kernel() -> None:
@@ -316,96 +253,117 @@ def score(
     wsis = align_spots(pred, tsrc, same_file)
     if not wsis:
         raise InputError("the predictions hold no spots")
-    if mmap_enabled():
-        # WSI 0 is read while genes and pathways are aligned; the reader then keeps one WSI ahead
-        threading.Thread(target=_read_ahead, args=(wsis[0], pred, tsrc, layer), daemon=True).start()
-    gmap = align_genes(pred, tsrc, same_file)
-    coll = load_pathways(pathways)
-    sets = sorted(coll.sets, key=lambda s: (s.collection, s.name))
-    memb = membership(gmap.symbols, [s.genes for s in sets])
-    if not memb.n_in_panel.any():
-        raise InputError(
-            f"none of the {len(sets)} pathways has a gene in the panel: pathway genes look like "
-            f"{examples(sets[0].genes)}, panel genes like {examples(gmap.genes)} "
-            f"(symbols {examples([s for s in gmap.symbols if s])})",
-            "pathways use HGNC symbols; give Ensembl panels a var['gene_symbol'] column",
-        )
-    hvg_lists = None
-    if not (isinstance(hvg, int) or (isinstance(hvg, str) and hvg.isdigit())):
-        from .metrics.hvg import read_hvg_lists
-
-        hvg_lists = read_hvg_lists(hvg)
-    hvg_n = int(hvg) if hvg_lists is None else None
-
-    # 2-4. stream WSIs: r per gene, flags, variance
-    n_wsi, n_genes = len(wsis), len(gmap.genes)
-    r_mat = np.full((n_wsi, n_genes), np.nan)
-    flags = np.zeros((n_wsi, n_genes), dtype=np.int8)
-    total = VarianceAccumulator(n_genes)
-    by_type: dict[str, VarianceAccumulator] = {}
-    means_pred = np.zeros((n_wsi, n_genes)) if cluster == "wsi" else None
-    means_truth = np.zeros((n_wsi, n_genes)) if cluster == "wsi" else None
-    spot_pred, spot_truth, spot_labels = [], [], []
-    per_wsi_spots = int(np.ceil(cluster_spots / n_wsi)) if cluster == "spot" else 0
-    kernel = kernel_name(sum(w.n_spots for w in wsis) * n_genes)
-    reads = {"mmap": 0, "h5py": 0, "h5py_not_cached": 0}
+    # WSI 0 is read while genes and pathways are aligned; the reader then keeps one WSI ahead
+    n_spots = sum(w.n_spots for w in wsis)
+    kernel = kernel_name(n_spots * pred.n_vars, load=False)
     mapped = kernel == "numba" and mmap_enabled()  # the numpy kernel wants 2-D arrays
-    if threads is None:
-        # copying WSIs in with h5py keeps one core busy, so the kernel gets the others; mapped
-        # WSIs cost the reader thread only page-table work (measured: docs/performance.md)
-        threads = default_threads() if mapped else max(1, default_threads() - 1)
-    for k, w, x, y in _stream(pred, tsrc, layer, wsis, mapped, reads):
-        t0 = time.perf_counter()
-        if k == 0:
-            _check_truth_scale(x, truth_log1p)
-        try:
-            m = column_moments(
-                x,
-                y,
-                x_cols=gmap.truth_cols,
-                y_cols=gmap.pred_cols,
-                log1p_x=truth_log1p,
-                threads=threads,
-                kernel=kernel,
-            )
-        except NonFiniteError as err:
-            role = "truth" if err.which == "x" else "predictions"
-            hint = (
-                "negative values give NaN under --truth-log1p"
-                if err.which == "x" and truth_log1p
-                else "replace or remove non-finite values before scoring"
-            )
+    row_bytes = 4 * (pred.n_vars + tsrc.n_vars)
+    use_direct, why_direct = (
+        direct.decide(n_spots * row_bytes, 2 * max(w.n_spots for w in wsis) * row_bytes)
+        if mapped
+        else (False, "not used: WSIs are read with h5py (small cohort, numpy kernel or GPC_BENCH_MMAP=0)")
+    )
+    reader = WsiReader(pred, tsrc, layer, wsis, mapped=mapped, direct=use_direct)
+    with reader:
+        gmap = align_genes(pred, tsrc, same_file)
+        coll = load_pathways(pathways)
+        sets = sorted(coll.sets, key=lambda s: (s.collection, s.name))
+        memb = membership(gmap.symbols, [s.genes for s in sets])
+        if not memb.n_in_panel.any():
             raise InputError(
-                f"NaN or infinite value in {role} for sample {w.sample_id!r}, gene "
-                f"{gmap.genes[err.column]!r}",
-                hint,
-            ) from None
-        r, f = pearson_from_moments(m, constant_prediction)
-        r_mat[k], flags[k] = r, f
-        total.add(m.n, m.mean_x, m.m2_x)
-        by_type.setdefault(w.cancer_type, VarianceAccumulator(n_genes)).add(m.n, m.mean_x, m.m2_x)
-        if cluster == "wsi":
-            means_pred[k], means_truth[k] = m.mean_y, m.mean_x
-        elif cluster == "spot":
-            rng = np.random.default_rng([seed, k])
-            take = np.sort(rng.choice(m.n, min(m.n, per_wsi_spots), replace=False))
-            xs = np.take(_some_rows(x, take), gmap.truth_cols, axis=1)
-            spot_truth.append(np.log1p(xs) if truth_log1p else xs)
-            spot_pred.append(np.take(_some_rows(y, take), gmap.pred_cols, axis=1))
-            spot_labels += [w.cancer_type] * len(take)
-        logger.info(
-            "[%d/%d] %s (%s): %d spots, %d genes, %.2fs",
-            k + 1,
-            n_wsi,
-            w.sample_id,
-            w.cancer_type,
-            w.n_spots,
-            n_genes,
-            time.perf_counter() - t0,
-        )
-        # release WSI k now: the loop variables would otherwise keep it (and its mapping) alive
-        # until WSI k + 1 is bound, after the reader has started on WSI k + 2
-        del x, y
+                f"none of the {len(sets)} pathways has a gene in the panel: pathway genes look like "
+                f"{examples(sets[0].genes)}, panel genes like {examples(gmap.genes)} "
+                f"(symbols {examples([s for s in gmap.symbols if s])})",
+                "pathways use HGNC symbols; give Ensembl panels a var['gene_symbol'] column",
+            )
+        hvg_lists = None
+        if not (isinstance(hvg, int) or (isinstance(hvg, str) and hvg.isdigit())):
+            from .metrics.hvg import read_hvg_lists
+
+            hvg_lists = read_hvg_lists(hvg)
+        hvg_n = int(hvg) if hvg_lists is None else None
+
+        # 2-4. stream WSIs: r per gene, flags, variance
+        n_wsi, n_genes = len(wsis), len(gmap.genes)
+        r_mat = np.full((n_wsi, n_genes), np.nan)
+        flags = np.zeros((n_wsi, n_genes), dtype=np.int8)
+        total = VarianceAccumulator(n_genes)
+        by_type: dict[str, VarianceAccumulator] = {}
+        means_pred = np.zeros((n_wsi, n_genes)) if cluster == "wsi" else None
+        means_truth = np.zeros((n_wsi, n_genes)) if cluster == "wsi" else None
+        spot_pred, spot_truth, spot_labels = [], [], []
+        per_wsi_spots = int(np.ceil(cluster_spots / n_wsi)) if cluster == "spot" else 0
+        kernel = kernel_name(n_spots * pred.n_vars) if kernel == "numba" else kernel  # loads numba
+        if threads is None:
+            # copying WSIs in with h5py keeps one core busy, so the kernel gets the others; mapped
+            # WSIs cost the reader thread only page-table work, direct reads wait on the disk
+            # (measured: docs/performance.md)
+            threads = default_threads() if mapped else max(1, default_threads() - 1)
+        for piece in reader:
+            k, w, x, y = piece.k, piece.wsi, piece.x, piece.y
+            if piece.first:
+                t0 = time.perf_counter()
+                if k == 0:
+                    _check_truth_scale(x, truth_log1p)
+                acc = MomentAccumulator(
+                    tsrc.n_vars,
+                    pred.n_vars,
+                    x_cols=gmap.truth_cols,
+                    y_cols=gmap.pred_cols,
+                    log1p_x=truth_log1p,
+                    threads=threads,
+                    kernel=kernel,
+                )
+                if cluster == "spot":
+                    rng = np.random.default_rng([seed, k])
+                    take = np.sort(rng.choice(w.n_spots, min(w.n_spots, per_wsi_spots), replace=False))
+                    parts_truth, parts_pred = [], []
+            acc.add(x, y)
+            if cluster == "spot":  # the sampled spots among this piece's rows
+                sel = take[(take >= piece.r0) & (take < piece.r1)] - piece.r0
+                parts_truth.append(np.take(_some_rows(x, sel), gmap.truth_cols, axis=1))
+                parts_pred.append(np.take(_some_rows(y, sel), gmap.pred_cols, axis=1))
+            # release the piece now: the loop variables would otherwise keep it (and its mapping)
+            # alive until the next piece is bound, after the reader has started on the one after
+            last = piece.last
+            del x, y, piece
+            if not last:
+                continue
+            try:
+                m = acc.result()
+            except NonFiniteError as err:
+                role = "truth" if err.which == "x" else "predictions"
+                hint = (
+                    "negative values give NaN under --truth-log1p"
+                    if err.which == "x" and truth_log1p
+                    else "replace or remove non-finite values before scoring"
+                )
+                raise InputError(
+                    f"NaN or infinite value in {role} for sample {w.sample_id!r}, gene "
+                    f"{gmap.genes[err.column]!r}",
+                    hint,
+                ) from None
+            r, f = pearson_from_moments(m, constant_prediction)
+            r_mat[k], flags[k] = r, f
+            total.add(m.n, m.mean_x, m.m2_x)
+            by_type.setdefault(w.cancer_type, VarianceAccumulator(n_genes)).add(m.n, m.mean_x, m.m2_x)
+            if cluster == "wsi":
+                means_pred[k], means_truth[k] = m.mean_y, m.mean_x
+            elif cluster == "spot":
+                xs = np.concatenate(parts_truth)
+                spot_truth.append(np.log1p(xs) if truth_log1p else xs)
+                spot_pred.append(np.concatenate(parts_pred))
+                spot_labels += [w.cancer_type] * len(take)
+            logger.info(
+                "[%d/%d] %s (%s): %d spots, %d genes, %.2fs",
+                k + 1,
+                n_wsi,
+                w.sample_id,
+                w.cancer_type,
+                w.n_spots,
+                n_genes,
+                time.perf_counter() - t0,
+            )
 
     # 5. gene variance and levels
     variance = total.variance()
@@ -653,7 +611,8 @@ def score(
         "h5py": h5py.__version__,
         "pandas": pd.__version__,
         "kernel": f"{kernel} shifted-sum float64, {threads} thread(s)",
-        "matrix_reads": reads,
+        "matrix_reads": reader.counts,
+        "direct_io": why_direct,
         "sha256": {k: {True: "cached", False: "computed"}.get(v) for k, v in checks.cached.items()},
         "argv": sys.argv,
     }

@@ -157,3 +157,19 @@ def score_runs(cohort_files, folder, preds):
         )
         out[name] = folder / name
     return out
+
+
+def write_dense_h5ad(path, x, file_kw=None, **dataset_kw):
+    """An AnnData-like file whose X is written with h5py, with the given storage options."""
+    import anndata as ad
+    import h5py
+    import pandas as pd
+
+    n, g = x.shape
+    with h5py.File(path, "w", **(file_kw or {})) as f:
+        f.attrs["encoding-type"], f.attrs["encoding-version"] = "anndata", "0.1.0"
+        obs = pd.DataFrame({"sample_id": ["S1"] * n}, index=[f"s{i}" for i in range(n)])
+        ad.io.write_elem(f, "obs", obs)
+        ad.io.write_elem(f, "var", pd.DataFrame(index=[f"G{j}" for j in range(g)]))
+        f.create_dataset("X", data=x, **dataset_kw)
+    return path

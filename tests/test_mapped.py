@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from helpers import write_dense_h5ad
 
 from gpc_bench import score
 from gpc_bench.io.h5ad import H5adSource
@@ -14,18 +15,9 @@ from gpc_bench.io.mapped import row_offsets
 from gpc_bench.metrics.pcc import kernel_name
 
 
-def _write(path, x, file_kw=None, **dataset_kw):
-    """An AnnData-like file whose X is written with h5py, with the given storage options."""
-    import anndata as ad
-
-    n, g = x.shape
-    with h5py.File(path, "w", **(file_kw or {})) as f:
-        f.attrs["encoding-type"], f.attrs["encoding-version"] = "anndata", "0.1.0"
-        obs = pd.DataFrame({"sample_id": ["S1"] * n}, index=[f"s{i}" for i in range(n)])
-        ad.io.write_elem(f, "obs", obs)
-        ad.io.write_elem(f, "var", pd.DataFrame(index=[f"G{j}" for j in range(g)]))
-        f.create_dataset("X", data=x, **dataset_kw)
-    return path
+def reads(**counts) -> dict:
+    """``run_info['matrix_reads']`` with the given counts, the others zero."""
+    return {"mmap": 0, "direct": 0, "h5py": 0, "h5py_not_cached": 0} | counts
 
 
 @pytest.fixture
@@ -42,7 +34,7 @@ def matrix():
     ids=["contiguous", "chunks-8-rows", "chunks-1-row", "one-chunk"],
 )
 def test_mapped_rows_equal_h5py_rows(tmp_path, matrix, storage):
-    src = H5adSource(_write(tmp_path / "m.h5ad", matrix, **storage))
+    src = H5adSource(write_dense_h5ad(tmp_path / "m.h5ad", matrix, **storage))
     rng = np.random.default_rng(1)
     for rows in (np.arange(53), np.arange(10, 30), rng.permutation(np.arange(3, 40)), np.array([52])):
         block = src.map_rows(rows)
@@ -59,7 +51,7 @@ def test_mapped_rows_equal_h5py_rows(tmp_path, matrix, storage):
     ids=["gzip", "partial-width-chunks", "shuffle-filter", "float64"],
 )
 def test_unmappable_storage_falls_back(tmp_path, matrix, storage):
-    src = H5adSource(_write(tmp_path / "m.h5ad", matrix, **storage))
+    src = H5adSource(write_dense_h5ad(tmp_path / "m.h5ad", matrix, **storage))
     assert src.map_rows(np.arange(5)) is None
     np.testing.assert_array_equal(src.read_rows(np.arange(5)), matrix[:5].astype(np.float32))
     src.close()
@@ -67,7 +59,7 @@ def test_unmappable_storage_falls_back(tmp_path, matrix, storage):
 
 def test_unwritten_chunks_and_spread_rows_are_not_mapped(tmp_path, matrix):
     path = tmp_path / "m.h5ad"
-    _write(path, matrix, chunks=(8, 37))
+    write_dense_h5ad(path, matrix, chunks=(8, 37))
     with h5py.File(path, "a") as f:
         f.create_dataset("partial", shape=(53, 37), dtype="f4", chunks=(8, 37))[:8] = matrix[:8]
         assert row_offsets(f["partial"]) is None  # chunks beyond row 8 were never allocated
@@ -88,7 +80,7 @@ def test_sparse_matrix_is_not_mapped(tmp_path, cohort):
 
 
 def test_userblock_file_maps_or_falls_back_but_never_misreads(tmp_path, matrix):
-    path = _write(tmp_path / "ub.h5ad", matrix, file_kw={"userblock_size": 512})
+    path = write_dense_h5ad(tmp_path / "ub.h5ad", matrix, file_kw={"userblock_size": 512})
     src = H5adSource(path)
     block = src.map_rows(np.arange(53))
     if block is not None:
@@ -111,8 +103,8 @@ def test_score_through_mmap_equals_h5py_and_releases_maps(cohort_files, monkeypa
             cohort_files["good"], cohort_files["truth"], pathways=cohort_files["pathways"], checksum=False
         )
     n_wsi = results["1"].summary["counts"]["n_wsi"]
-    assert results["1"].run_info["matrix_reads"] == {"mmap": 2 * n_wsi, "h5py": 0, "h5py_not_cached": 0}
-    assert results["0"].run_info["matrix_reads"] == {"mmap": 0, "h5py": 2 * n_wsi, "h5py_not_cached": 0}
+    assert results["1"].run_info["matrix_reads"] == reads(mmap=2 * n_wsi)
+    assert results["0"].run_info["matrix_reads"] == reads(h5py=2 * n_wsi)
     for table in ("gene_scores", "pathway_wsi_scores", "pathway_scores", "hvg_scores", "gene_variance"):
         pd.testing.assert_frame_equal(getattr(results["1"], table), getattr(results["0"], table))
     if not _mapped_paths("/"):
@@ -151,7 +143,7 @@ def test_mapped_shuffled_truth_matches_scipy_reference(cohort, tmp_path, monkeyp
 def test_byte_range_and_read_ahead_hint(tmp_path, matrix):
     from gpc_bench.io.mapped import advise
 
-    path = _write(tmp_path / "m.h5ad", matrix)
+    path = write_dense_h5ad(tmp_path / "m.h5ad", matrix)
     src = H5adSource(path)
     base = src._file["X"].id.get_offset()
     rowbytes = 37 * 4
@@ -171,10 +163,10 @@ def test_score_keeps_at_most_two_wsis_mapped(cohort_files, monkeypatch):
     import weakref
     from concurrent.futures import Future
 
-    import gpc_bench.scoring
+    import gpc_bench.io.stream
 
     class Immediate:
-        def __init__(self, *args):
+        def __init__(self, *args, **kw):
             pass
 
         def __enter__(self):
@@ -188,7 +180,10 @@ def test_score_keeps_at_most_two_wsis_mapped(cohort_files, monkeypatch):
             fut.set_result(fn(*args))
             return fut
 
-    monkeypatch.setattr(gpc_bench.scoring, "ThreadPoolExecutor", Immediate)
+        def shutdown(self, wait=True):
+            pass
+
+    monkeypatch.setattr(gpc_bench.io.stream, "ThreadPoolExecutor", Immediate)
 
     live = {"now": 0, "max": 0}
     original = H5adSource.map_rows
@@ -247,18 +242,19 @@ def test_resident_fraction(tmp_path):
 @pytest.mark.skipif(kernel_name() != "numba", reason="the mapped path runs with the numba kernel")
 def test_uncached_wsis_are_read_with_h5py(cohort_files, monkeypatch):
     """A WSI that must come from disk is read in one go rather than faulted in page by page."""
-    import gpc_bench.scoring
+    import gpc_bench.io.stream
 
     monkeypatch.setenv("GPC_BENCH_KERNEL", "numba")
+    monkeypatch.delenv("GPC_BENCH_DIRECT_IO", raising=False)  # auto: this cohort fits in memory
     kw = {"pathways": cohort_files["pathways"], "checksum": False}
     warm = score(cohort_files["good"], cohort_files["truth"], **kw)
     n_wsi = warm.summary["counts"]["n_wsi"]
-    assert warm.run_info["matrix_reads"] == {"mmap": 2 * n_wsi, "h5py": 0, "h5py_not_cached": 0}
+    assert warm.run_info["matrix_reads"] == reads(mmap=2 * n_wsi)
     truth = str(cohort_files["truth"])
     monkeypatch.setattr(
-        gpc_bench.scoring, "resident_fraction", lambda path, a, b: 0.0 if str(path) == truth else 1.0
+        gpc_bench.io.stream, "resident_fraction", lambda path, a, b: 0.0 if str(path) == truth else 1.0
     )
     cold = score(cohort_files["good"], cohort_files["truth"], **kw)
-    assert cold.run_info["matrix_reads"] == {"mmap": n_wsi, "h5py": n_wsi, "h5py_not_cached": n_wsi}
+    assert cold.run_info["matrix_reads"] == reads(mmap=n_wsi, h5py=n_wsi, h5py_not_cached=n_wsi)
     for table in ("gene_scores", "pathway_scores", "gene_variance"):
         pd.testing.assert_frame_equal(getattr(cold, table), getattr(warm, table))

@@ -220,6 +220,23 @@ class H5adSource:
         offsets = self._offsets(layer)
         return None if offsets is None else byte_range(offsets, rows, self.n_vars)
 
+    def direct_bytes(self, rows: np.ndarray, layer: str | None = None) -> int | None:
+        """Size of the aligned buffer :meth:`read_rows_direct` needs for these rows, or None when
+        they cannot be read that way (not stored raw, or spread out)."""
+        from .direct import span_bytes
+
+        offsets = self._offsets(layer)
+        return None if offsets is None else span_bytes(offsets, np.asarray(rows, dtype=np.int64), self.n_vars)
+
+    def read_rows_direct(self, rows: np.ndarray, layer: str | None, buf: np.ndarray):
+        """The given rows read past the page cache into ``buf`` (see :mod:`gpc_bench.io.direct`),
+        as a :class:`~gpc_bench.metrics.pcc.RowMatrix` view of it; None when they cannot be read
+        so, and then use :meth:`read_rows`."""
+        from .direct import read_rows
+
+        offsets = self._offsets(layer)
+        return None if offsets is None else read_rows(self.path, offsets, rows, self.n_vars, buf)
+
     def read_rows(
         self, rows: np.ndarray, layer: str | None = None, out: np.ndarray | None = None
     ) -> np.ndarray:
@@ -315,6 +332,12 @@ class AnnDataSource:
         return None  # in memory already: read_rows copies the rows
 
     def byte_range(self, rows: np.ndarray, layer: str | None = None) -> None:
+        return None
+
+    def direct_bytes(self, rows: np.ndarray, layer: str | None = None) -> None:
+        return None
+
+    def read_rows_direct(self, rows: np.ndarray, layer: str | None, buf: np.ndarray) -> None:
         return None
 
     def read_rows(

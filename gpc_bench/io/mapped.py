@@ -85,25 +85,40 @@ def map_rows(
     ``populate`` pre-faults the range (``MAP_POPULATE``): on a cold page cache this reads it from
     disk in the calling thread, which is how ``score`` prefetches the next WSI.
     """
-    rows = np.asarray(rows, dtype=np.int64)
-    span = byte_range(offsets, rows, n_cols)
-    if span is None:
+    win = window(offsets, rows, n_cols, mmap.ALLOCATIONGRANULARITY)
+    if win is None:
         return None
-    lo, hi = span
-    off = offsets[rows]
-    start = lo - lo % mmap.ALLOCATIONGRANULARITY
-    # HDF5 does not align data to 4 bytes: view the mapping from the rows' common misalignment
-    # (an unaligned float32 array, which numpy and numba read correctly)
-    skew = (lo - start) % _F32.itemsize
-    rel = off - start - skew
-    if (rel % _F32.itemsize).any():  # chunks at differently aligned addresses
-        return None
+    start, hi, skew, rel = win
     flags = mmap.MAP_SHARED | (getattr(mmap, "MAP_POPULATE", 0) if populate else 0)
     with open(path, "rb") as f:
         mm = mmap.mmap(f.fileno(), hi - start, flags=flags, prot=mmap.PROT_READ, offset=start)
     count = (hi - start - skew) // _F32.itemsize
     buf = np.frombuffer(mm, dtype=_F32, count=count, offset=skew)  # keeps ``mm`` alive until freed
-    return RowMatrix(buf, rel // _F32.itemsize, n_cols)
+    return RowMatrix(buf, rel, n_cols)
+
+
+def window(
+    offsets: np.ndarray, rows: np.ndarray, n_cols: int, align: int
+) -> tuple[int, int, int, np.ndarray] | None:
+    """Where the rows ``rows`` lie in the file, for a read or map that starts ``align``-aligned.
+
+    Returns ``(start, hi, skew, rel)``: the aligned start of the range, its end (unaligned), the
+    byte ``skew`` of the float32 grid from ``start`` (HDF5 does not align data to 4 bytes; an
+    unaligned float32 array is read correctly by numpy and numba) and the element offset of each
+    row from ``start + skew``.  None when the rows are spread out (:func:`byte_range`) or lie on
+    differently aligned float32 grids (chunks).
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    span = byte_range(offsets, rows, n_cols)
+    if span is None:
+        return None
+    lo, hi = span
+    start = lo - lo % align
+    skew = (lo - start) % _F32.itemsize
+    rel = offsets[rows] - start - skew
+    if (rel % _F32.itemsize).any():
+        return None
+    return start, hi, skew, rel // _F32.itemsize
 
 
 def byte_range(offsets: np.ndarray, rows: np.ndarray, n_cols: int) -> tuple[int, int] | None:

@@ -135,7 +135,8 @@ def _take(a: np.ndarray, rows: slice, cols) -> np.ndarray:
     return a[rows, cols] if isinstance(cols, slice) else np.take(a[rows], cols, axis=1)
 
 
-def _block_sums(x, y, xcols, ycols, log1p_x: bool) -> np.ndarray:
+def _block_sums(x, y, xcols, ycols, log1p_x: bool, x0: np.ndarray, y0: np.ndarray) -> np.ndarray:
+    """The sums of rows of ``x`` and ``y`` shifted by ``x0`` and ``y0`` (``(5, width)``), numpy only."""
     n = x.shape[0]
     width = (xcols.stop - xcols.start) if isinstance(xcols, slice) else len(xcols)
     rc = min(_ROW_CHUNK, n)
@@ -144,10 +145,6 @@ def _block_sums(x, y, xcols, ycols, log1p_x: bool) -> np.ndarray:
     dy = np.empty((rc, width))
     prod = np.empty((rc, width))
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        x0 = _take(x, slice(0, 1), xcols).astype(np.float64)
-        if log1p_x:
-            np.log1p(x0, out=x0)
-        y0 = _take(y, slice(0, 1), ycols).astype(np.float64)
         for i in range(0, n, rc):
             r = min(rc, n - i)
             bx, by, bp = dx[:r], dy[:r], prod[:r]
@@ -165,11 +162,7 @@ def _block_sums(x, y, xcols, ycols, log1p_x: bool) -> np.ndarray:
             acc[3, :r] += bp
             np.multiply(bx, by, out=bp)
             acc[4, :r] += bp
-        sums = acc.sum(axis=1)
-    out = np.empty((7, width))
-    out[0], out[1] = x0[0], y0[0]
-    out[2:] = sums
-    return out
+        return acc.sum(axis=1)
 
 
 def _as_index(cols, n: int):
@@ -223,61 +216,14 @@ def _ascending(index) -> bool:
     return isinstance(index, slice) or bool(np.all(np.diff(index) > 0))
 
 
-def _first_row(a: RowMatrix, index) -> np.ndarray:
+def _first_row(a, index) -> np.ndarray:
+    """Row 0 of ``a`` (array or :class:`RowMatrix`) at the columns ``index``, as float64."""
+    if not isinstance(a, RowMatrix):
+        return _take(a, slice(0, 1), index)[0].astype(np.float64)
     o = int(a.offsets[0])
     if isinstance(index, slice):
         return a.buf[o + index.start : o + index.stop].astype(np.float64)
     return a.buf[o + index].astype(np.float64)
-
-
-def _numba_sums(x: RowMatrix, y: RowMatrix, xi, yi, blocks, log1p_x: bool, pmap) -> np.ndarray:
-    """The ``(7, n_genes)`` sums, from the fused numba kernels.
-
-    Column selections in ascending order are read in place.  A selection in another order (the
-    truth file lists genes in an unrelated order) would make every gene block read whole rows
-    from memory, so its rows are first gathered, :data:`_GATHER_ROWS` at a time, into a small
-    buffer in gene order.  The accumulators carry over between row chunks, so every gene adds
-    up its rows in the same order, and the result is bit-identical either way.
-    """
-    from . import _pcc_numba as nb
-
-    n_genes = blocks[-1][1]
-    acc = np.zeros((7, n_genes))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        acc[0] = np.log1p(_first_row(x, xi)) if log1p_x else _first_row(x, xi)
-    acc[1] = _first_row(y, yi)
-
-    def run(xm, ym, xc, yc):
-        def block(b):
-            sx, sy, part = _sub(xc, *b), _sub(yc, *b), acc[:, b[0] : b[1]]
-            if isinstance(sx, slice) and isinstance(sy, slice):
-                nb.accumulate_contiguous(
-                    xm.buf, xm.offsets, sx.start, ym.buf, ym.offsets, sy.start, log1p_x, part
-                )
-            else:
-                sx = np.arange(sx.start, sx.stop) if isinstance(sx, slice) else sx
-                sy = np.arange(sy.start, sy.stop) if isinstance(sy, slice) else sy
-                nb.accumulate_gather(xm.buf, xm.offsets, sx, ym.buf, ym.offsets, sy, log1p_x, part)
-
-        pmap(block, blocks)
-
-    gather = [not _ascending(xi), not _ascending(yi)]
-    if not any(gather):
-        run(x, y, xi, yi)
-        return acc
-    n = x.shape[0]
-    scratch = [
-        np.empty((min(n, _GATHER_ROWS), n_genes), m.buf.dtype) if g else None
-        for m, g in zip((x, y), gather, strict=True)
-    ]
-    for r0 in range(0, n, _GATHER_ROWS):
-        r1 = min(n, r0 + _GATHER_ROWS)
-        (xm, xc), (ym, yc) = (
-            _rows_in_gene_order(m, index, buf, r0, r1, pmap)
-            for m, index, buf in zip((x, y), (xi, yi), scratch, strict=True)
-        )
-        run(xm, ym, xc, yc)
-    return acc
 
 
 def _rows_in_gene_order(m: RowMatrix, index, buf, r0: int, r1: int, pmap):
@@ -359,43 +305,160 @@ def column_moments(
     NonFiniteError
         When either matrix holds NaN or infinity in a selected column.
     """
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"row counts differ: {x.shape[0]} vs {y.shape[0]}")
-    xi, yi = _as_index(x_cols, x.shape[1]), _as_index(y_cols, y.shape[1])
-    n_genes = (xi.stop - xi.start) if isinstance(xi, slice) else len(xi)
-    n_y = (yi.stop - yi.start) if isinstance(yi, slice) else len(yi)
-    if n_genes != n_y:
-        raise ValueError(f"column selections differ in length: {n_genes} vs {n_y}")
-    n = x.shape[0]
-    if n == 0:
-        nan = np.full(n_genes, np.nan)
-        zero = np.zeros(n_genes)
-        return Moments(0, nan, nan.copy(), zero, zero.copy(), zero.copy(), zero.copy(), zero.copy())
-    blocks = [(j, min(j + gene_block, n_genes)) for j in range(0, n_genes, gene_block)]
+    acc = MomentAccumulator(
+        x.shape[1],
+        y.shape[1],
+        x_cols=x_cols,
+        y_cols=y_cols,
+        log1p_x=log1p_x,
+        threads=threads,
+        gene_block=gene_block,
+        kernel=kernel,
+    )
+    acc.add(x, y)
+    return acc.result()
 
-    kernel = kernel_name() if kernel is None else kernel
-    threads = default_threads() if threads is None else threads
-    with ThreadPoolExecutor(max(1, min(threads, len(blocks)))) as pool:
 
-        def pmap(fn, items) -> list:
-            return list(pool.map(fn, items)) if threads > 1 and len(items) > 1 else list(map(fn, items))
+class MomentAccumulator:
+    """:func:`column_moments` fed row chunk by row chunk (a WSI streamed from disk).
 
-        if not blocks:
-            res = np.zeros((7, 0))
-        elif kernel == "numba":
+    With the numba kernel the result is bit-identical to one call with all rows: every gene adds
+    up its rows in the same order, and the shift is the first row of the first chunk.  The numpy
+    kernel adds each chunk's sums to the running ones (the same values up to rounding).
+
+    Parameters
+    ----------
+    n_x_cols, n_y_cols
+        Columns of the matrices that :meth:`add` will get.
+    x_cols, y_cols, log1p_x, threads, gene_block, kernel
+        As for :func:`column_moments`.
+    """
+
+    def __init__(
+        self,
+        n_x_cols: int,
+        n_y_cols: int,
+        *,
+        x_cols=None,
+        y_cols=None,
+        log1p_x: bool = False,
+        threads: int | None = None,
+        gene_block: int = _GENE_BLOCK,
+        kernel: str | None = None,
+    ) -> None:
+        self.xi, self.yi = _as_index(x_cols, n_x_cols), _as_index(y_cols, n_y_cols)
+        n_genes = _width(self.xi)
+        if n_genes != _width(self.yi):
+            raise ValueError(f"column selections differ in length: {n_genes} vs {_width(self.yi)}")
+        self.n_cols = (n_x_cols, n_y_cols)
+        self.log1p_x = log1p_x
+        self.kernel = kernel_name() if kernel is None else kernel
+        self.threads = default_threads() if threads is None else threads
+        self.blocks = [(j, min(j + gene_block, n_genes)) for j in range(0, n_genes, gene_block)]
+        self.gather = (not _ascending(self.xi), not _ascending(self.yi))
+        self.n = 0
+        self.acc = np.zeros((7, n_genes))
+
+    def add(self, x, y) -> None:
+        """Add the rows of ``x`` and ``y`` (arrays or :class:`RowMatrix`, rows aligned)."""
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"row counts differ: {x.shape[0]} vs {y.shape[0]}")
+        if (x.shape[1], y.shape[1]) != self.n_cols:
+            raise ValueError(f"expected {self.n_cols} columns, got {(x.shape[1], y.shape[1])}")
+        if x.shape[0] == 0 or not self.blocks:
+            return
+        numba = self.kernel == "numba"
+        if numba:
             x = x if isinstance(x, RowMatrix) else RowMatrix.from_array(x)
             y = y if isinstance(y, RowMatrix) else RowMatrix.from_array(y)
-            res = _numba_sums(x, y, xi, yi, blocks, log1p_x, pmap)
         else:
             x, y = as_array(x), as_array(y)
-            parts = pmap(lambda b: _block_sums(x, y, _sub(xi, *b), _sub(yi, *b), log1p_x), blocks)
-            res = np.concatenate(parts, axis=1)
-    finite = np.isfinite(res)
-    if not finite.all():
-        bad_x = ~(finite[0] & finite[2] & finite[4])
-        col = int(np.flatnonzero(bad_x)[0] if bad_x.any() else np.flatnonzero(~finite.all(0))[0])
-        raise NonFiniteError("x" if bad_x.any() else "y", col)
-    return Moments(n, res[0], res[1], res[2], res[3], res[4], res[5], res[6])
+        if self.n == 0:  # the shift: the first row
+            with np.errstate(invalid="ignore", divide="ignore"):
+                x0 = _first_row(x, self.xi)
+                self.acc[0] = np.log1p(x0) if self.log1p_x else x0
+            self.acc[1] = _first_row(y, self.yi)
+        self.n += x.shape[0]
+        n_threads = max(1, min(self.threads, len(self.blocks)))
+        with ThreadPoolExecutor(n_threads) as pool:
+
+            def pmap(fn, items) -> list:
+                return list(pool.map(fn, items)) if n_threads > 1 and len(items) > 1 else list(map(fn, items))
+
+            if numba:
+                self._add_numba(x, y, pmap)
+            else:
+                xi, yi, acc, log1p_x = self.xi, self.yi, self.acc, self.log1p_x
+
+                def block(b):
+                    cols = slice(*b)
+                    xc, yc = _sub(xi, *b), _sub(yi, *b)
+                    acc[2:, cols] += _block_sums(x, y, xc, yc, log1p_x, acc[0, cols], acc[1, cols])
+
+                pmap(block, self.blocks)
+
+    def _add_numba(self, x: RowMatrix, y: RowMatrix, pmap) -> None:
+        """Column selections in ascending order are read in place.  A selection in another order
+        (the truth file lists genes in an unrelated order) would make every gene block read whole
+        rows from memory, so its rows are first gathered, :data:`_GATHER_ROWS` at a time, into a
+        small buffer in gene order; the sums carry over, so the result is the same bits."""
+        from . import _pcc_numba as nb
+
+        acc, log1p_x = self.acc, self.log1p_x
+
+        def run(xm, ym, xc, yc):
+            def block(b):
+                sx, sy, part = _sub(xc, *b), _sub(yc, *b), acc[:, b[0] : b[1]]
+                if isinstance(sx, slice) and isinstance(sy, slice):
+                    nb.accumulate_contiguous(
+                        xm.buf, xm.offsets, sx.start, ym.buf, ym.offsets, sy.start, log1p_x, part
+                    )
+                else:
+                    sx = np.arange(sx.start, sx.stop) if isinstance(sx, slice) else sx
+                    sy = np.arange(sy.start, sy.stop) if isinstance(sy, slice) else sy
+                    nb.accumulate_gather(xm.buf, xm.offsets, sx, ym.buf, ym.offsets, sy, log1p_x, part)
+
+            pmap(block, self.blocks)
+
+        if not any(self.gather):
+            run(x, y, self.xi, self.yi)
+            return
+        n, width = x.shape[0], acc.shape[1]
+        scratch = [
+            np.empty((min(n, _GATHER_ROWS), width), m.buf.dtype) if g else None
+            for m, g in zip((x, y), self.gather, strict=True)
+        ]
+        for r0 in range(0, n, _GATHER_ROWS):
+            r1 = min(n, r0 + _GATHER_ROWS)
+            (xm, xc), (ym, yc) = (
+                _rows_in_gene_order(m, index, buf, r0, r1, pmap)
+                for m, index, buf in zip((x, y), (self.xi, self.yi), scratch, strict=True)
+            )
+            run(xm, ym, xc, yc)
+
+    def result(self) -> Moments:
+        """The moments of all rows added so far.
+
+        Raises
+        ------
+        NonFiniteError
+            When either matrix held NaN or infinity in a selected column.
+        """
+        res = self.acc
+        if self.n == 0:
+            nan = np.full(res.shape[1], np.nan)
+            zero = np.zeros(res.shape[1])
+            return Moments(0, nan, nan.copy(), zero, zero.copy(), zero.copy(), zero.copy(), zero.copy())
+        finite = np.isfinite(res)
+        if not finite.all():
+            bad_x = ~(finite[0] & finite[2] & finite[4])
+            col = int(np.flatnonzero(bad_x)[0] if bad_x.any() else np.flatnonzero(~finite.all(0))[0])
+            raise NonFiniteError("x" if bad_x.any() else "y", col)
+        return Moments(self.n, *(res[i].copy() for i in range(7)))
+
+
+def _width(index) -> int:
+    return (index.stop - index.start) if isinstance(index, slice) else len(index)
 
 
 def pearson_from_moments(
