@@ -12,7 +12,8 @@ In one run it measures, side by side:
 3. peak memory (max RSS) of the score process against one WSI's two matrices.
 
 With ``--cold`` the read-only/score pairs are repeated with both files dropped from the page
-cache first (``posix_fadvise(DONTNEED)``), the situation of a cohort larger than memory.
+cache first (``posix_fadvise(DONTNEED)``), the situation of a cohort larger than memory, next to
+the disk's floor (an ``O_DIRECT`` read of both matrices) and ``score`` with direct I/O off.
 
     python benchmarks/bench_score.py                       # the full shape (needs ~20 GB disk)
     python benchmarks/bench_score.py --wsis 4 --genes 5000  # quick
@@ -117,6 +118,26 @@ def bare_read(path: Path, sizes: list[int]) -> None:
             row += m
 
 
+def bare_read_direct(path: Path, sizes: list[int], chunk: int = 64 << 20) -> None:
+    """Read the matrix's bytes with O_DIRECT, 64 MiB at a time, into one reused aligned buffer:
+    what the disk can deliver without the page cache (the floor for a cohort read from disk)."""
+    with h5py.File(path, "r") as f:
+        start, nbytes = f["X"].id.get_offset(), sum(sizes) * f["X"].shape[1] * 4
+    align = 4096
+    raw = np.empty(chunk + 2 * align, np.uint8)
+    buf = memoryview(raw[-raw.ctypes.data % align :][: chunk + align])
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    try:
+        pos, stop = start - start % align, start + nbytes
+        while pos < stop:
+            n = os.preadv(fd, [buf[: min(chunk + align, -(-(stop - pos) // align) * align)]], pos)
+            if n <= 0:
+                break
+            pos += n
+    finally:
+        os.close(fd)
+
+
 def evict(*paths: Path) -> None:
     """Drop the files' pages from the page cache (clean pages; no root needed)."""
     for p in paths:
@@ -128,32 +149,49 @@ def evict(*paths: Path) -> None:
 
 
 def read_vs_score(d: Path, sizes: list[int], cmd: list[str], repeats: int, cold: bool) -> dict:
-    """Alternate read-only and score runs; timings on a small VM vary by up to 2x run to run."""
+    """Alternate read-only and score runs; timings on a small VM vary by up to 2x run to run.
+
+    Cold, each repetition also times the disk's floor (an O_DIRECT read of both matrices) and
+    ``score`` with direct I/O turned off (``GPC_BENCH_DIRECT_IO=0``: WSIs through the page cache).
+    """
     files = (d / "truth.h5ad", d / "pred.h5ad")
-    reads, scores, peaks = [], [], []
-    for _ in range(repeats):
+    runs: dict[str, list[float]] = {"read_only": [], "score": []}
+    if cold:
+        runs |= {"read_only_direct": [], "score_no_direct_io": []}
+    peaks, infos = [], {}
+
+    def timed(name, fn):
         if cold:
             evict(*files)
         t = time.perf_counter()
-        for f in files:
-            bare_read(f, sizes)
-        reads.append(time.perf_counter() - t)
+        fn()
+        runs[name].append(time.perf_counter() - t)
+
+    def run_score(name, env=None):
+        def go():
+            peaks.append(timed_subprocess(cmd, env)[1])
+            infos[name] = json.loads((d / "run" / "run_info.json").read_text())
+
+        timed(name, go)
+
+    for _ in range(repeats):
+        timed("read_only", lambda: [bare_read(f, sizes) for f in files])
+        run_score("score")
         if cold:
-            evict(*files)
-        s, pk = timed_subprocess(cmd)
-        scores.append(s)
-        peaks.append(pk)
-    med_r, med_s = float(np.median(reads)), float(np.median(scores))
-    info = json.loads((d / "run" / "run_info.json").read_text())
-    return {
-        "read_only_s": {"all": [round(v, 2) for v in reads], "median": round(med_r, 2)},
-        "score_s": {"all": [round(v, 2) for v in scores], "median": round(med_s, 2)},
-        "score_over_read_medians": round(med_s / med_r, 2),
-        "score_over_read_best": round(min(scores) / min(reads), 2),
-        "peak_rss_gib": round(max(peaks), 2),
-        "matrix_reads": info.get("matrix_reads"),
-        "score_kernel": info.get("kernel"),
-    }
+            timed("read_only_direct", lambda: [bare_read_direct(f, sizes) for f in files])
+            run_score("score_no_direct_io", {**os.environ, "GPC_BENCH_DIRECT_IO": "0"})
+    med = {k: float(np.median(v)) for k, v in runs.items()}
+    out = {f"{k}_s": {"all": [round(t, 2) for t in v], "median": round(med[k], 2)} for k, v in runs.items()}
+    out["score_over_read_medians"] = round(med["score"] / med["read_only"], 2)
+    out["score_over_read_best"] = round(min(runs["score"]) / min(runs["read_only"]), 2)
+    if cold:
+        out["score_over_direct_read_medians"] = round(med["score"] / med["read_only_direct"], 2)
+        out["score_no_direct_io_over_read_medians"] = round(med["score_no_direct_io"] / med["read_only"], 2)
+    out["peak_rss_gib"] = round(max(peaks), 2)
+    out["matrix_reads"] = {k: v.get("matrix_reads") for k, v in infos.items()}
+    out["direct_io"] = infos["score"].get("direct_io")
+    out["score_kernel"] = infos["score"].get("kernel")
+    return out
 
 
 def timed_subprocess(cmd: list[str], env: dict | None = None) -> tuple[float, float]:

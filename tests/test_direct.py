@@ -6,6 +6,7 @@ import errno
 import os
 import threading
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -108,27 +109,108 @@ def test_available_memory_reads_meminfo():
         assert mem is not None and 0 < mem <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-@pytest.mark.skipif(kernel_name() != "numba", reason="direct reads feed the numba kernel")
-def test_score_with_direct_reads_equals_mapped(cohort_files, monkeypatch):
-    """Uncached WSIs of a cohort too large to cache are read past the page cache; same tables."""
-    import gpc_bench.io.stream
+TABLES = ("gene_scores", "pathway_wsi_scores", "pathway_scores", "hvg_scores", "gene_variance")
+needs_numba = pytest.mark.skipif(kernel_name() != "numba", reason="direct reads feed the numba kernel")
 
+
+@pytest.fixture
+def small_chunks(cohort_files, monkeypatch):
+    """Direct reads in chunks of 7 spots (the WSIs have dozens), the numba kernel, auto mode.
+
+    Returns a function that scores the good model with the given residency and memory."""
+    import gpc_bench.io.stream as stream
+
+    with h5py.File(cohort_files["truth"], "r") as f:
+        n_vars = f["X"].shape[1]
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 7 * 4 * n_vars)
     monkeypatch.setenv("GPC_BENCH_KERNEL", "numba")
     monkeypatch.delenv("GPC_BENCH_DIRECT_IO", raising=False)
-    kw = {"pathways": cohort_files["pathways"], "checksum": False}
-    warm = score(cohort_files["good"], cohort_files["truth"], **kw)
+
+    def run(resident=lambda path: 1.0, memory=None, truth=None, **kw):
+        monkeypatch.setattr(stream, "resident_fraction", lambda path, a, b: resident(str(path)))
+        if memory is not None:
+            monkeypatch.setattr(direct, "available_memory", lambda: memory)
+        truth = cohort_files["truth"] if truth is None else truth
+        return score(cohort_files["good"], truth, pathways=cohort_files["pathways"], checksum=False, **kw)
+
+    return run
+
+
+def reads(**counts) -> dict:
+    """``run_info['matrix_reads']`` with the given counts, the others zero."""
+    return {"mmap": 0, "direct": 0, "h5py": 0, "h5py_not_cached": 0} | counts
+
+
+def _same_tables(a, b) -> None:
+    for table in TABLES:
+        pd.testing.assert_frame_equal(getattr(a, table), getattr(b, table))
+
+
+def _skip_without_o_direct(res) -> None:
+    if res.run_info["matrix_reads"]["direct"] == 0:
+        pytest.skip("this file system refuses O_DIRECT (tmpfs?)")
+
+
+@needs_numba
+def test_score_with_direct_reads_equals_mapped(small_chunks, monkeypatch):
+    """Uncached WSIs of a cohort too large to cache are read past the page cache in row chunks,
+    through four reused buffers; the tables are the same bits as from memory maps."""
+    warm = small_chunks(cluster="spot", cluster_spots=100)
     n_wsi = warm.summary["counts"]["n_wsi"]
     assert warm.run_info["direct_io"].startswith("auto: fits")
-    monkeypatch.setattr(gpc_bench.io.stream, "resident_fraction", lambda path, a, b: 0.0)
-    monkeypatch.setattr(direct, "available_memory", lambda: 1 << 20)  # 1 MiB: the cohort cannot stay cached
-    cold = score(cohort_files["good"], cohort_files["truth"], **kw)
+    assert warm.run_info["matrix_reads"]["mmap"] == 2 * n_wsi
+    allocations = []
+    real = direct.aligned_empty
+    monkeypatch.setattr(direct, "aligned_empty", lambda n: allocations.append(n) or real(n))
+    cold = small_chunks(lambda path: 0.0, memory=1 << 20, cluster="spot", cluster_spots=100)  # 1 MiB free
     assert cold.run_info["direct_io"].startswith("auto: too large")
-    reads = cold.run_info["matrix_reads"]
-    if reads["direct"] == 0:
-        pytest.skip("this file system refuses O_DIRECT (tmpfs?)")
-    assert reads == {"mmap": 0, "direct": 2 * n_wsi, "h5py": 0, "h5py_not_cached": 0}
-    for table in ("gene_scores", "pathway_wsi_scores", "pathway_scores", "hvg_scores", "gene_variance"):
-        pd.testing.assert_frame_equal(getattr(cold, table), getattr(warm, table))
+    _skip_without_o_direct(cold)
+    assert cold.run_info["matrix_reads"] == reads(direct=2 * n_wsi)
+    assert len(allocations) == 4  # two slots per file, reused across chunks and WSIs
+    _same_tables(cold, warm)
+    assert cold.summary["clustering"] == warm.summary["clustering"]
+    assert set(cold.summary["clustering"]["predictions"]) >= {"ami", "ari"}
+
+
+@needs_numba
+def test_direct_next_to_a_cached_file(small_chunks, cohort_files):
+    """Truth from disk, predictions cached: chunks of the truth read directly, of the predictions
+    taken from one mapping per WSI."""
+    warm = small_chunks()
+    n_wsi = warm.summary["counts"]["n_wsi"]
+    truth = str(cohort_files["truth"])
+    mixed = small_chunks(lambda path: 0.0 if path == truth else 1.0, memory=1 << 20)
+    _skip_without_o_direct(mixed)
+    assert mixed.run_info["matrix_reads"] == reads(mmap=n_wsi, direct=n_wsi)
+    _same_tables(mixed, warm)
+
+
+@needs_numba
+def test_direct_refused_falls_back_to_h5py(small_chunks, monkeypatch):
+    """A file system that refuses O_DIRECT: the WSI under way continues with h5py chunk reads,
+    the rest are read whole with h5py; same tables."""
+    warm = small_chunks()
+    n_wsi = warm.summary["counts"]["n_wsi"]
+    monkeypatch.setattr(H5adSource, "read_rows_direct", lambda self, rows, layer, buf: None)
+    res = small_chunks(lambda path: 0.0, memory=1 << 20)
+    assert res.run_info["matrix_reads"] == reads(h5py=2 * n_wsi, h5py_not_cached=2 * (n_wsi - 1))
+    _same_tables(res, warm)
+
+
+@needs_numba
+def test_direct_with_spots_in_another_order(small_chunks, cohort, tmp_path):
+    """Truth spots shuffled within each WSI: a chunk's truth rows are spread over the whole WSI,
+    so those WSIs are read whole (h5py), and the scores are unchanged."""
+    rng = np.random.default_rng(5)
+    sample = cohort.truth.obs["sample_id"].astype(str).to_numpy()
+    within = np.lexsort((rng.random(len(sample)), sample))
+    cohort.truth[within].copy().write_h5ad(tmp_path / "truth.h5ad")
+    warm = small_chunks()
+    res = small_chunks(lambda path: 0.0, memory=1 << 20, truth=tmp_path / "truth.h5ad")
+    n_wsi = warm.summary["counts"]["n_wsi"]
+    assert res.run_info["matrix_reads"] == reads(h5py=2 * n_wsi, h5py_not_cached=2 * n_wsi)
+    for table in ("pathway_scores", "gene_variance"):
+        pd.testing.assert_frame_equal(getattr(res, table), getattr(warm, table), rtol=0, atol=1e-12)
 
 
 def test_reader_thread_ends_when_scoring_fails(cohort_files, tmp_path):
