@@ -65,9 +65,12 @@ class ScoreResult:
 
     def write(self, out: str | Path, overwrite: bool = False) -> Path:
         """Write every table into ``out`` atomically (a temporary folder renamed into place)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         out = Path(out)
-        with atomic_dir(out, overwrite=overwrite) as tmp:
-            write_parquet(self.gene_scores, tmp / "gene_scores.parquet")
+        with atomic_dir(out, overwrite=overwrite) as tmp, ThreadPoolExecutor(1) as pool:
+            # the parquet writer works outside the GIL: the CSVs are written meanwhile
+            parquet = pool.submit(write_parquet, self.gene_scores, tmp / "gene_scores.parquet")
             for name in (
                 "pathway_wsi_scores",
                 "pathway_scores",
@@ -79,6 +82,7 @@ class ScoreResult:
                 getattr(self, name).to_csv(tmp / f"{name}.csv", index=False, lineterminator="\n")
             (tmp / "summary.json").write_text(dumps_json(self.summary))
             (tmp / "run_info.json").write_text(dumps_json(self.run_info))
+            parquet.result()
         logger.info("wrote %s", out)
         return out
 

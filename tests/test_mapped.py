@@ -258,3 +258,26 @@ def test_uncached_wsis_are_read_with_h5py(cohort_files, monkeypatch):
     assert cold.run_info["matrix_reads"] == reads(mmap=n_wsi, h5py=n_wsi, h5py_not_cached=n_wsi)
     for table in ("gene_scores", "pathway_scores", "gene_variance"):
         pd.testing.assert_frame_equal(getattr(cold, table), getattr(warm, table))
+
+
+@pytest.mark.skipif(kernel_name() != "numba", reason="the mapped path runs with the numba kernel")
+@pytest.mark.parametrize(("resident", "populate"), [(1.0, False), (0.9, True)])
+def test_partly_cached_wsis_are_prefaulted(cohort_files, monkeypatch, resident, populate):
+    """Fully cached WSIs are faulted in by the kernel threads; partly cached ones are pre-faulted
+    on the reader thread, which then waits for the disk instead of the kernel."""
+    import gpc_bench.io.stream
+
+    seen = []
+    original = H5adSource.map_rows
+
+    def recording(self, rows, layer=None, populate=True):
+        seen.append(populate)
+        return original(self, rows, layer, populate)
+
+    monkeypatch.setattr(H5adSource, "map_rows", recording)
+    monkeypatch.setattr(gpc_bench.io.stream, "resident_fraction", lambda path, a, b: resident)
+    monkeypatch.setenv("GPC_BENCH_KERNEL", "numba")
+    kw = {"pathways": cohort_files["pathways"], "checksum": False}
+    res = score(cohort_files["good"], cohort_files["truth"], **kw)
+    assert res.run_info["matrix_reads"]["mmap"] == len(seen) == 2 * res.summary["counts"]["n_wsi"]
+    assert set(seen) == {populate}

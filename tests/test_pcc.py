@@ -223,3 +223,8 @@ def test_kernel_name_without_loading(monkeypatch):
     assert kernel_name(NUMBA_MIN_ELEMENTS, load=False) == "numba"
     monkeypatch.setenv("GPC_BENCH_KERNEL", "numpy")
     assert kernel_name(NUMBA_MIN_ELEMENTS, load=False) == "numpy"
+    import importlib.util
+
+    monkeypatch.delenv("GPC_BENCH_KERNEL")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # numba not installed
+    assert kernel_name(NUMBA_MIN_ELEMENTS, load=False) == "numpy"

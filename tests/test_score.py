@@ -293,7 +293,7 @@ def test_write_parquet_plain_types(tmp_path):
 
     df = pd.DataFrame(
         {
-            "a": pd.Categorical(["x", None, "y", "x"]),
+            "a": pd.Categorical(["x", None, "y", "x"], categories=["z", "x", "y"]),  # "z" unused
             "b": np.array(["p", "q", "r", "s"], dtype=object),
             "c": [1.5, np.nan, 3.0, 4.0],
             "d": np.arange(4),
@@ -303,6 +303,12 @@ def test_write_parquet_plain_types(tmp_path):
     back = pd.read_parquet(tmp_path / "t.parquet")
     assert back["a"].tolist() == ["x", None, "y", "x"] and back["a"].dtype == object
     pd.testing.assert_frame_equal(back.drop(columns="a"), df.drop(columns="a"))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(tmp_path / "t.parquet")
+    assert schema.metadata is None  # no Arrow or pandas schema: every reader sees plain types
+    assert [schema.field(c).type for c in "abcd"] == [pa.string(), pa.string(), pa.float64(), pa.int64()]
 
 
 def test_summary_provenance(cohort_files):

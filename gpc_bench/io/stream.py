@@ -7,8 +7,10 @@ ways, chosen per WSI and file and counted once per WSI and file in ``run_info.js
 (``matrix_reads``):
 
 ``mmap``
-    Stored raw and at least :data:`~gpc_bench.io.mapped.MIN_RESIDENT` in the page cache: mapped
-    (and pre-faulted), no copy.
+    Stored raw and at least :data:`~gpc_bench.io.mapped.MIN_RESIDENT` in the page cache: mapped,
+    no copy.  A WSI that is only partly cached is pre-faulted on the reader thread
+    (``MAP_POPULATE``), so that the rest comes from disk there; a fully cached one is faulted in
+    by the kernel threads as they read it, which costs less (fault-around maps 16 pages per fault).
 ``direct``
     Stored raw, not cached, and the cohort too large to stay cached
     (:func:`gpc_bench.io.direct.decide`): read past the page cache, chunk by chunk.
@@ -102,8 +104,9 @@ class WsiReader:
         block, how = None, "h5py"
         span = src.byte_range(rows, layer) if self.mapped else None
         if span is not None:
-            if resident_fraction(src.path, *span) >= MIN_RESIDENT:
-                block, how = src.map_rows(rows, layer), "mmap"
+            resident = resident_fraction(src.path, *span)
+            if resident >= MIN_RESIDENT:
+                block, how = src.map_rows(rows, layer, populate=resident < 1.0), "mmap"
             else:
                 self.counts["h5py_not_cached"] += 1  # from disk, one large read beats page faults
         if block is None:
@@ -125,20 +128,21 @@ class WsiReader:
             span = src.byte_range(rows, layer)
             if span is None:
                 return None
-            if resident_fraction(src.path, *span) >= MIN_RESIDENT:
-                plan.append(("mmap", span))
+            resident = resident_fraction(src.path, *span)
+            if resident >= MIN_RESIDENT:
+                plan.append(("mmap", resident))
                 continue
             uncached = True
             for r0 in range(0, w.n_spots, self.chunk_rows):
                 if src.direct_bytes(rows[r0 : r0 + self.chunk_rows], layer) is None:
                     return None
-            plan.append(("direct", span))
+            plan.append(("direct", None))
         if not uncached:
             return None
         out = []
-        for (_, src, rows, layer), (how, _) in zip(self._sources(w), plan, strict=True):
+        for (_, src, rows, layer), (how, resident) in zip(self._sources(w), plan, strict=True):
             self.counts[how] += 1
-            out.append(src.map_rows(rows, layer) if how == "mmap" else None)
+            out.append(src.map_rows(rows, layer, populate=resident < 1.0) if how == "mmap" else None)
         return out
 
     def _chunk(self, which: int, src, rows, layer, mapping, r0: int, r1: int):

@@ -191,15 +191,17 @@ def kernel_name(n_elements: int | None = None, *, load: bool = True) -> str:
 
     ``GPC_BENCH_KERNEL=numpy|numba`` forces a kernel.  Without it, a workload of
     ``n_elements`` (spots x genes, when given) below :data:`NUMBA_MIN_ELEMENTS` uses numpy.
-    ``load=False`` answers without importing numba (``numba`` then means: wanted, if importable).
+    ``load=False`` answers without importing numba (``numba`` then means: installed and wanted).
     """
     forced = os.environ.get("GPC_BENCH_KERNEL", "").lower()
     if forced == "numpy":
         return "numpy"
     if not forced and n_elements is not None and n_elements < NUMBA_MIN_ELEMENTS:
         return "numpy"
-    if not load:
-        return "numba"
+    if not load:  # installed (found without importing it) means wanted
+        from importlib.util import find_spec
+
+        return "numba" if find_spec("numba") is not None else "numpy"
     try:
         from . import _pcc_numba  # noqa: F401
     except ImportError:  # pragma: no cover - numba missing or broken
