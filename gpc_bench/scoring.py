@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ._errors import InputError, examples
+from ._per_wsi import score_wsis
 from ._version import __version__
 from .io import direct
 from .io.align import align_genes, align_spots
@@ -27,15 +28,11 @@ from .metrics.pcc import (
     FLAG_NAMES,
     PREDICTION_CONSTANT,
     TRUTH_CONSTANT,
-    MomentAccumulator,
-    NonFiniteError,
-    RowMatrix,
     default_threads,
     kernel_name,
-    pearson_from_moments,
     warm_up,
 )
-from .metrics.variance import VarianceAccumulator, assign_levels, level_thresholds
+from .metrics.variance import assign_levels, level_thresholds
 
 logger = logging.getLogger(__name__)
 
@@ -118,23 +115,6 @@ class _Checksums:
         return self.result
 
 
-def _check_truth_scale(x, truth_log1p: bool) -> None:
-    n = x.shape[0]
-    sample = _some_rows(x, np.unique(np.linspace(0, n - 1, min(n, 64)).astype(np.int64))).ravel()
-    sample = sample[:: max(1, sample.size // 100_000)]
-    if sample.size == 0:
-        return
-    integral = bool(np.all(sample == np.round(sample)))
-    if not truth_log1p and integral and sample.max() > 30:
-        logger.warning(
-            "measured expression looks like raw counts (integers up to %g); "
-            "pass --truth-log1p if it is not log1p-transformed",
-            float(sample.max()),
-        )
-    if truth_log1p and (not integral or sample.min() < 0):
-        logger.warning("--truth-log1p was given but the measured values are not non-negative integers")
-
-
 def _warm_kernel() -> None:
     """Load the numba kernel while the inputs are read and aligned (a hint: failures are ignored,
     and the kernel then loads, or falls back to numpy, at its first use)."""
@@ -152,11 +132,6 @@ def _categorical(codes: np.ndarray, categories):
     if cats.hasnans or not cats.is_unique:
         return cats.to_numpy()[codes]
     return pd.Categorical.from_codes(codes, cats)
-
-
-def _some_rows(a, index) -> np.ndarray:
-    """Rows ``index`` of an array or a RowMatrix, as a 2-D array."""
-    return a.rows(index) if isinstance(a, RowMatrix) else a[index]
 
 
 def score(
@@ -258,12 +233,12 @@ def score(
     if not wsis:
         raise InputError("the predictions hold no spots")
     # WSI 0 is read while genes and pathways are aligned; the reader then keeps one WSI ahead
-    n_spots = sum(w.n_spots for w in wsis)
-    kernel = kernel_name(n_spots * pred.n_vars, load=False)
+    total_spots = sum(w.n_spots for w in wsis)
+    kernel = kernel_name(total_spots * pred.n_vars, load=False)
     mapped = kernel == "numba" and mmap_enabled()  # the numpy kernel wants 2-D arrays
     row_bytes = 4 * (pred.n_vars + tsrc.n_vars)
     use_direct, why_direct = (
-        direct.decide(n_spots * row_bytes, 2 * max(w.n_spots for w in wsis) * row_bytes)
+        direct.decide(total_spots * row_bytes, 2 * max(w.n_spots for w in wsis) * row_bytes)
         if mapped
         else (False, "not used: WSIs are read with h5py (small cohort, numpy kernel or GPC_BENCH_MMAP=0)")
     )
@@ -288,86 +263,26 @@ def score(
         hvg_n = int(hvg) if hvg_lists is None else None
 
         # 2-4. stream WSIs: r per gene, flags, variance
-        n_wsi, n_genes = len(wsis), len(gmap.genes)
-        r_mat = np.full((n_wsi, n_genes), np.nan)
-        flags = np.zeros((n_wsi, n_genes), dtype=np.int8)
-        total = VarianceAccumulator(n_genes)
-        by_type: dict[str, VarianceAccumulator] = {}
-        means_pred = np.zeros((n_wsi, n_genes)) if cluster == "wsi" else None
-        means_truth = np.zeros((n_wsi, n_genes)) if cluster == "wsi" else None
-        spot_pred, spot_truth, spot_labels = [], [], []
-        per_wsi_spots = int(np.ceil(cluster_spots / n_wsi)) if cluster == "spot" else 0
-        kernel = kernel_name(n_spots * pred.n_vars) if kernel == "numba" else kernel  # loads numba
+        kernel = kernel_name(total_spots * pred.n_vars) if kernel == "numba" else kernel  # loads numba
         if threads is None:
             # copying WSIs in with h5py keeps one core busy, so the kernel gets the others; mapped
             # WSIs cost the reader thread only page-table work, direct reads wait on the disk
             # (measured: docs/performance.md)
             threads = default_threads() if mapped else max(1, default_threads() - 1)
-        for piece in reader:
-            k, w, x, y = piece.k, piece.wsi, piece.x, piece.y
-            if piece.first:
-                t0 = time.perf_counter()
-                if k == 0:
-                    _check_truth_scale(x, truth_log1p)
-                acc = MomentAccumulator(
-                    tsrc.n_vars,
-                    pred.n_vars,
-                    x_cols=gmap.truth_cols,
-                    y_cols=gmap.pred_cols,
-                    log1p_x=truth_log1p,
-                    threads=threads,
-                    kernel=kernel,
-                )
-                if cluster == "spot":
-                    rng = np.random.default_rng([seed, k])
-                    take = np.sort(rng.choice(w.n_spots, min(w.n_spots, per_wsi_spots), replace=False))
-                    parts_truth, parts_pred = [], []
-            acc.add(x, y)
-            if cluster == "spot":  # the sampled spots among this piece's rows
-                sel = take[(take >= piece.r0) & (take < piece.r1)] - piece.r0
-                parts_truth.append(np.take(_some_rows(x, sel), gmap.truth_cols, axis=1))
-                parts_pred.append(np.take(_some_rows(y, sel), gmap.pred_cols, axis=1))
-            # release the piece now: the loop variables would otherwise keep it (and its mapping)
-            # alive until the next piece is bound, after the reader has started on the one after
-            last = piece.last
-            del x, y, piece
-            if not last:
-                continue
-            try:
-                m = acc.result()
-            except NonFiniteError as err:
-                role = "truth" if err.which == "x" else "predictions"
-                hint = (
-                    "negative values give NaN under --truth-log1p"
-                    if err.which == "x" and truth_log1p
-                    else "replace or remove non-finite values before scoring"
-                )
-                raise InputError(
-                    f"NaN or infinite value in {role} for sample {w.sample_id!r}, gene "
-                    f"{gmap.genes[err.column]!r}",
-                    hint,
-                ) from None
-            r, f = pearson_from_moments(m, constant_prediction)
-            r_mat[k], flags[k] = r, f
-            total.add(m.n, m.mean_x, m.m2_x)
-            by_type.setdefault(w.cancer_type, VarianceAccumulator(n_genes)).add(m.n, m.mean_x, m.m2_x)
-            if cluster == "wsi":
-                means_pred[k], means_truth[k] = m.mean_y, m.mean_x
-            elif cluster == "spot":
-                xs = np.concatenate(parts_truth)
-                spot_truth.append(np.log1p(xs) if truth_log1p else xs)
-                spot_pred.append(np.concatenate(parts_pred))
-                spot_labels += [w.cancer_type] * len(take)
-            logger.info(
-                "[%d/%d] %s (%s): %d spots, %d genes, %.2fs",
-                k + 1,
-                n_wsi,
-                w.sample_id,
-                w.cancer_type,
-                w.n_spots,
-                n_genes,
-                time.perf_counter() - t0,
-            )
+        per = score_wsis(
+            reader,
+            gmap,
+            (tsrc.n_vars, pred.n_vars),
+            constant_prediction=constant_prediction,
+            truth_log1p=truth_log1p,
+            threads=threads,
+            kernel=kernel,
+            cluster=cluster,
+            cluster_spots=cluster_spots,
+            seed=seed,
+        )
+    r_mat, flags, total, by_type = per.r, per.flags, per.variance, per.variance_by_type
+    n_wsi, n_genes = r_mat.shape
 
     # 5. gene variance and levels
     variance = total.variance()
@@ -422,10 +337,7 @@ def score(
     if cluster is not None:
         from .metrics.clustering import cluster_agreement
 
-        if cluster == "wsi":
-            prof_p, prof_t, labels = means_pred, means_truth, wsi_types
-        else:
-            prof_p, prof_t, labels = np.concatenate(spot_pred), np.concatenate(spot_truth), spot_labels
+        prof_p, prof_t, labels = per.profiles(cluster, wsi_types)
         clustering = {
             "level": cluster,
             "n_items": len(labels),

@@ -1,0 +1,174 @@
+"""Stream the WSIs of a run through the PCC kernel: per-WSI r, flags, variance and profiles."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._errors import InputError
+from .metrics.pcc import MomentAccumulator, NonFiniteError, RowMatrix, pearson_from_moments
+from .metrics.variance import VarianceAccumulator
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PerWsi:
+    """What the streaming pass leaves for the cohort-level tables.
+
+    Attributes
+    ----------
+    r, flags
+        ``(n_wsi, n_genes)`` Pearson r and flags (:data:`gpc_bench.metrics.pcc.FLAG_NAMES`).
+    variance, variance_by_type
+        Measured-expression variance over all spots, and per cancer type (Chan's merge).
+    mean_pred, mean_truth
+        ``(n_wsi, n_genes)`` mean profiles (``cluster="wsi"`` only).
+    spot_pred, spot_truth, spot_labels
+        The sampled spots' profiles and cancer types (``cluster="spot"`` only).
+    """
+
+    r: np.ndarray
+    flags: np.ndarray
+    variance: VarianceAccumulator
+    variance_by_type: dict[str, VarianceAccumulator] = field(default_factory=dict)
+    mean_pred: np.ndarray | None = None
+    mean_truth: np.ndarray | None = None
+    spot_pred: list = field(default_factory=list)
+    spot_truth: list = field(default_factory=list)
+    spot_labels: list = field(default_factory=list)
+
+    def profiles(self, cluster: str, wsi_types: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Prediction and truth profiles to cluster, and their cancer types."""
+        if cluster == "wsi":
+            return self.mean_pred, self.mean_truth, wsi_types
+        return np.concatenate(self.spot_pred), np.concatenate(self.spot_truth), self.spot_labels
+
+
+def score_wsis(
+    reader,
+    gmap,
+    n_cols: tuple[int, int],
+    *,
+    constant_prediction: str,
+    truth_log1p: bool,
+    threads: int,
+    kernel: str,
+    cluster: str | None,
+    cluster_spots: int,
+    seed: int,
+) -> PerWsi:
+    """Run the kernel over every piece of ``reader`` (:class:`gpc_bench.io.stream.WsiReader`).
+
+    Parameters
+    ----------
+    reader
+        The WSIs, piece by piece; a WSI's pieces arrive in row order.
+    gmap
+        Gene alignment (:func:`gpc_bench.io.align.align_genes`): the columns to pair.
+    n_cols
+        Columns of the truth and prediction matrices.
+    constant_prediction, truth_log1p, threads, kernel, cluster, cluster_spots, seed
+        As for :func:`gpc_bench.score`.
+    """
+    wsis = reader.wsis
+    n_wsi, n_genes = len(wsis), len(gmap.genes)
+    r, flags = np.full((n_wsi, n_genes), np.nan), np.zeros((n_wsi, n_genes), np.int8)
+    out = PerWsi(r, flags, VarianceAccumulator(n_genes))
+    if cluster == "wsi":
+        out.mean_pred, out.mean_truth = np.zeros((n_wsi, n_genes)), np.zeros((n_wsi, n_genes))
+    per_wsi_spots = int(np.ceil(cluster_spots / n_wsi)) if cluster == "spot" else 0
+    for piece in reader:
+        k, w, x, y = piece.k, piece.wsi, piece.x, piece.y
+        if piece.first:
+            t0 = time.perf_counter()
+            if k == 0:
+                _check_truth_scale(x, truth_log1p)
+            acc = MomentAccumulator(
+                *n_cols,
+                x_cols=gmap.truth_cols,
+                y_cols=gmap.pred_cols,
+                log1p_x=truth_log1p,
+                threads=threads,
+                kernel=kernel,
+            )
+            if cluster == "spot":
+                rng = np.random.default_rng([seed, k])
+                take = np.sort(rng.choice(w.n_spots, min(w.n_spots, per_wsi_spots), replace=False))
+                parts_truth, parts_pred = [], []
+        acc.add(x, y)
+        if cluster == "spot":  # the sampled spots among this piece's rows
+            sel = take[(take >= piece.r0) & (take < piece.r1)] - piece.r0
+            parts_truth.append(np.take(_some_rows(x, sel), gmap.truth_cols, axis=1))
+            parts_pred.append(np.take(_some_rows(y, sel), gmap.pred_cols, axis=1))
+        # release the piece now: the loop variables would otherwise keep it (and its mapping)
+        # alive until the next piece is bound, after the reader has started on the one after
+        last = piece.last
+        del x, y, piece
+        if not last:
+            continue
+        m = _moments(acc, w, gmap, truth_log1p)
+        out.r[k], out.flags[k] = pearson_from_moments(m, constant_prediction)
+        out.variance.add(m.n, m.mean_x, m.m2_x)
+        by_type = out.variance_by_type.setdefault(w.cancer_type, VarianceAccumulator(n_genes))
+        by_type.add(m.n, m.mean_x, m.m2_x)
+        if cluster == "wsi":
+            out.mean_pred[k], out.mean_truth[k] = m.mean_y, m.mean_x
+        elif cluster == "spot":
+            xs = np.concatenate(parts_truth)
+            out.spot_truth.append(np.log1p(xs) if truth_log1p else xs)
+            out.spot_pred.append(np.concatenate(parts_pred))
+            out.spot_labels += [w.cancer_type] * len(take)
+        logger.info(
+            "[%d/%d] %s (%s): %d spots, %d genes, %.2fs",
+            k + 1,
+            n_wsi,
+            w.sample_id,
+            w.cancer_type,
+            w.n_spots,
+            n_genes,
+            time.perf_counter() - t0,
+        )
+    return out
+
+
+def _moments(acc: MomentAccumulator, w, gmap, truth_log1p: bool):
+    """The WSI's moments; a NaN or infinity becomes an error naming the file, WSI and gene."""
+    try:
+        return acc.result()
+    except NonFiniteError as err:
+        role = "truth" if err.which == "x" else "predictions"
+        hint = (
+            "negative values give NaN under --truth-log1p"
+            if err.which == "x" and truth_log1p
+            else "replace or remove non-finite values before scoring"
+        )
+        raise InputError(
+            f"NaN or infinite value in {role} for sample {w.sample_id!r}, gene {gmap.genes[err.column]!r}",
+            hint,
+        ) from None
+
+
+def _check_truth_scale(x, truth_log1p: bool) -> None:
+    n = x.shape[0]
+    sample = _some_rows(x, np.unique(np.linspace(0, n - 1, min(n, 64)).astype(np.int64))).ravel()
+    sample = sample[:: max(1, sample.size // 100_000)]
+    if sample.size == 0:
+        return
+    integral = bool(np.all(sample == np.round(sample)))
+    if not truth_log1p and integral and sample.max() > 30:
+        logger.warning(
+            "measured expression looks like raw counts (integers up to %g); "
+            "pass --truth-log1p if it is not log1p-transformed",
+            float(sample.max()),
+        )
+    if truth_log1p and (not integral or sample.min() < 0):
+        logger.warning("--truth-log1p was given but the measured values are not non-negative integers")
+
+
+def _some_rows(a, index) -> np.ndarray:
+    """Rows ``index`` of an array or a RowMatrix, as a 2-D array."""
+    return a.rows(index) if isinstance(a, RowMatrix) else a[index]
