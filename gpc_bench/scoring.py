@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import platform
 import sys
@@ -124,6 +125,18 @@ def _warm_kernel() -> None:
         logger.debug("loading the numba kernel ahead failed: %s", err)
 
 
+def _import_ahead(name: str) -> None:
+    """Import a module on a background thread (a hint: a failure shows at the real import)."""
+
+    def run() -> None:
+        try:
+            importlib.import_module(name)
+        except Exception as err:  # noqa: BLE001
+            logger.debug("importing %s ahead failed: %s", name, err)
+
+    threading.Thread(target=run, daemon=True).start()
+
+
 def _categorical(codes: np.ndarray, categories):
     """``categories[codes]`` as a pandas Categorical (an object array if they repeat)."""
     import pandas as pd
@@ -201,8 +214,6 @@ def score(
     -------
     ScoreResult
     """
-    import pandas as pd
-
     t_start = time.perf_counter()
     if constant_prediction not in ("zero", "exclude"):
         raise InputError(f"--constant-prediction must be 'zero' or 'exclude', not {constant_prediction!r}")
@@ -269,6 +280,7 @@ def score(
             # WSIs cost the reader thread only page-table work, direct reads wait on the disk
             # (measured: docs/performance.md)
             threads = default_threads() if mapped else max(1, default_threads() - 1)
+        _import_ahead("pandas")  # for the tables: its 0.4 s overlap the kernel's GIL-free loops
         per = score_wsis(
             reader,
             gmap,
@@ -354,6 +366,8 @@ def score(
     flag_names = np.array([FLAG_NAMES[i] for i in range(3)], dtype=object)
     types, type_code = np.unique(np.asarray(wsi_types, dtype=str), return_inverse=True)
     wsi_code = np.arange(n_wsi)
+    import pandas as pd
+
     gene_scores = pd.DataFrame(  # categorical: 23 x 38,982 rows are built from codes, not strings
         {
             "sample_id": _categorical(np.repeat(wsi_code, n_genes), sample_ids),
