@@ -99,51 +99,39 @@ class WsiReader:
     def _sources(self, w):
         return ((0, self.truth, w.truth_rows, self.truth_layer), (1, self.pred, w.pred_rows, None))
 
-    # -- one WSI read whole ------------------------------------------------------------------
-    def _whole(self, k: int, which: int, src, rows, layer):
-        block, how = None, "h5py"
-        span = src.byte_range(rows, layer) if self.mapped else None
-        if span is not None:
+    def _routes(self, w) -> list[tuple[str, float]]:
+        """How each file of WSI ``w`` is read, with its resident fraction: the page cache is probed
+        once per WSI and file.  ``direct`` only when the other file is ``direct`` or ``mmap`` too
+        (the two are read in the same row chunks) and every chunk's rows lie close together."""
+        routes = []
+        for _, src, rows, layer in self._sources(w):
+            span = src.byte_range(rows, layer) if self.mapped else None
+            if span is None:
+                routes.append(("h5py", 0.0))
+                continue
             resident = resident_fraction(src.path, *span)
+            starts = range(0, w.n_spots, self.chunk_rows)
             if resident >= MIN_RESIDENT:
-                block, how = src.map_rows(rows, layer, populate=resident < 1.0), "mmap"
+                routes.append(("mmap", resident))
+            elif self.direct and all(src.direct_bytes(rows[r : r + self.chunk_rows], layer) for r in starts):
+                routes.append(("direct", resident))
             else:
-                self.counts["h5py_not_cached"] += 1  # from disk, one large read beats page faults
-        if block is None:
+                routes.append(("h5py_not_cached", resident))  # from disk, one large read beats page faults
+        if any(how.startswith("h5py") for how, _ in routes):
+            routes = [("h5py_not_cached", f) if how == "direct" else (how, f) for how, f in routes]
+        return routes
+
+    def _whole(self, k: int, which: int, src, rows, layer, how: str, resident: float):
+        if how == "mmap":
+            block = src.map_rows(rows, layer, populate=resident < 1.0)
+        else:
+            if how == "h5py_not_cached":
+                self.counts[how] += 1
             if (k % 2, which) not in self._arrays:
                 self._arrays[k % 2, which] = np.empty((self._n_max, src.n_vars), np.float32)
             block, how = src.read_rows(rows, layer, out=self._arrays[k % 2, which]), "h5py"
         self.counts[how] += 1
         return block
-
-    # -- one WSI read in row chunks ----------------------------------------------------------
-    def _chunked_plan(self, w) -> list | None:
-        """How to read WSI ``w`` in row chunks (per file: a whole-WSI mapping, or None for direct
-        reads), or None when it is read whole: direct I/O off, both files cached, or rows of a
-        chunk spread out (spots of the two files in different orders)."""
-        if not self.direct or w.n_spots == 0:
-            return None
-        plan, uncached = [], False
-        for _, src, rows, layer in self._sources(w):
-            span = src.byte_range(rows, layer)
-            if span is None:
-                return None
-            resident = resident_fraction(src.path, *span)
-            if resident >= MIN_RESIDENT:
-                plan.append(("mmap", resident))
-                continue
-            uncached = True
-            for r0 in range(0, w.n_spots, self.chunk_rows):
-                if src.direct_bytes(rows[r0 : r0 + self.chunk_rows], layer) is None:
-                    return None
-            plan.append(("direct", None))
-        if not uncached:
-            return None
-        out = []
-        for (_, src, rows, layer), (how, resident) in zip(self._sources(w), plan, strict=True):
-            self.counts[how] += 1
-            out.append(src.map_rows(rows, layer, populate=resident < 1.0) if how == "mmap" else None)
-        return out
 
     def _chunk(self, which: int, src, rows, layer, mapping, r0: int, r1: int):
         if mapping is not None:  # cached file next to an uncached one: rows of its mapping
@@ -175,13 +163,20 @@ class WsiReader:
             if self._k == len(self.wsis):
                 return None
             k, w = self._k, self.wsis[self._k]
-            mappings = self._chunked_plan(w)
-            if mappings is None:
+            routes = self._routes(w)
+            if not any(how == "direct" for how, _ in routes):
                 if self.mapped and not self.direct and k + 1 < len(self.wsis):
                     self.hint(k + 1)
                 self._plan = {"r1": w.n_spots}
-                x, y = (self._whole(k, i, src, rows, layer) for i, src, rows, layer in self._sources(w))
+                x, y = (
+                    self._whole(k, i, src, rows, layer, *route)
+                    for (i, src, rows, layer), route in zip(self._sources(w), routes, strict=True)
+                )
                 return Piece(k, w, 0, w.n_spots, x, y)
+            mappings = []  # per file: the WSI's mapping when cached, else None (direct chunks)
+            for (_, src, rows, layer), (how, resident) in zip(self._sources(w), routes, strict=True):
+                self.counts[how] += 1
+                mappings.append(src.map_rows(rows, layer, populate=resident < 1.0) if how == "mmap" else None)
             plan = self._plan = {"mappings": mappings, "r1": 0, "h5py": set()}
         k, w = self._k, self.wsis[self._k]
         r0 = plan["r1"]
