@@ -513,5 +513,13 @@ def demo_cmd(out, seed):
     )
 
 
+def _add_model_commands() -> None:
+    from gpc_bench.baselines.histoprism.cli import model_grp
+
+    main.add_command(model_grp)
+
+
+_add_model_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -39,6 +39,8 @@ class SyntheticCohort:
         Module index -> gene symbols carrying the planted signal.
     signal_pathways
         Names of the pathways built on a module.
+    activities
+        Sample id -> (spots x modules) true module activities (what :func:`make_embeddings` encodes).
     recovered
         Model name -> the signal pathways that model's predictions carry. ``good`` recovers every
         module, ``partial`` every other module (and unrelated spatial activity for the rest),
@@ -51,6 +53,7 @@ class SyntheticCohort:
     modules: dict
     signal_pathways: list = field(default_factory=list)
     recovered: dict = field(default_factory=dict)
+    activities: dict = field(default_factory=dict)
 
 
 def _field(rng, coords: np.ndarray, n_bumps: int = 3) -> np.ndarray:
@@ -109,6 +112,7 @@ def make_cohort(
     dispersion = 4.0
 
     obs_frames, truth_blocks, good, noisy, types, coords_all = [], [], [], [], [], []
+    activities = {}
     partial = []
     rng_p = np.random.default_rng([seed, 2])  # own stream: adding this model changes no other
     captured = np.arange(n_modules) % 2 == 0  # the partial model recovers every other module
@@ -154,6 +158,7 @@ def make_cohort(
         )
         types.append(ctype)
         coords_all.append(coords * 100.0 + 50.0)
+        activities[sample] = act
 
     obs = pd.concat(obs_frames)
     obs["sample_id"] = obs["sample_id"].astype("category")
@@ -219,4 +224,116 @@ def make_cohort(
     # genes the panel does not have, as real gene sets do
     hallmark["HALLMARK_RANDOM_1"] += ["NOTINPANEL1", "NOTINPANEL2"]
     go["GOCC_TINY"] = symbols[prng.choice(n_genes, 5, replace=False)].tolist()
-    return SyntheticCohort(truth, predictions, {"hallmark": hallmark, "go": go}, modules, signal, recovered)
+    return SyntheticCohort(
+        truth, predictions, {"hallmark": hallmark, "go": go}, modules, signal, recovered, activities
+    )
+
+
+def make_embeddings(cohort: SyntheticCohort, dim: int = 32, noise: float = 0.5, seed: int = 0) -> dict:
+    """Patch embeddings that encode each spot's true module activities, as a foundation model might.
+
+    Each embedding is a fixed random linear map of the spot's module activities plus Gaussian noise,
+    so a model can learn the expression back from it; nothing about the cancer type is encoded (the
+    reference model gets that through its conditioning).
+
+    Parameters
+    ----------
+    cohort
+        A cohort from :func:`make_cohort`.
+    dim
+        Embedding width.
+    noise
+        Standard deviation of the added noise (the activities have unit variance).
+    seed
+        Seeds the map and the noise; the cohort itself is not changed.
+
+    Returns
+    -------
+    dict
+        Sample id -> ``{"barcodes", "embeddings" (float32, spots x dim), "coords"}`` in the truth's
+        spot order.
+    """
+    rng = np.random.default_rng([seed, 7])
+    n_modules = next(iter(cohort.activities.values())).shape[1]
+    w = rng.normal(0, 1 / np.sqrt(n_modules), (n_modules, dim))
+    obs = cohort.truth.obs
+    spatial = cohort.truth.obsm["spatial"]
+    out = {}
+    for sample, act in cohort.activities.items():
+        rows = np.flatnonzero(obs["sample_id"].to_numpy() == sample)
+        emb = act @ w + rng.normal(0, noise, (len(rows), dim))
+        out[sample] = {
+            "barcodes": obs.index[rows].to_numpy(dtype=str),
+            "embeddings": emb.astype(np.float32),
+            "coords": spatial[rows].astype(np.float32),
+        }
+    return out
+
+
+def write_model_inputs(
+    cohort: SyntheticCohort,
+    folder,
+    splits: dict | None = None,
+    dim: int = 32,
+    noise: float = 0.5,
+    seed: int = 0,
+    train: dict | None = None,
+    model: dict | None = None,
+):
+    """Write a cohort as reference-model inputs: embeddings, expression, metadata and a config.
+
+    Files: ``embeddings/<sample_id>.h5`` (HEST style), ``expression.h5ad`` (the truth, log1p),
+    ``metadata.csv`` and ``config.yml`` (relative paths; ``out: run``).
+
+    Parameters
+    ----------
+    cohort
+        From :func:`make_cohort`.
+    folder
+        Where to write (created).
+    splits
+        Sample id -> ``train``/``val``/``test``; default: the last two WSIs test, the one before val.
+    dim, noise, seed
+        Passed to :func:`make_embeddings`.
+    train, model
+        Extra keys of the config's ``train`` and ``model`` blocks.
+
+    Returns
+    -------
+    pathlib.Path
+        The config file.
+    """
+    from pathlib import Path
+
+    import h5py
+    import pandas as pd
+    import yaml
+
+    folder = Path(folder)
+    (folder / "embeddings").mkdir(parents=True, exist_ok=True)
+    emb = make_embeddings(cohort, dim=dim, noise=noise, seed=seed)
+    samples = list(emb)
+    if splits is None:
+        splits = {s: "train" for s in samples[:-3]} | {samples[-3]: "val"} | {s: "test" for s in samples[-2:]}
+    types = cohort.truth.obs.groupby("sample_id", observed=True)["cancer_type"].first()
+    pd.DataFrame(
+        {
+            "sample_id": samples,
+            "cancer_type": [types[s] for s in samples],
+            "split": [splits[s] for s in samples],
+        }
+    ).to_csv(folder / "metadata.csv", index=False)
+    for s, d in emb.items():
+        with h5py.File(folder / "embeddings" / f"{s}.h5", "w") as f:
+            f["embeddings"] = d["embeddings"]
+            f["barcodes"] = np.array([b.encode() for b in d["barcodes"]])[:, None]  # HEST: N x 1 bytes
+            f["coords"] = d["coords"]
+    cohort.truth.write_h5ad(folder / "expression.h5ad")
+    cfg = {
+        "data": {"metadata": "metadata.csv", "embeddings": "embeddings", "expression": "expression.h5ad"},
+        "model": model or {},
+        "train": train or {},
+        "out": "run",
+    }
+    (folder / "config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return folder / "config.yml"

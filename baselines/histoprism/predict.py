@@ -1,0 +1,178 @@
+"""Predict with a trained (or imported) HistoPrism and write the ``.h5ad`` that ``gpc-bench score`` reads."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gpc_bench._errors import InputError
+from gpc_bench._progress import progress
+from gpc_bench.io.runfolder import atomic_file
+
+from .config import DataConfig, RunConfig
+from .data import Cohort
+from .model import HistoPrism, config_from_state_dict, load_published_state_dict
+from .train import _tensors, load_checkpoint
+
+logger = logging.getLogger("gpc_bench.model")
+
+
+def predict(
+    checkpoint: str | Path,
+    out: str | Path,
+    split: str = "test",
+    data: DataConfig | None = None,
+    with_truth: bool = True,
+    overwrite: bool = False,
+    device: str = "cpu",
+) -> dict:
+    """Predict every WSI of ``split`` and write one prediction ``.h5ad``.
+
+    ``X`` holds the predicted log1p expression (float32), ``obs`` the barcodes (``obs_names``),
+    ``sample_id`` and ``cancer_type``, ``obsm["spatial"]`` the coordinates when the embeddings carry
+    them. With expression available (and ``with_truth``), ``layers["truth"]`` holds the measured log1p
+    expression; spots without expression and panel genes not measured in every predicted WSI are then
+    left out (counted in ``uns["gpc_bench_model"]``).
+
+    Parameters
+    ----------
+    checkpoint
+        From ``gpc-bench model train`` or ``model import-published``.
+    out
+        The ``.h5ad`` to write.
+    split
+        Which WSIs of the metadata to predict.
+    data
+        Inputs; default: the data block recorded in the checkpoint.
+    with_truth
+        Write ``layers["truth"]`` when expression is available.
+    overwrite
+        Replace an existing ``out``.
+    device
+        Torch device.
+
+    Returns
+    -------
+    dict
+        What was written (counts), also stored in ``uns["gpc_bench_model"]``.
+    """
+    import anndata as ad
+    import pandas as pd
+
+    from gpc_bench.io.checksum import sha256_file
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise InputError(f"{out} already exists", "choose another --out or pass --overwrite")
+    model, ckpt = load_checkpoint(checkpoint, device)
+    if data is None:
+        raw = dict(ckpt["run_config"]["data"])
+        if isinstance(raw.get("cancer_types"), list):
+            raw["cancer_types"] = tuple(raw["cancer_types"])
+        data = DataConfig(**raw)
+    cohort = Cohort(data, genes=ckpt["genes"], cancer_types=ckpt["cancer_types"])
+    ids = cohort.sample_ids(split)
+    if not ids:
+        raise InputError(f"no WSI with split {split!r} in {data.metadata}")
+    truth = with_truth and cohort.expression is not None
+    preds, truths, obs, coords = [], [], [], []
+    with torch.no_grad():
+        for sid in progress(ids, len(ids), "WSIs predicted", logger):
+            wsi = cohort.load(sid, with_target=truth)
+            preds.append(model(*_tensors(wsi, cohort.cancer_types, device)).cpu().numpy())
+            if truth:
+                truths.append(wsi.target)
+            obs.append(
+                pd.DataFrame({"sample_id": sid, "cancer_type": wsi.cancer_type}, index=list(wsi.barcodes))
+            )
+            coords.append(wsi.coords)
+            logger.info("predicted %s: %d spots", sid, len(wsi.barcodes))
+    x = np.concatenate(preds).astype(np.float32)
+    genes = np.asarray(cohort.genes, dtype=object)
+    info = {
+        "checkpoint_sha256": sha256_file(checkpoint),
+        "split": split,
+        "n_wsi": len(ids),
+        "n_spots": int(len(x)),
+        "n_genes_panel": len(genes),
+        "genes_dropped_not_measured": 0,
+        "truth": bool(truth),
+    }
+    layers = {}
+    if truth:
+        t = np.concatenate(truths)
+        measured = ~np.isnan(t).any(0)
+        info["genes_dropped_not_measured"] = int((~measured).sum())
+        if not measured.any():
+            raise InputError("no panel gene is measured in every predicted WSI", "predict with --no-truth")
+        if not measured.all():
+            logger.warning(
+                "%d panel genes are not measured in every %s WSI: left out of the file",
+                (~measured).sum(),
+                split,
+            )
+        x, genes, layers = x[:, measured], genes[measured], {"truth": t[:, measured]}
+    frame = pd.concat(obs)
+    frame["sample_id"] = frame["sample_id"].astype("category")
+    frame["cancer_type"] = frame["cancer_type"].astype("category")
+    a = ad.AnnData(X=x, obs=frame, var=pd.DataFrame(index=pd.Index(genes.astype(str))), layers=layers)
+    if all(c is not None for c in coords):
+        a.obsm["spatial"] = np.concatenate(coords)
+    a.uns["gpc_bench_model"] = {k: v for k, v in info.items()}
+    with warnings.catch_warnings():  # barcodes repeat across WSIs by design: (sample_id, barcode) is the key
+        warnings.filterwarnings("ignore", message="Observation names are not unique")
+        with atomic_file(out) as tmp:
+            a.write_h5ad(tmp)
+    logger.info("wrote %s: %d spots x %d genes from %d WSIs", out, a.n_obs, a.n_vars, len(ids))
+    return info
+
+
+def import_published(
+    weights: str | Path,
+    genes: list[str],
+    cancer_types: list[str],
+    out: str | Path,
+    data: DataConfig | None = None,
+    cross_attn_heads: int = 4,
+    transformer_heads: int = 8,
+) -> dict:
+    """Turn a state dict saved by the published HistoPrism code into a gpc-bench checkpoint.
+
+    Sizes are read from the weights; head counts cannot be (the published configs use 4 and 8).
+    The panel and the cancer-type order must be the ones the weights were trained with (the published
+    ``stpath_genes.yaml`` order and ``oncotree_code_list.txt``).
+
+    Returns
+    -------
+    dict
+        The model config and the ignored keys.
+    """
+    from .train import save_checkpoint
+
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise InputError(f"cannot read {weights}: {err}".splitlines()[0]) from None
+    if isinstance(state, dict) and isinstance(state.get("model_state"), dict):
+        state = state["model_state"]
+    mcfg = config_from_state_dict(
+        state, cross_attn_heads=cross_attn_heads, transformer_heads=transformer_heads
+    )
+    if mcfg.n_genes != len(genes):
+        raise InputError(f"the weights predict {mcfg.n_genes} genes but the panel lists {len(genes)}")
+    if mcfg.conditioning and mcfg.n_cancer_types != len(cancer_types):
+        raise InputError(
+            f"the weights take {mcfg.n_cancer_types} cancer types but {len(cancer_types)} were given",
+            "pass the oncotree_code_list.txt of the split the weights were trained on",
+        )
+    model = HistoPrism(mcfg)
+    ignored = load_published_state_dict(model, state)
+    run = RunConfig(data=data or DataConfig(), model=mcfg)
+    extra = {"epoch": -1, "val_mse": float("nan"), "imported_from": str(weights)}
+    save_checkpoint(Path(out), model, list(genes), list(cancer_types), run, extra)
+    return {"model_config": dataclasses.asdict(mcfg), "ignored_keys": ignored}
