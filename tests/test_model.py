@@ -111,6 +111,24 @@ def test_cancer_type_changes_output_and_patch_order_does_not():
         assert (pe(emb[perm], onco, coords) - with_pe[perm]).abs().max() > 1e-3
 
 
+def test_encoder_goes_through_sdpa_and_leaves_the_global_flag_alone():
+    """The fused fast path materialises N x N weights on CPU; the model takes the SDPA path instead."""
+    m = _small_model()
+    emb, onco, _ = _inputs()
+    assert torch.backends.mha.get_fastpath_enabled()
+    with torch.no_grad(), torch.profiler.profile() as prof:
+        out = m(emb, onco)
+    assert torch.backends.mha.get_fastpath_enabled()
+    names = {e.name for e in prof.events()}
+    assert "aten::scaled_dot_product_attention" in names
+    assert not any("transformer_encoder_layer_fwd" in n for n in names)
+    with torch.no_grad():  # the same numbers as the fused path
+        fused = m.gene_regression_head(
+            m.transformer(m.input_proj(m.condition(emb, onco)).unsqueeze(0)).squeeze(0)
+        )
+    assert torch.allclose(out, fused, atol=1e-5)
+
+
 # published module names and shapes (models/HistoPrIsm.py in susuhu/HistoPrism, n_conv_layers 0)
 def _published_state_dict(cfg: ModelConfig, seed: int = 3) -> dict:
     g = torch.Generator().manual_seed(seed)

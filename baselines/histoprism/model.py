@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +72,23 @@ def sinusoidal_2d(coords: torch.Tensor, dim: int) -> torch.Tensor:
         ang = c[:, axis : axis + 1] * freq
         parts += [torch.sin(ang), torch.cos(ang)]
     return torch.cat(parts, 1).to(torch.float32)
+
+
+@contextmanager
+def _sdpa_encoder():
+    """Run the encoder through ``scaled_dot_product_attention`` rather than its fused fast path.
+
+    In eval mode ``nn.TransformerEncoder`` takes a fused fast path that, on CPU, materialises the
+    N x N attention weights; the standard path calls ``scaled_dot_product_attention``, whose flash
+    kernel does not. Measured at N = 16,384 (benchmarks/bench_model.py): 6.3 s and 2.6 GiB instead of
+    14-17 s and 8.2 GiB. The flag is global in torch, so it is restored on exit.
+    """
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
 
 
 class HistoPrism(nn.Module):
@@ -150,7 +168,8 @@ class HistoPrism(nn.Module):
                     "pos_enc is on but this WSI has no coordinates", "add coords to the embeddings"
                 )
             h = h + sinusoidal_2d(coords, h.shape[1]).to(h.device, h.dtype)
-        h = self.transformer(h.unsqueeze(0)).squeeze(0)
+        with _sdpa_encoder():
+            h = self.transformer(h.unsqueeze(0)).squeeze(0)
         return self.gene_regression_head(h)
 
 
