@@ -207,7 +207,7 @@ def main() -> None:
             fp = run_one(n, fastpath=True)
             res["fastpath"].append(fp)
             print(
-                f"{'':>8}  {fp['seconds']:8.3f} s  peak +{fp['peak_bytes'] / 2**30:6.2f} GiB  (fused fast path)"
+                f"{'':>8}  {fp['seconds']:8.3f} s  peak +{fp['peak_bytes'] / 2**30:6.2f} GiB  (fast path)"
             )
     ns = [r["n"] for r in res["sizes"]]
     fl = res["flops"]
