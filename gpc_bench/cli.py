@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
 from pathlib import Path
 
 import click
 
-from ._errors import GpcBenchError
+from ._cli_errors import friendly
 from ._version import __version__
 
 logger = logging.getLogger("gpc_bench")
@@ -24,18 +23,7 @@ def _setup_logging(verbosity: int) -> None:
     logger.propagate = False
 
 
-def _friendly(fn):
-    """Turn expected errors into a clear message and exit status 2 (no traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except GpcBenchError as err:
-            click.echo(f"error: {err}", err=True)
-            sys.exit(2)
-
-    return wrapper
+_friendly = friendly
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

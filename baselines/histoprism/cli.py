@@ -7,26 +7,13 @@ when a command that needs it runs.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib.util
-import sys
 from pathlib import Path
 
 import click
 
-from gpc_bench._errors import GpcBenchError, InputError
-
-
-def _friendly(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except GpcBenchError as err:
-            click.echo(f"error: {err}", err=True)
-            sys.exit(2)
-
-    return wrapper
+from gpc_bench._cli_errors import friendly as _friendly
+from gpc_bench._errors import InputError
 
 
 def _require_torch() -> None:
