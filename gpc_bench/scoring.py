@@ -16,12 +16,10 @@ import numpy as np
 from ._errors import InputError, examples
 from ._per_wsi import score_wsis
 from ._version import __version__
-from .io import direct
 from .io.align import align_genes, align_spots
 from .io.checksum import file_sha256
 from .io.gmt import load_pathways
 from .io.h5ad import open_source
-from .io.mapped import enabled as mmap_enabled
 from .io.runfolder import atomic_dir, dumps_json, write_parquet
 from .io.stream import WsiReader
 from .metrics.pathway import membership, pathway_wsi_scores
@@ -243,17 +241,10 @@ def score(
     wsis = align_spots(pred, tsrc, same_file)
     if not wsis:
         raise InputError("the predictions hold no spots")
-    # WSI 0 is read while genes and pathways are aligned; the reader then keeps one WSI ahead
+    # WSI 0 is read while genes and pathways are aligned; the reader then keeps one block ahead
     total_spots = sum(w.n_spots for w in wsis)
     kernel = kernel_name(total_spots * pred.n_vars, load=False)
-    mapped = kernel == "numba" and mmap_enabled()  # the numpy kernel wants 2-D arrays
-    row_bytes = 4 * (pred.n_vars + tsrc.n_vars)
-    use_direct, why_direct = (
-        direct.decide(total_spots * row_bytes, 2 * max(w.n_spots for w in wsis) * row_bytes)
-        if mapped
-        else (False, "not used: WSIs are read with h5py (small cohort, numpy kernel or GPC_BENCH_MMAP=0)")
-    )
-    reader = WsiReader(pred, tsrc, layer, wsis, mapped=mapped, direct=use_direct)
+    reader = WsiReader(pred, tsrc, layer, wsis)
     with reader:
         gmap = align_genes(pred, tsrc, same_file)
         coll = load_pathways(pathways)
@@ -276,10 +267,8 @@ def score(
         # 2-4. stream WSIs: r per gene, flags, variance
         kernel = kernel_name(total_spots * pred.n_vars) if kernel == "numba" else kernel  # loads numba
         if threads is None:
-            # copying WSIs in with h5py keeps one core busy, so the kernel gets the others; mapped
-            # WSIs cost the reader thread only page-table work, direct reads wait on the disk
-            # (measured: docs/performance.md)
-            threads = default_threads() if mapped else max(1, default_threads() - 1)
+            # the reader thread copies blocks in with h5py and keeps one core busy
+            threads = max(1, default_threads() - 1)
         _import_ahead("pandas")  # for the tables: its 0.4 s overlap the kernel's GIL-free loops
         per = score_wsis(
             reader,
@@ -542,7 +531,6 @@ def score(
         "pandas": pd.__version__,
         "kernel": f"{kernel} shifted-sum float64, {threads} thread(s)",
         "matrix_reads": reader.counts,
-        "direct_io": why_direct,
         "sha256": {k: {True: "cached", False: "computed"}.get(v) for k, v in checks.cached.items()},
         "argv": sys.argv,
     }

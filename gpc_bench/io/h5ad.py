@@ -193,50 +193,6 @@ class H5adSource:
         """Raise :class:`InputError` now if the matrix cannot be streamed (CSC, wrong shape)."""
         self._matrix(layer)
 
-    def _offsets(self, layer: str | None) -> np.ndarray | None:
-        from .mapped import verified_offsets
-
-        key = ("offsets", layer)
-        if key not in self._cache:
-            node = self._matrix(layer)
-            self._cache[key] = verified_offsets(node, self.path) if isinstance(node, h5py.Dataset) else None
-        return self._cache[key]
-
-    def map_rows(self, rows: np.ndarray, layer: str | None = None, populate: bool = True):
-        """The given rows as a :class:`~gpc_bench.metrics.pcc.RowMatrix` over a read-only
-        memory map of the file, or None when the matrix is not stored raw (sparse, filtered,
-        not float32) or the rows are spread out; then use :meth:`read_rows`.
-        """
-        from .mapped import map_rows
-
-        offsets = self._offsets(layer)
-        return None if offsets is None else map_rows(self.path, offsets, rows, self.n_vars, populate=populate)
-
-    def byte_range(self, rows: np.ndarray, layer: str | None = None) -> tuple[int, int] | None:
-        """The file range ``[start, stop)`` holding these rows when the matrix is stored raw
-        and the rows lie close together (what :meth:`map_rows` would map), else None."""
-        from .mapped import byte_range
-
-        offsets = self._offsets(layer)
-        return None if offsets is None else byte_range(offsets, rows, self.n_vars)
-
-    def direct_bytes(self, rows: np.ndarray, layer: str | None = None) -> int | None:
-        """Size of the aligned buffer :meth:`read_rows_direct` needs for these rows, or None when
-        they cannot be read that way (not stored raw, or spread out)."""
-        from .direct import span_bytes
-
-        offsets = self._offsets(layer)
-        return None if offsets is None else span_bytes(offsets, np.asarray(rows, dtype=np.int64), self.n_vars)
-
-    def read_rows_direct(self, rows: np.ndarray, layer: str | None, buf: np.ndarray):
-        """The given rows read past the page cache into ``buf`` (see :mod:`gpc_bench.io.direct`),
-        as a :class:`~gpc_bench.metrics.pcc.RowMatrix` view of it; None when they cannot be read
-        so, and then use :meth:`read_rows`."""
-        from .direct import read_rows
-
-        offsets = self._offsets(layer)
-        return None if offsets is None else read_rows(self.path, offsets, rows, self.n_vars, buf)
-
     def read_rows(
         self, rows: np.ndarray, layer: str | None = None, out: np.ndarray | None = None
     ) -> np.ndarray:
@@ -328,23 +284,17 @@ class AnnDataSource:
     def check_matrix(self, layer: str | None = None) -> None:
         pass
 
-    def map_rows(self, rows: np.ndarray, layer: str | None = None, populate: bool = True) -> None:
-        return None  # in memory already: read_rows copies the rows
-
-    def byte_range(self, rows: np.ndarray, layer: str | None = None) -> None:
-        return None
-
-    def direct_bytes(self, rows: np.ndarray, layer: str | None = None) -> None:
-        return None
-
-    def read_rows_direct(self, rows: np.ndarray, layer: str | None, buf: np.ndarray) -> None:
-        return None
-
     def read_rows(
         self, rows: np.ndarray, layer: str | None = None, out: np.ndarray | None = None
     ) -> np.ndarray:
         mat = self.adata.X if layer is None else self.adata.layers[layer]
-        block = mat[np.asarray(rows)]
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.adata.isbacked and len(rows):  # h5py reads rows only in increasing order
+            order = np.argsort(rows, kind="stable")
+            block = mat[rows[order]]
+            block = block[np.argsort(order, kind="stable")]
+        else:
+            block = mat[rows]
         if hasattr(block, "toarray"):
             block = block.toarray()
         if out is None:
