@@ -48,32 +48,24 @@ class PerWsi:
         return np.concatenate(self.spot_pred), np.concatenate(self.spot_truth), self.spot_labels
 
 
-def score_wsis(
-    reader,
-    gmap,
-    n_cols: tuple[int, int],
-    *,
-    constant_prediction: str,
-    truth_log1p: bool,
-    threads: int,
-    kernel: str,
-    cluster: str | None,
-    cluster_spots: int,
-    seed: int,
-) -> PerWsi:
+def score_wsis(reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kernel: str) -> PerWsi:
     """Run the kernel over every piece of ``reader`` (:class:`gpc_bench.io.stream.WsiReader`).
 
     Parameters
     ----------
     reader
-        The WSIs, piece by piece; a WSI's pieces arrive in row order.
+        The WSIs, block by block; a WSI's blocks arrive in row order.
     gmap
         Gene alignment (:func:`gpc_bench.io.align.align_genes`): the columns to pair.
     n_cols
         Columns of the truth and prediction matrices.
-    constant_prediction, truth_log1p, threads, kernel, cluster, cluster_spots, seed
-        As for :func:`gpc_bench.score`.
+    cfg
+        The run's :class:`~gpc_bench.config.ScoreConfig` (constant predictions, log1p, clustering).
+    threads, kernel
+        Kernel threads and ``"numba"`` or ``"numpy"``.
     """
+    constant_prediction, truth_log1p = cfg.constant_prediction, cfg.truth_log1p
+    cluster, cluster_spots, seed = cfg.cluster, cfg.cluster_spots, cfg.seed
     wsis = reader.wsis
     n_wsi, n_genes = len(wsis), len(gmap.genes)
     r, flags = np.full((n_wsi, n_genes), np.nan), np.zeros((n_wsi, n_genes), np.int8)

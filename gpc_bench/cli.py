@@ -60,7 +60,11 @@ def main(quiet: bool, verbose: bool) -> None:
     "--min-genes", type=int, default=10, show_default=True, help="Minimum scored genes for a pathway score."
 )
 @click.option(
-    "--variance-bins", type=click.Choice(["quantile", "log"]), default="quantile", show_default=True
+    "--variance-bins",
+    type=click.Choice(["quantile", "log"]),
+    default="quantile",
+    show_default=True,
+    help="Variance levels: equal-count (quantile) or equal-width in log10 variance (log).",
 )
 @click.option(
     "--levels", "n_levels", type=int, default=10, show_default=True, help="Number of variance levels."
@@ -82,47 +86,39 @@ def main(quiet: bool, verbose: bool) -> None:
     "--cluster-spots", type=int, default=2000, show_default=True, help="Spots subsampled for --cluster spot."
 )
 @click.option("--truth-log1p", is_flag=True, help="Apply log1p to the measured values (raw counts).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the clustering and spot subsample."
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, exists=True),
+    help="Score under a recorded config (a run's summary.json, or a JSON config); options given here override it.",
+)
 @click.option("--no-checksum", is_flag=True, help="Skip sha256 of the input files.")
 @click.option("--threads", type=int, default=None, help="Kernel threads (default: usable cores).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
+@click.pass_context
 @_friendly
-def score_cmd(
-    predictions,
-    truth,
-    pathways,
-    out,
-    name,
-    constant_prediction,
-    min_genes,
-    variance_bins,
-    n_levels,
-    hvg,
-    cluster,
-    cluster_spots,
-    truth_log1p,
-    seed,
-    no_checksum,
-    threads,
-    overwrite,
-):
+def score_cmd(ctx, predictions, truth, out, name, config_file, no_checksum, threads, overwrite, **options):
     """Score PREDICTIONS (.h5ad) against measured expression and write a run folder."""
+    from .config import ScoreConfig
     from .scoring import score
 
+    options["pathways"] = tuple(options["pathways"]) or None
+    base = ScoreConfig()
+    if config_file is not None:
+        import json
+
+        raw = json.loads(Path(config_file).read_text())
+        base = ScoreConfig.from_dict(raw.get("config", raw))
+        given = click.core.ParameterSource.COMMANDLINE
+        options = {k: v for k, v in options.items() if ctx.get_parameter_source(k) == given}
     res = score(
         predictions,
         truth,
-        pathways=list(pathways) or None,
+        config=base.replace(**options),
         name=name,
-        constant_prediction=constant_prediction,
-        min_genes=min_genes,
-        variance_bins=variance_bins,
-        n_levels=n_levels,
-        hvg=hvg,
-        cluster=cluster,
-        cluster_spots=cluster_spots,
-        truth_log1p=truth_log1p,
-        seed=seed,
         checksum=not no_checksum,
         threads=threads,
         out=out,

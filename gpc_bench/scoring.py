@@ -1,4 +1,9 @@
-"""One scoring run: stream WSIs -> gene table -> pathway and HVG tables -> run folder."""
+"""One scoring run, as named stages over one :class:`~gpc_bench.config.ScoreConfig`.
+
+open and validate inputs -> align spots -> align genes, load pathways and HVG lists -> stream WSIs
+through the kernel -> reduce to cohort numbers -> build long tables -> write the run folder.
+:func:`score` shows the whole flow; each stage is a short function below it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import platform
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,23 +22,19 @@ import numpy as np
 
 from ._errors import InputError, examples
 from ._per_wsi import score_wsis
+from ._tables import build_tables
 from ._version import __version__
+from .config import ScoreConfig, resolve_config
 from .io.align import align_genes, align_spots
 from .io.checksum import file_sha256
 from .io.gmt import load_pathways
 from .io.h5ad import open_source
-from .io.runfolder import atomic_dir, dumps_json, write_parquet
+from .io.runfolder import atomic_dir, check_out_dir, dumps_json, write_parquet
 from .io.stream import WsiReader
-from .metrics.pathway import membership, pathway_wsi_scores
-from .metrics.pcc import (
-    FLAG_NAMES,
-    PREDICTION_CONSTANT,
-    TRUTH_CONSTANT,
-    default_threads,
-    kernel_name,
-    warm_up,
-)
+from .metrics.pathway import PathwayScores, membership, pathway_scores, pathway_variance
+from .metrics.pcc import PREDICTION_CONSTANT, TRUTH_CONSTANT, default_threads, kernel_name, warm_up
 from .metrics.variance import assign_levels, level_thresholds
+from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +61,11 @@ class ScoreResult:
     @property
     def headline(self) -> dict:
         return self.summary["headline"]
+
+    @property
+    def config(self) -> ScoreConfig:
+        """The config the run was scored under (``collection_id`` filled in)."""
+        return ScoreConfig.from_dict(self.summary["config"])
 
     def write(self, out: str | Path, overwrite: bool = False) -> Path:
         """Write every table into ``out`` atomically (a temporary folder renamed into place)."""
@@ -135,359 +143,334 @@ def _import_ahead(name: str) -> None:
     threading.Thread(target=run, daemon=True).start()
 
 
-def _categorical(codes: np.ndarray, categories):
-    """``categories[codes]`` as a pandas Categorical (an object array if they repeat)."""
-    import pandas as pd
+@dataclass
+class _Inputs:
+    """Stage 1: the two opened sources and what is known of them before any matrix is read."""
 
-    cats = pd.Index(np.asarray(categories, dtype=object), dtype=object)
-    if cats.hasnans or not cats.is_unique:
-        return cats.to_numpy()[codes]
-    return pd.Categorical.from_codes(codes, cats)
+    pred: object
+    truth: object
+    layer: str | None
+    same_file: bool
+    model: str
+    control: str | None
+    checks: _Checksums
+
+    def close(self) -> None:
+        self.pred.close()
+        if not self.same_file:
+            self.truth.close()
 
 
-def score(
-    predictions,
-    truth=None,
-    *,
-    pathways=None,
-    name: str | None = None,
-    constant_prediction: str = "zero",
-    min_genes: int = 10,
-    variance_bins: str = "quantile",
-    n_levels: int = 10,
-    hvg: int | str | Path = 50,
-    cluster: str | None = None,
-    cluster_spots: int = 2000,
-    truth_log1p: bool = False,
-    seed: int = 0,
-    checksum: bool = True,
-    threads: int | None = None,
-    out: str | Path | None = None,
-    overwrite: bool = False,
-) -> ScoreResult:
-    """Score predicted expression against measured expression.
-
-    Parameters
-    ----------
-    predictions
-        Path to an ``.h5ad`` (or an AnnData): spots x genes, predicted log1p
-        expression, ``obs['sample_id']`` required (docs/data-format.md).
-    truth
-        Measured expression in a second ``.h5ad``/AnnData; ``None`` reads
-        ``layers['truth']`` of the predictions.
-    pathways
-        GMT files and/or collection folders (see :func:`gpc_bench.io.gmt.load_pathways`);
-        ``None`` uses the shipped default collection.
-    name
-        Model name (default: the predictions file stem).
-    constant_prediction
-        ``"zero"``: r = 0 where the truth varies but the prediction is
-        constant; ``"exclude"``: leave such genes out (the published code).
-    min_genes
-        Pathways with fewer scored genes get no score.
-    variance_bins
-        ``"quantile"`` (deciles) or ``"log"`` (equal-width in log10 variance).
-    n_levels
-        Number of variance levels.
-    hvg
-        Number of top variable genes per cancer type, or a JSON list / a folder
-        of ``<CANCER>.json`` lists.
-    cluster
-        ``None``, ``"wsi"`` (cluster per-WSI mean profiles) or ``"spot"``
-        (cluster a seeded subsample of ``cluster_spots`` spots).
-    truth_log1p
-        Apply log1p to the measured values (raw counts).
-    seed
-        Seed for clustering and spot subsampling.
-    checksum
-        Record sha256 of the input files (computed on a background thread).
-    threads
-        Threads of the PCC kernel (default: usable cores, or ``GPC_BENCH_THREADS``).
-    out
-        When given, write the run folder there.
-    overwrite
-        Replace an existing, non-empty ``out``.
-
-    Returns
-    -------
-    ScoreResult
-    """
-    t_start = time.perf_counter()
-    if constant_prediction not in ("zero", "exclude"):
-        raise InputError(f"--constant-prediction must be 'zero' or 'exclude', not {constant_prediction!r}")
-    if cluster not in (None, "none", "wsi", "spot"):
-        raise InputError(f"--cluster must be 'none', 'wsi' or 'spot', not {cluster!r}")
-    cluster = None if cluster == "none" else cluster
+@contextmanager
+def _open_inputs(predictions, truth, name: str | None, checksum: bool, kernel: str) -> Iterator[_Inputs]:
+    """Open both inputs and check their contract (files are closed on every path)."""
     pred = open_source(predictions, "predictions")
-    if kernel_name(pred.n_obs * pred.n_vars, load=False) == "numba":
-        threading.Thread(target=_warm_kernel, daemon=True).start()
-    control = pred.uns_string("gpc_bench_control")  # written by `gpc-bench controls`
-    same_file = truth is None
-    if same_file:
-        if not pred.has_layer(TRUTH_LAYER):
-            raise InputError(
-                f"predictions file has no layers['{TRUTH_LAYER}'] and no --truth file was given",
-                "pass the measured expression with --truth FILE.h5ad, or store it in layers['truth']",
-            )
-        tsrc, layer = pred, TRUTH_LAYER
-    else:
-        tsrc, layer = open_source(truth, "truth"), None
-    model = name or (Path(predictions).stem if isinstance(predictions, str | Path) else "model")
-    checks = _Checksums({"predictions": pred.path, "truth": None if same_file else tsrc.path}, checksum)
-
-    # 1. contract, alignment, pathways and HVG lists: fail before the long part
-    pred.check_matrix(None)
-    tsrc.check_matrix(layer)
-    wsis = align_spots(pred, tsrc, same_file)
-    if not wsis:
-        raise InputError("the predictions hold no spots")
-    # WSI 0 is read while genes and pathways are aligned; the reader then keeps one block ahead
-    total_spots = sum(w.n_spots for w in wsis)
-    kernel = kernel_name(total_spots * pred.n_vars, load=False)
-    reader = WsiReader(pred, tsrc, layer, wsis)
-    with reader:
-        gmap = align_genes(pred, tsrc, same_file)
-        coll = load_pathways(pathways)
-        sets = sorted(coll.sets, key=lambda s: (s.collection, s.name))
-        memb = membership(gmap.symbols, [s.genes for s in sets])
-        if not memb.n_in_panel.any():
-            raise InputError(
-                f"none of the {len(sets)} pathways has a gene in the panel: pathway genes look like "
-                f"{examples(sets[0].genes)}, panel genes like {examples(gmap.genes)} "
-                f"(symbols {examples([s for s in gmap.symbols if s])})",
-                "pathways use HGNC symbols; give Ensembl panels a var['gene_symbol'] column",
-            )
-        hvg_lists = None
-        if not (isinstance(hvg, int) or (isinstance(hvg, str) and hvg.isdigit())):
-            from .metrics.hvg import read_hvg_lists
-
-            hvg_lists = read_hvg_lists(hvg)
-        hvg_n = int(hvg) if hvg_lists is None else None
-
-        # 2-4. stream WSIs: r per gene, flags, variance
-        kernel = kernel_name(total_spots * pred.n_vars) if kernel == "numba" else kernel  # loads numba
-        if threads is None:
-            # the reader thread copies blocks in with h5py and keeps one core busy
-            threads = max(1, default_threads() - 1)
-        _import_ahead("pandas")  # for the tables: its 0.4 s overlap the kernel's GIL-free loops
-        per = score_wsis(
-            reader,
-            gmap,
-            (tsrc.n_vars, pred.n_vars),
-            constant_prediction=constant_prediction,
-            truth_log1p=truth_log1p,
-            threads=threads,
-            kernel=kernel,
-            cluster=cluster,
-            cluster_spots=cluster_spots,
-            seed=seed,
-        )
-    r_mat, flags, total, by_type = per.r, per.flags, per.variance, per.variance_by_type
-    n_wsi, n_genes = r_mat.shape
-
-    # 5. gene variance and levels
-    variance = total.variance()
+    tsrc = None
     try:
-        thresholds = level_thresholds(variance, n_levels, variance_bins)
+        if kernel == "numba":
+            threading.Thread(target=_warm_kernel, daemon=True).start()
+        same_file = truth is None
+        if same_file:
+            if not pred.has_layer(TRUTH_LAYER):
+                raise InputError(
+                    f"predictions file has no layers['{TRUTH_LAYER}'] and no --truth file was given",
+                    "pass the measured expression with --truth FILE.h5ad, or store it in layers['truth']",
+                )
+            tsrc, layer = pred, TRUTH_LAYER
+        else:
+            tsrc, layer = open_source(truth, "truth"), None
+        pred.check_matrix(None)
+        tsrc.check_matrix(layer)
+        model = name or (Path(predictions).stem if isinstance(predictions, str | Path) else "model")
+        paths = {"predictions": pred.path, "truth": None if same_file else tsrc.path}
+        inputs = _Inputs(
+            pred,
+            tsrc,
+            layer,
+            same_file,
+            model,
+            pred.uns_string("gpc_bench_control"),
+            _Checksums(paths, checksum),
+        )
+    except BaseException:
+        pred.close()
+        if tsrc is not None and tsrc is not pred:
+            tsrc.close()
+        raise
+    try:
+        yield inputs
+    finally:
+        inputs.close()
+
+
+@dataclass
+class _Panel:
+    """Stage 3: the genes scored, the pathways and their membership, and the HVG lists."""
+
+    gmap: object
+    collection: object
+    sets: list
+    memb: object
+    hvg_lists: dict | None
+    hvg_n: int | None
+
+
+def _load_panel(inputs: _Inputs, cfg: ScoreConfig) -> _Panel:
+    """Align genes, load the pathways and match them to the panel, read the HVG lists."""
+    gmap = align_genes(inputs.pred, inputs.truth, inputs.same_file)
+    coll = load_pathways(list(cfg.pathways) if cfg.pathways else None)
+    if cfg.collection_id is not None and coll.collection_id != cfg.collection_id:
+        raise InputError(
+            f"the pathways resolve to collection {coll.collection_id}, but the config asks for "
+            f"{cfg.collection_id}",
+            "the pathway files changed since the config was recorded; pass the original files",
+        )
+    sets = sorted(coll.sets, key=lambda s: (s.collection, s.name))
+    memb = membership(gmap.symbols, [s.genes for s in sets])
+    if not memb.n_in_panel.any():
+        raise InputError(
+            f"none of the {len(sets)} pathways has a gene in the panel: pathway genes look like "
+            f"{examples(sets[0].genes)}, panel genes like {examples(gmap.genes)} "
+            f"(symbols {examples([s for s in gmap.symbols if s])})",
+            "pathways use HGNC symbols; give Ensembl panels a var['gene_symbol'] column",
+        )
+    hvg_lists = None
+    if not cfg.hvg.isdigit():
+        from .metrics.hvg import read_hvg_lists
+
+        hvg_lists = read_hvg_lists(cfg.hvg)
+    return _Panel(gmap, coll, sets, memb, hvg_lists, int(cfg.hvg) if hvg_lists is None else None)
+
+
+@dataclass
+class _Cohort:
+    """Stage 5: cohort-level numbers reduced from the per-WSI pass."""
+
+    variance: np.ndarray
+    thresholds: np.ndarray
+    gene_level: np.ndarray
+    scored_gene: np.ndarray
+    paths: PathwayScores
+    pathway_variance: np.ndarray
+    pathway_level: np.ndarray
+    hvg_score: np.ndarray
+    hvg_count: np.ndarray
+    hvg_macro: float
+    hvg_micro: float
+    hvg_info: dict
+    clustering: dict | None
+
+
+def _reduce(per, panel: _Panel, wsis, cfg: ScoreConfig) -> _Cohort:
+    """Variance levels, pathway scores (GPC), HVG macro/micro and clustering, from the r matrix."""
+    from .metrics.hvg import hvg_wsi_scores, macro_micro, resolve_hvg
+
+    variance = per.variance.variance()
+    try:
+        thresholds = level_thresholds(variance, cfg.n_levels, cfg.variance_bins)
     except ValueError as err:
         if "positive" not in str(err):
             raise InputError(str(err)) from None
         raise InputError(
             "no gene varies in the measured expression", "check that truth holds expression values"
         ) from None
-    gene_level = assign_levels(variance, thresholds)
-
-    # pathways: one sparse product for all pathways x WSIs
-    pw_scores, pw_counts = pathway_wsi_scores(r_mat, memb.matrix)
-    scored_gene = np.isfinite(r_mat).any(axis=0)
-    n_scored = np.asarray(memb.matrix.T @ scored_gene.astype(np.float64)).round().astype(np.int64)
-    var_sum = np.asarray(memb.matrix.T @ np.where(scored_gene, variance, 0.0))
-    pw_var = np.full(len(sets), np.nan)
-    np.divide(var_sum, n_scored, out=pw_var, where=n_scored > 0)
-    status = np.where(
-        memb.n_in_panel == 0,
-        "no_genes_in_panel",
-        np.where(n_scored < max(min_genes, 1), "too_few_genes", "ok"),
-    )
-    keep = status == "ok"
-    pw_scores[:, ~keep] = np.nan
-    n_def = np.isfinite(pw_scores).sum(axis=0)
-    gpc = np.full(len(sets), np.nan)
-    np.divide(np.nansum(pw_scores, axis=0), n_def, out=gpc, where=n_def > 0)
-    gpc_sd = np.full(len(sets), np.nan)
-    np.sqrt(
-        np.nansum((pw_scores - gpc) ** 2, axis=0) / np.maximum(n_def - 1, 1),
-        out=gpc_sd,
-        where=n_def > 1,
-    )
-    pw_level = np.where(keep, assign_levels(pw_var, thresholds), 0)
-
-    # HVG
-    from .metrics.hvg import hvg_wsi_scores, macro_micro, resolve_hvg
-
+    paths = pathway_scores(per.r, panel.memb, cfg.min_genes)
+    scored_gene = np.isfinite(per.r).any(axis=0)
+    pw_var = pathway_variance(variance, scored_gene, panel.memb)
     wsi_types = [w.cancer_type for w in wsis]
-    type_var = {c: acc.variance() for c, acc in by_type.items()}
+    type_var = {c: acc.variance() for c, acc in per.variance_by_type.items()}
+    gmap = panel.gmap
     hvg_idx, hvg_info = resolve_hvg(
-        sorted(by_type), type_var, gmap.genes, gmap.symbols, hvg_n or 0, hvg_lists
+        sorted(per.variance_by_type), type_var, gmap.genes, gmap.symbols, panel.hvg_n or 0, panel.hvg_lists
     )
-    hvg_score, hvg_count = hvg_wsi_scores(r_mat, wsi_types, hvg_idx)
-    hvg_macro, hvg_micro = macro_micro(hvg_score, wsi_types)
-
-    # clustering
+    hvg_score, hvg_count = hvg_wsi_scores(per.r, wsi_types, hvg_idx)
     clustering = None
-    if cluster is not None:
+    if cfg.cluster is not None:
         from .metrics.clustering import cluster_agreement
 
-        prof_p, prof_t, labels = per.profiles(cluster, wsi_types)
+        prof_p, prof_t, labels = per.profiles(cfg.cluster, wsi_types)
         clustering = {
-            "level": cluster,
+            "level": cfg.cluster,
             "n_items": len(labels),
-            "predictions": cluster_agreement(prof_p, labels, seed),
-            "truth": cluster_agreement(prof_t, labels, seed),
+            "predictions": cluster_agreement(prof_p, labels, cfg.seed),
+            "truth": cluster_agreement(prof_t, labels, cfg.seed),
         }
-
-    # 6. tables
-    sample_ids = [w.sample_id for w in wsis]
-    # object arrays throughout: numpy would make fixed-width unicode arrays of Python lists, which
-    # pandas then converts string by string (0.6 s for 23 WSIs x 38,982 genes)
-    obj = lambda values: np.asarray(values, dtype=object)  # noqa: E731
-    n_spots = np.array([w.n_spots for w in wsis])
-    flag_names = np.array([FLAG_NAMES[i] for i in range(3)], dtype=object)
-    types, type_code = np.unique(np.asarray(wsi_types, dtype=str), return_inverse=True)
-    wsi_code = np.arange(n_wsi)
-    import pandas as pd
-
-    gene_scores = pd.DataFrame(  # categorical: 23 x 38,982 rows are built from codes, not strings
-        {
-            "sample_id": _categorical(np.repeat(wsi_code, n_genes), sample_ids),
-            "cancer_type": _categorical(np.repeat(type_code, n_genes), types),
-            "gene": _categorical(np.tile(np.arange(n_genes), n_wsi), gmap.genes.astype(str)),
-            "pcc": r_mat.ravel(),
-            "n_spots": np.repeat(n_spots, n_genes),
-            "flag": _categorical(flags.ravel(), flag_names),
-        }
-    )
-    n_sets = len(sets)
-    coll_col = [s.collection for s in sets]
-    name_col = [s.name for s in sets]
-    pathway_wsi = pd.DataFrame(
-        {
-            "collection": np.tile(obj(coll_col), n_wsi),
-            "pathway": np.tile(obj(name_col), n_wsi),
-            "sample_id": np.repeat(obj(sample_ids), n_sets),
-            "cancer_type": np.repeat(obj(wsi_types), n_sets),
-            "score": pw_scores.ravel(),
-            "n_scored": pw_counts.ravel(),
-        }
-    ).sort_values(["collection", "pathway", "sample_id"], kind="stable", ignore_index=True)
-    pathway_scores = pd.DataFrame(
-        {
-            "collection": coll_col,
-            "pathway": name_col,
-            "set_size": memb.set_size,
-            "n_in_panel": memb.n_in_panel,
-            "n_scored": n_scored,
-            "gpc": gpc,
-            "gpc_sd": gpc_sd,
-            "n_wsi": n_def,
-            "variance": pw_var,
-            "variance_level": pd.array(np.where(pw_level > 0, pw_level, 0), dtype="Int64"),
-            "status": status,
-        }
-    )
-    pathway_scores.loc[pw_level == 0, "variance_level"] = pd.NA
-    coo = memb.matrix.tocoo()
-    order = np.lexsort((coo.row, coo.col))
-    pathway_genes = pd.DataFrame(
-        {
-            "collection": np.asarray(coll_col, dtype=object)[coo.col[order]],
-            "pathway": np.asarray(name_col, dtype=object)[coo.col[order]],
-            "gene": gmap.genes[coo.row[order]].astype(str),
-            "symbol": gmap.symbols[coo.row[order]].astype(str),
-            "scored": scored_gene[coo.row[order]],
-        }
-    )
-    hvg_scores = pd.DataFrame(
-        {"sample_id": sample_ids, "cancer_type": wsi_types, "n_genes": hvg_count, "pcc": hvg_score}
-    )
-    gene_variance = pd.DataFrame(
-        {
-            "gene": gmap.genes.astype(str),
-            "variance": variance,
-            "variance_level": pd.array(gene_level, dtype="Int64"),
-        }
-    )
-    gene_variance.loc[gene_level == 0, "variance_level"] = pd.NA
-    edges = np.concatenate([[0.0], thresholds, [np.inf]])
-    variance_levels = pd.DataFrame(
-        {
-            "level": np.arange(1, n_levels + 1),
-            "lower": edges[:-1],
-            "upper": edges[1:],
-            "n_genes": np.bincount(gene_level, minlength=n_levels + 1)[1:],
-            "n_pathways": np.bincount(pw_level, minlength=n_levels + 1)[1:],
-        }
+    return _Cohort(
+        variance,
+        thresholds,
+        assign_levels(variance, thresholds),
+        scored_gene,
+        paths,
+        pw_var,
+        np.where(paths.ok, assign_levels(pw_var, thresholds), 0),
+        hvg_score,
+        hvg_count,
+        *macro_micro(hvg_score, wsi_types),
+        hvg_info,
+        clustering,
     )
 
-    # summary
+
+def score(
+    predictions,
+    truth=None,
+    *,
+    config: ScoreConfig | None = None,
+    name: str | None = None,
+    checksum: bool = True,
+    settings: Settings | None = None,
+    threads: int | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    **options,
+) -> ScoreResult:
+    """Score predicted expression against measured expression.
+
+    Parameters
+    ----------
+    predictions
+        Path to an ``.h5ad`` (or an AnnData, in memory or backed): spots x genes, predicted log1p
+        expression, ``obs['sample_id']`` required (docs/data-format.md).
+    truth
+        Measured expression in a second ``.h5ad``/AnnData; ``None`` reads ``layers['truth']`` of the
+        predictions.
+    config
+        A :class:`~gpc_bench.config.ScoreConfig` (every option that changes a number).
+    name
+        Model name (default: the predictions file stem).
+    checksum
+        Record sha256 of the input files (computed on a background thread).
+    settings
+        Speed settings (:class:`~gpc_bench.settings.Settings`; default: from the environment).
+    threads
+        Kernel threads (a shortcut for ``settings.threads``).
+    out
+        When given, write the run folder there (checked before any work).
+    overwrite
+        Replace an existing, non-empty ``out``.
+    **options
+        Fields of :class:`~gpc_bench.config.ScoreConfig` (``pathways``, ``constant_prediction``,
+        ``min_genes``, ``hvg``, ...), overriding ``config``.
+
+    Returns
+    -------
+    ScoreResult
+    """
+    t_start = time.perf_counter()
+    cfg = resolve_config(config, **options)
+    settings = (settings or Settings.from_env()).replace(**({"threads": threads} if threads else {}))
+    if out is not None:
+        check_out_dir(out, overwrite)
+    kernel = kernel_name(None, load=False, choice=settings.kernel)
+    with _open_inputs(predictions, truth, name, checksum, kernel) as inputs:  # 1. open, validate
+        wsis = align_spots(inputs.pred, inputs.truth, inputs.same_file)  # 2. spots
+        if not wsis:
+            raise InputError("the predictions hold no spots")
+        n_elements = sum(w.n_spots for w in wsis) * inputs.pred.n_vars
+        kernel = kernel_name(n_elements, load=False, choice=settings.kernel)
+        with WsiReader(
+            inputs.pred, inputs.truth, inputs.layer, wsis, block_bytes=settings.block_bytes
+        ) as reader:
+            panel = _load_panel(inputs, cfg)  # 3. genes, pathways, HVG lists (WSI 0 is being read)
+            kernel = kernel_name(n_elements, choice=settings.kernel) if kernel == "numba" else kernel
+            n_threads = settings.threads or max(1, default_threads() - 1)  # the reader keeps a core busy
+            _import_ahead("pandas")  # for the tables: its import overlaps the kernel's GIL-free loops
+            per = score_wsis(
+                reader,
+                panel.gmap,
+                (inputs.truth.n_vars, inputs.pred.n_vars),
+                cfg=cfg,
+                threads=n_threads,
+                kernel=kernel,
+            )  # 4. stream WSIs through the kernel
+        cfg = cfg.replace(collection_id=panel.collection.collection_id)
+        cohort = _reduce(per, panel, wsis, cfg)  # 5. cohort numbers
+        tables = build_tables(per, cohort, panel, wsis, cfg)  # 6. long tables
+        summary = _summary(inputs, panel, per, cohort, wsis, cfg)
+        run_info = _run_info(t_start, kernel, n_threads, reader.counts, inputs.checks)
+    result = ScoreResult(**tables, summary=summary, run_info=run_info)
+    logger.info(
+        "%s: hvg macro %.4f, micro %.4f, GPC %s",
+        inputs.model,
+        cohort.hvg_macro,
+        cohort.hvg_micro,
+        ", ".join(f"{c} {v:.4f}" for c, v in summary["headline"]["gpc"].items() if v is not None),
+    )
+    if out is not None:  # 7. the run folder, atomically
+        result.write(out, overwrite=overwrite)
+    return result
+
+
+def _summary(inputs: _Inputs, panel: _Panel, per, cohort: _Cohort, wsis, cfg: ScoreConfig) -> dict:
+    """``summary.json``: headline numbers, counts, the config and provenance."""
+    from .genes import table_info
+
+    paths, gmap = cohort.paths, panel.gmap
+    coll_col = np.asarray([s.collection for s in panel.sets], dtype=object)
+    wsi_types = [w.cancer_type for w in wsis]
+
     def coll_mean(c):
-        sel = keep & (np.asarray(coll_col) == c) & np.isfinite(gpc)
-        return float(gpc[sel].mean()) if sel.any() else None
+        sel = paths.ok & (coll_col == c) & np.isfinite(paths.gpc)
+        return float(paths.gpc[sel].mean()) if sel.any() else None
 
     by_level = {}
-    for lv in range(1, n_levels + 1):
-        sel = (pw_level == lv) & np.isfinite(gpc)
-        by_level[str(lv)] = float(gpc[sel].mean()) if sel.any() else None
+    for lv in range(1, cfg.n_levels + 1):
+        sel = (cohort.pathway_level == lv) & np.isfinite(paths.gpc)
+        by_level[str(lv)] = float(paths.gpc[sel].mean()) if sel.any() else None
     headline = {
-        "hvg_pcc_macro": hvg_macro,
-        "hvg_pcc_micro": hvg_micro,
-        "gpc": {c: coll_mean(c) for c in coll.collections},
+        "hvg_pcc_macro": cohort.hvg_macro,
+        "hvg_pcc_micro": cohort.hvg_micro,
+        "gpc": {c: coll_mean(c) for c in panel.collection.collections},
         "gpc_hallmark": coll_mean("hallmark"),
         "gpc_go": coll_mean("go"),
         "gpc_by_variance_level": by_level,
     }
-    if clustering is not None:
-        headline["ami"] = clustering["predictions"]["ami"]
-        headline["ari"] = clustering["predictions"]["ari"]
-        headline["ami_truth"] = clustering["truth"]["ami"]
-        headline["ari_truth"] = clustering["truth"]["ari"]
+    cl = cohort.clustering
+    if cl is not None:
+        headline |= {
+            "ami": cl["predictions"]["ami"],
+            "ari": cl["predictions"]["ari"],
+            "ami_truth": cl["truth"]["ami"],
+            "ari_truth": cl["truth"]["ari"],
+        }
+    r_mat, flags = per.r, per.flags
     counts = {
-        "n_wsi": n_wsi,
-        "n_spots": int(n_spots.sum()),
-        "n_cancer_types": len(by_type),
-        "n_genes_scored": int(scored_gene.sum()),
+        "n_wsi": len(wsis),
+        "n_spots": int(sum(w.n_spots for w in wsis)),
+        "n_cancer_types": len(per.variance_by_type),
+        "n_genes_scored": int(cohort.scored_gene.sum()),
         "n_gene_wsi_pairs": int(r_mat.size),
         "n_gene_wsi_nan": int((~np.isfinite(r_mat)).sum()),
         "n_truth_constant": int((flags == TRUTH_CONSTANT).sum()),
         "n_prediction_constant": int((flags == PREDICTION_CONSTANT).sum()),
-        "n_pathways": n_sets,
-        "n_pathways_scored": int(keep.sum()),
-        "n_pathways_too_few_genes": int((status == "too_few_genes").sum()),
-        "n_pathways_no_genes_in_panel": int((status == "no_genes_in_panel").sum()),
-        "n_pathway_genes_ambiguous": memb.n_ambiguous,
+        "n_pathways": len(panel.sets),
+        "n_pathways_scored": int(paths.ok.sum()),
+        "n_pathways_too_few_genes": int((paths.status == "too_few_genes").sum()),
+        "n_pathways_no_genes_in_panel": int((paths.status == "no_genes_in_panel").sum()),
+        "n_pathway_genes_ambiguous": panel.memb.n_ambiguous,
         **gmap.counts,
     }
-    sums = checks.get()
-    from .genes import table_info
-
-    summary = {
-        "model": model,
-        "control": control,
+    sums = inputs.checks.get()
+    pred, tsrc = inputs.pred, inputs.truth
+    coll = panel.collection
+    return {
+        "model": inputs.model,
+        "control": inputs.control,
         "gpc_bench_version": __version__,
         "headline": headline,
         "counts": counts,
-        "cancer_types": {c: wsi_types.count(c) for c in sorted(by_type)},
+        "cancer_types": {c: wsi_types.count(c) for c in sorted(per.variance_by_type)},
         "variance_levels": {
-            "method": variance_bins,
-            "n_levels": n_levels,
+            "method": cfg.variance_bins,
+            "n_levels": cfg.n_levels,
             "ddof": 1,
-            "thresholds": thresholds.tolist(),
+            "thresholds": cohort.thresholds.tolist(),
         },
-        "hvg": hvg_info,
-        "clustering": clustering,
+        "hvg": cohort.hvg_info,
+        "clustering": cl,
         "pathways": {
             "collection_id": coll.collection_id,
-            "collections": {c: int((np.asarray(coll_col) == c).sum()) for c in coll.collections},
+            "collections": {c: int((coll_col == c).sum()) for c in coll.collections},
             "sources": coll.sources,
             "manifest_collection_id": (coll.manifest or {}).get("collection_id"),
         },
@@ -499,28 +482,23 @@ def score(
             },
             "truth": {
                 "file": (None if tsrc.path is None else Path(tsrc.path).name)
-                if not same_file
+                if not inputs.same_file
                 else f"layers/{TRUTH_LAYER}",
-                "sha256": sums["truth"] if not same_file else sums["predictions"],
+                "sha256": sums["truth"] if not inputs.same_file else sums["predictions"],
                 "gene_id_style": gmap.truth_style,
             },
         },
         "gene_table": table_info(),
-        "parameters": {
-            "constant_prediction": constant_prediction,
-            "min_genes": min_genes,
-            "variance_bins": variance_bins,
-            "n_levels": n_levels,
-            "hvg": str(hvg),
-            "cluster": cluster,
-            "cluster_spots": cluster_spots if cluster == "spot" else None,
-            "truth_log1p": truth_log1p,
-            "seed": seed,
-        },
+        "config": cfg.to_dict(),
     }
-    import h5py
 
-    run_info = {
+
+def _run_info(t_start: float, kernel: str, threads: int, reads: dict, checks: _Checksums) -> dict:
+    """``run_info.json``: how the run went (host, versions, kernel, reads); never compared."""
+    import h5py
+    import pandas as pd
+
+    return {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "elapsed_s": round(time.perf_counter() - t_start, 3),
         "host": platform.node(),
@@ -530,31 +508,7 @@ def score(
         "h5py": h5py.__version__,
         "pandas": pd.__version__,
         "kernel": f"{kernel} shifted-sum float64, {threads} thread(s)",
-        "matrix_reads": reader.counts,
+        "matrix_reads": reads,
         "sha256": {k: {True: "cached", False: "computed"}.get(v) for k, v in checks.cached.items()},
         "argv": sys.argv,
     }
-    pred.close()
-    if not same_file:
-        tsrc.close()
-    result = ScoreResult(
-        gene_scores,
-        pathway_wsi,
-        pathway_scores,
-        pathway_genes,
-        hvg_scores,
-        gene_variance,
-        variance_levels,
-        summary,
-        run_info,
-    )
-    logger.info(
-        "%s: hvg macro %.4f, micro %.4f, GPC %s",
-        model,
-        hvg_macro,
-        hvg_micro,
-        ", ".join(f"{c} {v:.4f}" for c, v in headline["gpc"].items() if v is not None),
-    )
-    if out is not None:
-        result.write(out, overwrite=overwrite)
-    return result

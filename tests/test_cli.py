@@ -35,7 +35,7 @@ def test_score_cli(cohort_files, tmp_path):
     )
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["model"] == "good" and summary["parameters"]["hvg"] == "20"
+    assert summary["model"] == "good" and summary["config"]["hvg"] == "20"
     assert f"{summary['headline']['gpc_hallmark']:.4f}" in res.output
 
 

@@ -321,7 +321,7 @@ def test_summary_provenance(cohort_files):
     assert s["inputs"]["truth"]["sha256"] == sha256_file(cohort_files["truth"])
     assert s["pathways"]["collection_id"].startswith("sha256:")
     assert {src["collection"] for src in s["pathways"]["sources"]} == {"hallmark", "go"}
-    assert s["parameters"]["constant_prediction"] == "zero"
+    assert s["config"]["constant_prediction"] == "zero"
     assert s["counts"]["n_wsi"] == 7 and s["counts"]["n_cancer_types"] == 4
     assert set(s["headline"]["gpc_by_variance_level"]) == {str(i) for i in range(1, 11)}
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import re
 
 from .._errors import InputError
 from ..io.checksum import cache_dir
 from ..io.gmt import GeneSet, write_gmt
+from ..settings import current as _settings
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def fetch_msigdb(release: str, categories=("h.all", "c5.go"), base_url: str | No
     folder = cache_dir() / "msigdb" / dbver
     folder.mkdir(parents=True, exist_ok=True)
     old = Msigdb.url
-    base = base_url or os.environ.get("GPC_BENCH_MSIGDB_URL") or old
+    base = base_url or _settings().msigdb_url or old
     out = []
     try:
         Msigdb.url = base
@@ -86,7 +86,7 @@ def go_urls(release: str, base_url: str | None = None) -> dict[str, str]:
     ``base_url`` or ``$GPC_BENCH_GO_URL`` (a mirror laid out like release.geneontology.org, with
     ``{release}`` in it) replaces the default servers.
     """
-    base_url = base_url or os.environ.get("GPC_BENCH_GO_URL")
+    base_url = base_url or _settings().go_url
     if release == "current" and base_url is None:
         return {"obo": GO_CURRENT_OBO, "gaf": GO_CURRENT_GAF}
     if release != "current" and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", release):

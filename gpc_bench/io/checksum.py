@@ -22,13 +22,10 @@ _MAX_ENTRIES = 2000
 
 
 def cache_dir() -> Path:
-    """The user cache dir: ``$GPC_BENCH_CACHE`` or the platform's (``platformdirs``)."""
-    env = os.environ.get("GPC_BENCH_CACHE")
-    if env:
-        return Path(env)
-    from platformdirs import user_cache_dir
+    """The user cache dir (:class:`gpc_bench.settings.Settings`: ``$GPC_BENCH_CACHE`` or the platform's)."""
+    from ..settings import current
 
-    return Path(user_cache_dir("gpc-bench"))
+    return current().resolved_cache_dir()
 
 
 def sha256_file(path: str | Path) -> str:

@@ -20,6 +20,18 @@ class Run:
     def name(self) -> str:
         return self.summary["model"]
 
+    @property
+    def config(self):
+        """The :class:`~gpc_bench.config.ScoreConfig` the run was scored under."""
+        from ..config import ScoreConfig
+
+        if "config" not in self.summary:
+            raise InputError(
+                f"run folder {self.path} has no recorded config (scored by an older gpc-bench)",
+                "re-run gpc-bench score",
+            )
+        return ScoreConfig.from_dict(self.summary["config"])
+
     def table(self, name: str):
         import pandas as pd
 

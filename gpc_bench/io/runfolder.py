@@ -13,15 +13,22 @@ from pathlib import Path
 from .._errors import InputError
 
 
-@contextmanager
-def atomic_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling folder; on success it replaces ``out``, on error it is removed."""
+def check_out_dir(out: str | Path, overwrite: bool = False) -> None:
+    """Refuse an output folder that exists and is not empty (unless ``overwrite``): call it before
+    long work, so that a run is not wasted."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise InputError(
             f"output folder {out} already exists and is not empty",
             "choose another --out, or pass --overwrite to replace it",
         )
+
+
+@contextmanager
+def atomic_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling folder; on success it replaces ``out``, on error it is removed."""
+    out = Path(out)
+    check_out_dir(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     if tmp.exists():

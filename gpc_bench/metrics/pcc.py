@@ -10,7 +10,6 @@ threads (numpy releases the GIL), so the cost is a single read of both inputs.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
@@ -186,17 +185,21 @@ def _sub(index, j0: int, j1: int):
 NUMBA_MIN_ELEMENTS = 200_000_000
 
 
-def kernel_name(n_elements: int | None = None, *, load: bool = True) -> str:
+def kernel_name(n_elements: int | None = None, *, load: bool = True, choice: str | None = None) -> str:
     """Which kernel runs: ``numba`` (fused, compiled) when importable, else ``numpy``.
 
-    ``GPC_BENCH_KERNEL=numpy|numba`` forces a kernel.  Without it, a workload of
-    ``n_elements`` (spots x genes, when given) below :data:`NUMBA_MIN_ELEMENTS` uses numpy.
-    ``load=False`` answers without importing numba (``numba`` then means: installed and wanted).
+    ``choice`` (default: :class:`gpc_bench.settings.Settings` ``kernel``, i.e. ``GPC_BENCH_KERNEL``)
+    ``numpy`` or ``numba`` forces a kernel. With ``auto``, a workload of ``n_elements`` (spots x genes,
+    when given) below :data:`NUMBA_MIN_ELEMENTS` uses numpy. ``load=False`` answers without importing
+    numba (``numba`` then means: installed and wanted).
     """
-    forced = os.environ.get("GPC_BENCH_KERNEL", "").lower()
-    if forced == "numpy":
+    if choice is None:
+        from ..settings import current
+
+        choice = current().kernel
+    if choice == "numpy":
         return "numpy"
-    if not forced and n_elements is not None and n_elements < NUMBA_MIN_ELEMENTS:
+    if choice == "auto" and n_elements is not None and n_elements < NUMBA_MIN_ELEMENTS:
         return "numpy"
     if not load:  # installed (found without importing it) means wanted
         from importlib.util import find_spec
@@ -261,15 +264,11 @@ def warm_up() -> None:
 
 
 def default_threads() -> int:
-    """Threads for the kernel: ``GPC_BENCH_THREADS`` or the number of usable cores (max 8)."""
-    env = os.environ.get("GPC_BENCH_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
+    """Threads for the kernel: the ``threads`` setting (``GPC_BENCH_THREADS``) or the usable cores (max 8)."""
+    from ..settings import current
+    from ..settings import default_threads as cores
+
+    return current().threads or cores()
 
 
 def column_moments(

@@ -1,0 +1,127 @@
+"""What a score depends on: one frozen config of every option that changes a number.
+
+Options that only change speed (threads, kernel, block size, cache folder) are not here; they live
+in :mod:`gpc_bench.settings`. A run records its config whole in ``summary.json`` (``config``), and
+:meth:`ScoreConfig.from_dict` reads it back, so that a run can be repeated exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._errors import InputError
+
+CONSTANT_PREDICTION = ("zero", "exclude")
+VARIANCE_BINS = ("quantile", "log")
+CLUSTER = (None, "wsi", "spot")
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """Every scoring option that changes a number.
+
+    Attributes
+    ----------
+    constant_prediction
+        ``"zero"``: r = 0 where the truth varies but the prediction is constant in a WSI;
+        ``"exclude"``: leave such genes out (the published code).
+    min_genes
+        Pathways with fewer scored genes get no score.
+    variance_bins
+        ``"quantile"`` (equal-count levels) or ``"log"`` (equal-width in log10 variance).
+    n_levels
+        Number of variance levels.
+    hvg
+        Top-N variable genes per cancer type (``"50"``), or a JSON list / a folder of
+        ``<CANCER>.json`` lists.
+    cluster
+        ``None``, ``"wsi"`` or ``"spot"``: clustering agreement with the cancer types.
+    cluster_spots
+        Spots subsampled for ``cluster="spot"``.
+    truth_log1p
+        Apply log1p to the measured values (raw counts).
+    seed
+        Seed of the clustering and the spot subsample.
+    pathways
+        GMT files and/or collection folders; ``None``: the shipped default collection.
+    collection_id
+        The id of the collection the pathways resolved to (filled in by ``score``; when given, a
+        collection with another id is refused).
+    """
+
+    constant_prediction: str = "zero"
+    min_genes: int = 10
+    variance_bins: str = "quantile"
+    n_levels: int = 10
+    hvg: str = "50"
+    cluster: str | None = None
+    cluster_spots: int = 2000
+    truth_log1p: bool = False
+    seed: int = 0
+    pathways: tuple[str, ...] | None = None
+    collection_id: str | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalise in place once
+        if self.cluster == "none":
+            set_(self, "cluster", None)
+        set_(self, "hvg", str(self.hvg))
+        if self.pathways is not None:
+            items = [self.pathways] if isinstance(self.pathways, str | Path) else self.pathways
+            set_(self, "pathways", tuple(str(p) for p in items) or None)
+        if self.constant_prediction not in CONSTANT_PREDICTION:
+            raise InputError(
+                f"constant_prediction must be 'zero' or 'exclude', not {self.constant_prediction!r}"
+            )
+        if self.variance_bins not in VARIANCE_BINS:
+            raise InputError(f"variance_bins must be 'quantile' or 'log', not {self.variance_bins!r}")
+        if self.cluster not in CLUSTER:
+            raise InputError(f"cluster must be 'none', 'wsi' or 'spot', not {self.cluster!r}")
+        for name, low in (("min_genes", 0), ("n_levels", 1), ("cluster_spots", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < low:
+                raise InputError(f"{name} must be an integer >= {low}, not {value!r}")
+
+    def replace(self, **changes) -> ScoreConfig:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict (what ``summary.json`` records under ``config``)."""
+        d = dataclasses.asdict(self)
+        d["pathways"] = list(self.pathways) if self.pathways is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ScoreConfig:
+        """Read a recorded config back (unknown keys are refused)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise InputError(f"unknown score config key(s) {unknown}", f"valid keys: {sorted(names)}")
+        d = dict(d)
+        if d.get("pathways") is not None:
+            d["pathways"] = tuple(d["pathways"])
+        return cls(**d)
+
+    def differences(self, other: ScoreConfig) -> dict[str, tuple]:
+        """Fields whose values differ: name -> (this, other)."""
+        return {
+            f.name: (getattr(self, f.name), getattr(other, f.name))
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != getattr(other, f.name)
+        }
+
+
+def resolve_config(config: ScoreConfig | None, **kwargs) -> ScoreConfig:
+    """A config from a :class:`ScoreConfig` and/or keyword arguments (keywords override it)."""
+    if config is not None and not isinstance(config, ScoreConfig):
+        raise InputError(f"config must be a ScoreConfig, not {type(config).__name__}")
+    base = config or ScoreConfig()
+    names = {f.name for f in dataclasses.fields(ScoreConfig)}
+    unknown = sorted(set(kwargs) - names)
+    if unknown:
+        raise TypeError(f"unknown scoring option(s) {unknown}")
+    return base.replace(**kwargs) if kwargs else base
