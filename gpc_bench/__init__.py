@@ -16,6 +16,8 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 _LAZY = {
     "score": "gpc_bench.scoring",
     "ScoreResult": "gpc_bench.scoring",
+    "ScoreConfig": "gpc_bench.config",
+    "Settings": "gpc_bench.settings",
     "load_run": "gpc_bench.io.run",
     "load_pathways": "gpc_bench.io.gmt",
     "read_gmt": "gpc_bench.io.gmt",
