@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ._version import __version__
 from .io.runfolder import atomic_file
+from .metrics.registry import HEADLINE
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ METRICS = [
     ),
     (
         "GPC by variance level",
-        "Genes are cut into 10 levels by their measured variance over all spots (deciles by default); a "
+        "Genes are cut into levels (10 by default, --levels) by their measured variance over all spots (deciles by default); a "
         "pathway's level is that of the mean variance of its genes. High-variance genes are easier to predict, "
         "so compare models level by level.",
     ),
@@ -66,16 +67,7 @@ td:first-child,th:first-child{text-align:left}tr.control td{color:#777;font-styl
 dl dt{font-weight:bold;margin-top:.6em}code{background:#f4f4f4;padding:0 .2em}
 """
 
-_COLUMNS = [
-    ("hvg_pcc_macro", "all", "hvg_pcc_macro", "HVG PCC macro"),
-    ("hvg_pcc_micro", "all", "hvg_pcc_micro", "HVG PCC micro"),
-    ("gpc_hallmark", "hallmark", "gpc", "GPC Hallmark"),
-    ("gpc_go", "go", "gpc", "GPC GO"),
-    ("win_rate_hallmark", "hallmark", "win_rate", "wins Hallmark"),
-    ("win_rate_go", "go", "win_rate", "wins GO"),
-    ("ami", "all", "ami", "AMI"),
-    ("ari", "all", "ari", "ARI"),
-]
+_COLUMNS = [(m.column, m.collection, m.key, m.one_line) for m in HEADLINE]
 
 
 def _png(fig) -> str:

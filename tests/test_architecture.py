@@ -285,3 +285,34 @@ def test_an_existing_output_folder_is_refused_before_any_work(cohort_files, tmp_
     monkeypatch.setattr(scoring, "open_source", lambda *a, **k: pytest.fail("inputs were opened"))
     with pytest.raises(InputError, match="already exists"):
         score(cohort_files["noisy"], cohort_files["truth"], out=tmp_path / "out")
+
+
+# -------------------------------------------------------------------------------- metric registry
+def test_levels_come_from_the_runs_config_everywhere(cohort_files, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from gpc_bench import plot
+    from gpc_bench.compare import leaderboard
+    from gpc_bench.metrics.registry import HEADLINE, RANK_COLUMNS
+
+    kw = dict(pathways=cohort_files["pathways"], checksum=False, n_levels=20)
+    for name in ("good", "noisy"):
+        score(cohort_files[name], cohort_files["truth"], name=name, out=tmp_path / name, **kw)
+    lb = leaderboard([tmp_path / "good", tmp_path / "noisy"], n_boot=20)
+    assert [c for c in lb.table if c.startswith("gpc_level_")] == [f"gpc_level_{k}" for k in range(1, 21)]
+    assert lb.info["n_levels"] == 20
+    fig = plot.levels([tmp_path / "good", tmp_path / "noisy"])
+    assert len(fig.axes[0].lines[0].get_xdata()) == 20
+    fig = plot.scatter(tmp_path / "good", tmp_path / "noisy")
+    assert fig.axes[-1].get_gid() == "colorbar" and len(fig.axes[-1].get_yticks()) == 20
+    score(
+        cohort_files["mean"],
+        cohort_files["truth"],
+        name="mean",
+        out=tmp_path / "ten",
+        **(kw | {"n_levels": 10}),
+    )
+    with pytest.raises(InputError, match="different numbers of variance levels"):
+        leaderboard([tmp_path / "good", tmp_path / "ten"], n_boot=0)
+    assert set(RANK_COLUMNS) <= {m.column for m in HEADLINE}

@@ -11,13 +11,13 @@ import numpy as np
 from .._errors import InputError
 from .._version import __version__
 from ..io.runfolder import atomic_file, dumps_json
+from ..metrics.registry import RANK_COLUMNS
 from .runs import RunSet, load_runs
 from .stats import bh_adjust, bootstrap_weights, nanmean, percentile_ci, weighted_mean, wilcoxon
 
 logger = logging.getLogger(__name__)
 
-RANK_METRICS = ("hvg_pcc_macro", "hvg_pcc_micro", "gpc_hallmark", "gpc_go")
-N_LEVELS = 10
+RANK_METRICS = RANK_COLUMNS
 COMPARISON_COLUMNS = [
     "model", "reference", "collection", "pathway", "gpc_model", "gpc_reference", "difference",
     "n_wsi", "wilcoxon_stat", "p_value", "p_adjusted",
@@ -93,7 +93,7 @@ def _metrics(
     for c in rs.collections:
         out[(c, "gpc")] = nanmean(s[coll == c], axis=0)
     lv = rs.levels[model]
-    for level in range(1, N_LEVELS + 1):
+    for level in range(1, rs.n_levels + 1):
         out[("all", f"gpc_level_{level}")] = nanmean(s[lv == level], axis=0)
     h = rs.hvg[model]
     out[("all", "hvg_pcc_micro")] = weighted_mean(h[None, :], weights)[0]
@@ -210,7 +210,7 @@ def leaderboard(
         table[col] = [value(m, c, metric) for m in rs.models]
     for c in dict.fromkeys(["hallmark", "go", *rs.collections]):
         table[f"gpc_{c}"] = [value(m, c, "gpc") for m in rs.models]
-    for level in range(1, N_LEVELS + 1):
+    for level in range(1, rs.n_levels + 1):
         table[f"gpc_level_{level}"] = [value(m, "all", f"gpc_level_{level}") for m in rs.models]
     for key in ("ami", "ari"):
         if any(k[2] == key for k in point):
@@ -231,6 +231,7 @@ def leaderboard(
         "bootstrap": "WSIs resampled with replacement within each cancer type; percentile intervals",
         "rank_by": rank_by,
         "intersect": intersect,
+        "n_levels": rs.n_levels,
         "notes": rs.notes,
         "collection_id": rs.collection_id,
         "wsis": rs.wsis,

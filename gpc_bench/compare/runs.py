@@ -9,6 +9,7 @@ import numpy as np
 
 from .._errors import InputError, examples
 from ..io.run import Run, load_run
+from ..metrics.registry import n_levels
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,10 @@ class RunSet:
         Models marked as controls.
     notes
         What ``intersect`` dropped, in words.
+    collection_id
+        The runs' pathway collection (None when they differ).
+    n_levels
+        Variance levels of the runs' config.
     """
 
     models: list[str]
@@ -50,6 +55,7 @@ class RunSet:
     controls: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
     collection_id: str | None = None
+    n_levels: int = 10
 
     @property
     def collections(self) -> list[str]:
@@ -160,6 +166,7 @@ def load_runs(paths, *, intersect: bool = False, controls=()) -> RunSet:
         controls=marked,
         notes=notes,
         collection_id=next(iter(ids.values())) if len(set(ids.values())) == 1 else None,
+        n_levels=n_levels([r.summary for r in runs]),
     )
 
 

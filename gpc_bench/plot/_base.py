@@ -10,7 +10,6 @@ from .._errors import InputError
 from ..io.runfolder import atomic_file
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
-N_LEVELS = 10
 
 
 def new_axes(ax=None, n: int = 1, width: float = 4.2, height: float = 4.0):
@@ -26,12 +25,12 @@ def new_axes(ax=None, n: int = 1, width: float = 4.2, height: float = 4.0):
     return axes[0].figure, axes
 
 
-def level_cmap():
-    """Discrete colours for variance levels 1..10 and the matching norm."""
+def level_cmap(n_levels: int = 10):
+    """Discrete colours for variance levels 1..n_levels and the matching norm."""
     import matplotlib as mpl
 
-    cmap = mpl.colormaps["viridis"].resampled(N_LEVELS)
-    norm = mpl.colors.BoundaryNorm(np.arange(0.5, N_LEVELS + 1.5), N_LEVELS)
+    cmap = mpl.colormaps["viridis"].resampled(n_levels)
+    norm = mpl.colors.BoundaryNorm(np.arange(0.5, n_levels + 1.5), n_levels)
     return cmap, norm
 
 

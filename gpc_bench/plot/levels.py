@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..io.run import Run, load_run
-from ._base import N_LEVELS, new_axes
+from ..metrics.registry import n_levels
+from ._base import new_axes
 
 
 def _run(r) -> Run:
@@ -21,8 +22,9 @@ def levels(runs, *, ax=None):
         Each model's line carries the gid ``level-line-<model>``.
     """
     fig, (axis,) = new_axes(ax, 1, width=5.5)
-    x = np.arange(1, N_LEVELS + 1)
-    for r in map(_run, runs):
+    runs = [_run(r) for r in runs]
+    x = np.arange(1, n_levels([r.summary for r in runs]) + 1)
+    for r in runs:
         by = r.summary["headline"].get("gpc_by_variance_level", {})
         y = np.array([np.nan if by.get(str(k)) is None else by[str(k)] for k in x], dtype=float)
         (line,) = axis.plot(x, y, marker="o", ms=4, label=r.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..io.run import Run, load_run
+from ..metrics.registry import n_levels
 from ._base import level_cmap, new_axes
 
 
@@ -40,7 +41,8 @@ def scatter(
     both = a.join(b, how="inner", lsuffix="_a", rsuffix="_b")
     colls = sorted(set(both.index.get_level_values(0)), key=lambda c: (c != "hallmark", c != "go", c))
     fig, axes = new_axes(ax, max(len(colls), 1))
-    cmap, norm = level_cmap()
+    n = n_levels([run_a.summary, run_b.summary])
+    cmap, norm = level_cmap(n)
     mappable = None
     for axis, coll in zip(axes, colls, strict=False):
         d = both.loc[coll]
@@ -72,7 +74,7 @@ def scatter(
                     textcoords="offset points",
                 )
     if mappable is not None:
-        cb = fig.colorbar(mappable, ax=axes, ticks=range(1, 11), shrink=0.8)
+        cb = fig.colorbar(mappable, ax=axes, ticks=range(1, n + 1), shrink=0.8)
         cb.set_label("variance level")
         cb.ax.set_gid("colorbar")
     return fig

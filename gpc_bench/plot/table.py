@@ -6,18 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..metrics.registry import HEADLINE
 from ._base import new_axes
 
-COLUMNS = {
-    "hvg_pcc_macro": "HVG PCC\nmacro",
-    "hvg_pcc_micro": "HVG PCC\nmicro",
-    "gpc_hallmark": "GPC\nHallmark",
-    "gpc_go": "GPC\nGO",
-    "win_rate_hallmark": "wins vs ref\nHallmark",
-    "win_rate_go": "wins vs ref\nGO",
-    "ami": "AMI",
-    "ari": "ARI",
-}
+COLUMNS = {m.column: m.label for m in HEADLINE}
 
 
 def leaderboard_table(table, *, ax=None, columns=None):

@@ -1,0 +1,88 @@
+"""The headline metrics in one place: column, label, direction, format, and where each comes from.
+
+The leaderboard, its figure, the report and the CLI read this list; nothing else names the metric
+columns. The number of variance levels comes from the runs' config (:func:`n_levels`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .._errors import InputError
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One headline metric.
+
+    Attributes
+    ----------
+    column
+        Column of the wide leaderboard table.
+    label
+        Display label (``\\n`` allowed for figure headers).
+    collection, key
+        Where it lives in the long leaderboard table (``collection``, ``metric``).
+    higher_is_better
+        Direction.
+    family
+        Metrics of one family share a colour scale in figures (``pcc``, ``clustering``, ``rate``).
+    rank
+        Used by the default mean-rank.
+    digits
+        Decimals shown.
+    """
+
+    column: str
+    label: str
+    collection: str
+    key: str
+    higher_is_better: bool = True
+    family: str = "pcc"
+    rank: bool = False
+    digits: int = 3
+
+    @property
+    def one_line(self) -> str:
+        return self.label.replace("\n", " ")
+
+
+HEADLINE: tuple[Metric, ...] = (
+    Metric("hvg_pcc_macro", "HVG PCC\nmacro", "all", "hvg_pcc_macro", rank=True),
+    Metric("hvg_pcc_micro", "HVG PCC\nmicro", "all", "hvg_pcc_micro", rank=True),
+    Metric("gpc_hallmark", "GPC\nHallmark", "hallmark", "gpc", rank=True),
+    Metric("gpc_go", "GPC\nGO", "go", "gpc", rank=True),
+    Metric("win_rate_hallmark", "wins vs ref\nHallmark", "hallmark", "win_rate", family="rate"),
+    Metric("win_rate_go", "wins vs ref\nGO", "go", "win_rate", family="rate"),
+    Metric("ami", "AMI", "all", "ami", family="clustering"),
+    Metric("ari", "ARI", "all", "ari", family="clustering"),
+)
+
+BY_COLUMN = {m.column: m for m in HEADLINE}
+
+#: the columns the default mean-rank uses
+RANK_COLUMNS = tuple(m.column for m in HEADLINE if m.rank)
+
+
+def level_metrics(n: int) -> tuple[Metric, ...]:
+    """GPC at each of ``n`` variance levels."""
+    return tuple(
+        Metric(f"gpc_level_{k}", f"GPC\nlevel {k}", "all", f"gpc_level_{k}") for k in range(1, n + 1)
+    )
+
+
+def n_levels(summaries) -> int:
+    """The number of variance levels of runs (from their recorded config); runs must agree.
+
+    Runs written before configs were recorded fall back to ``variance_levels.n_levels``.
+    """
+    values = {}
+    for s in summaries:
+        cfg = s.get("config") or {}
+        values[s.get("model")] = int(cfg.get("n_levels") or s.get("variance_levels", {}).get("n_levels", 10))
+    if len(set(values.values())) > 1:
+        raise InputError(
+            f"the runs were scored with different numbers of variance levels ({values})",
+            "re-score them with one --levels",
+        )
+    return next(iter(values.values()), 10)
