@@ -167,7 +167,7 @@ def _open_inputs(predictions, truth, name: str | None, checksum: bool, kernel: s
     pred = open_source(predictions, "predictions")
     tsrc = None
     try:
-        if kernel == "numba":
+        if kernel_name(pred.n_obs * pred.n_vars, load=False, choice=kernel) == "numba":
             threading.Thread(target=_warm_kernel, daemon=True).start()
         same_file = truth is None
         if same_file:
@@ -361,9 +361,10 @@ def score(
     settings = (settings or Settings.from_env()).replace(**({"threads": threads} if threads else {}))
     if out is not None:
         check_out_dir(out, overwrite)
-    kernel = kernel_name(None, load=False, choice=settings.kernel)
-    with _open_inputs(predictions, truth, name, checksum, kernel) as inputs:  # 1. open, validate
+    with _open_inputs(predictions, truth, name, checksum, settings.kernel) as inputs:  # 1. open, validate
+        _stage("inputs opened", t_start)
         wsis = align_spots(inputs.pred, inputs.truth, inputs.same_file)  # 2. spots
+        _stage("spots aligned", t_start)
         if not wsis:
             raise InputError("the predictions hold no spots")
         n_elements = sum(w.n_spots for w in wsis) * inputs.pred.n_vars
@@ -372,9 +373,10 @@ def score(
             inputs.pred, inputs.truth, inputs.layer, wsis, block_bytes=settings.block_bytes
         ) as reader:
             panel = _load_panel(inputs, cfg)  # 3. genes, pathways, HVG lists (WSI 0 is being read)
+            _stage("genes and pathways aligned", t_start)
             kernel = kernel_name(n_elements, choice=settings.kernel) if kernel == "numba" else kernel
-            n_threads = settings.threads or max(1, default_threads() - 1)  # the reader keeps a core busy
-            _import_ahead("pandas")  # for the tables: its import overlaps the kernel's GIL-free loops
+            n_threads = settings.threads or default_threads()
+            _import_ahead("pandas")  # for the tables: imported while the kernel runs (measured fastest)
             per = score_wsis(
                 reader,
                 panel.gmap,
@@ -383,10 +385,12 @@ def score(
                 threads=n_threads,
                 kernel=kernel,
             )  # 4. stream WSIs through the kernel
+        _stage("WSIs scored", t_start)
         cfg = cfg.replace(collection_id=panel.collection.collection_id)
         cohort = _reduce(per, panel, wsis, cfg)  # 5. cohort numbers
         tables = build_tables(per, cohort, panel, wsis, cfg)  # 6. long tables
         summary = _summary(inputs, panel, per, cohort, wsis, cfg)
+        _stage("tables built", t_start)
         run_info = _run_info(t_start, kernel, n_threads, reader.counts, inputs.checks)
     result = ScoreResult(**tables, summary=summary, run_info=run_info)
     logger.info(
@@ -399,6 +403,10 @@ def score(
     if out is not None:  # 7. the run folder, atomically
         result.write(out, overwrite=overwrite)
     return result
+
+
+def _stage(what: str, t_start: float) -> None:
+    logger.debug("%s at %.3f s", what, time.perf_counter() - t_start)
 
 
 def _summary(inputs: _Inputs, panel: _Panel, per, cohort: _Cohort, wsis, cfg: ScoreConfig) -> dict:
