@@ -206,9 +206,7 @@ def main() -> None:
         if n in args.compare_fastpath:
             fp = run_one(n, fastpath=True)
             res["fastpath"].append(fp)
-            print(
-                f"{'':>8}  {fp['seconds']:8.3f} s  peak +{fp['peak_bytes'] / 2**30:6.2f} GiB  (fast path)"
-            )
+            print(f"{'':>8}  {fp['seconds']:8.3f} s  peak +{fp['peak_bytes'] / 2**30:6.2f} GiB  (fast path)")
     ns = [r["n"] for r in res["sizes"]]
     fl = res["flops"]
     # total FLOPs = a N + b N^2: b from the attention products, a from the rest (exactly linear)

@@ -1,21 +1,23 @@
-"""Benchmark `gpc-bench score` on a cohort shaped like the paper's test split.
+"""Benchmark `gpc-bench score` side by side with what a user would otherwise run.
 
-Default: 23 WSIs, 38,982 genes (Ensembl IDs, as the STPath panel), 2,000-4,000 spots per WSI,
-written once (streaming) as two float32 .h5ad files into a cache folder (about 20 GB).  ``X`` is
-stored contiguously, as ``AnnData.write_h5ad`` stores a dense matrix; ``--layout chunked`` writes
-64-row chunks instead (the other layout ``score`` can memory-map).
+Two shapes:
 
-In one run it measures, side by side:
-1. the PCC kernel against a per-gene ``scipy.stats.pearsonr`` loop on the same in-memory WSI
-   (a sample of genes is timed and extrapolated);
-2. ``gpc-bench score`` end to end against the bare cost of reading both matrices (h5py slices);
-3. peak memory (max RSS) of the score process against one WSI's two matrices.
+- ``--shape her2st``: ten real her2st sections (A1-A6, B1-B4 from ../shared: 3,211 spots x 12,950
+  genes), log1p counts as truth and a smoothed-neighbour "model" as predictions, with the
+  predictions' genes in another order;
+- ``--shape paper`` (default): the paper's test split, 23 WSIs x 38,982 genes (Ensembl IDs), 2,000-4,000
+  spots per WSI, written once (streaming) into a cache folder (about 20 GB). ``--wsis/--genes`` shrink it.
 
-With ``--cold`` the read-only/score pairs are repeated with both files dropped from the page
-cache first (``posix_fadvise(DONTNEED)``), the situation of a cohort larger than memory, next to
-the disk's floor (an ``O_DIRECT`` read of both matrices) and ``score`` with direct I/O off.
+In one run it measures, alternating and repeated, each in a fresh process: the bare h5py read of
+both matrices, the plain numpy scorer (benchmarks/plain_scorer.py, ~15 lines), ``gpc-bench score``,
+and, with ``--previous DIR`` (a checkout of earlier code, e.g. ``git worktree add DIR REV``), the
+previous ``score``. With ``--cold`` the same again with both files dropped from the page cache.
+It reports the ratios, the time before the first WSI is read, the marginal cost per WSI against
+reading it, and the peak RSS against one WSI's two matrices. It also times the PCC kernel against
+a per-gene ``scipy.stats.pearsonr`` loop on one WSI in memory.
 
-    python benchmarks/bench_score.py                       # the full shape (needs ~20 GB disk)
+    python benchmarks/bench_score.py --shape her2st --repeats 5
+    python benchmarks/bench_score.py --repeats 3 --cold --previous /tmp/prev
     python benchmarks/bench_score.py --wsis 4 --genes 5000  # quick
 """
 
@@ -25,10 +27,8 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -118,26 +118,6 @@ def bare_read(path: Path, sizes: list[int]) -> None:
             row += m
 
 
-def bare_read_direct(path: Path, sizes: list[int], chunk: int = 64 << 20) -> None:
-    """Read the matrix's bytes with O_DIRECT, 64 MiB at a time, into one reused aligned buffer:
-    what the disk can deliver without the page cache (the floor for a cohort read from disk)."""
-    with h5py.File(path, "r") as f:
-        start, nbytes = f["X"].id.get_offset(), sum(sizes) * f["X"].shape[1] * 4
-    align = 4096
-    raw = np.empty(chunk + 2 * align, np.uint8)
-    buf = memoryview(raw[-raw.ctypes.data % align :][: chunk + align])
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
-    try:
-        pos, stop = start - start % align, start + nbytes
-        while pos < stop:
-            n = os.preadv(fd, [buf[: min(chunk + align, -(-(stop - pos) // align) * align)]], pos)
-            if n <= 0:
-                break
-            pos += n
-    finally:
-        os.close(fd)
-
-
 def evict(*paths: Path) -> None:
     """Drop the files' pages from the page cache (clean pages; no root needed)."""
     for p in paths:
@@ -148,181 +128,256 @@ def evict(*paths: Path) -> None:
             os.close(fd)
 
 
-def read_vs_score(d: Path, sizes: list[int], cmd: list[str], repeats: int, cold: bool) -> dict:
-    """Alternate read-only and score runs; timings on a small VM vary by up to 2x run to run.
+BARE_READ = (
+    "import sys, h5py, numpy as np\n"
+    "for p in sys.argv[1:]:\n"
+    "    with h5py.File(p, 'r') as f:\n"
+    "        x = f['X']; buf = np.empty((min(x.shape[0], 4096), x.shape[1]), np.float32)\n"
+    "        for r in range(0, x.shape[0], len(buf)):\n"
+    "            n = min(len(buf), x.shape[0] - r); x.read_direct(buf, np.s_[r:r + n], np.s_[:n])\n"
+)
 
-    Cold, each repetition also times the disk's floor (an O_DIRECT read of both matrices) and
-    ``score`` with direct I/O turned off (``GPC_BENCH_DIRECT_IO=0``: WSIs through the page cache).
-    """
-    files = (d / "truth.h5ad", d / "pred.h5ad")
-    runs: dict[str, list[float]] = {"read_only": [], "score": []}
-    if cold:
-        runs |= {"read_only_direct": [], "score_no_direct_io": []}
-    peaks, infos = [], {}
 
-    def timed(name, fn):
-        if cold:
-            evict(*files)
-        t = time.perf_counter()
-        fn()
-        runs[name].append(time.perf_counter() - t)
-
-    def run_score(name, env=None):
-        def go():
-            peaks.append(timed_subprocess(cmd, env)[1])
-            infos[name] = json.loads((d / "run" / "run_info.json").read_text())
-
-        timed(name, go)
-
+def compare(d: Path, files: dict, n_wsi: int, repeats: int, cold: bool, previous: Path | None) -> dict:
+    """Alternate the contenders (fresh processes) ``repeats`` times; timings on a small VM vary by
+    up to 2x from run to run, so medians and every run are reported."""
+    truth, pred, gmt = files["truth"], files["pred"], files["pathways"]
+    score = [
+        sys.executable,
+        "-m",
+        "gpc_bench",
+        "-v",
+        "score",
+        str(pred),
+        "--truth",
+        str(truth),
+        "--pathways",
+        str(gmt),
+        "--out",
+        str(d / "run"),
+        "--overwrite",
+        "--no-checksum",
+    ]
+    contenders = {
+        "bare_read": [sys.executable, "-c", BARE_READ, str(truth), str(pred)],
+        "plain_numpy": [sys.executable, str(HERE / "plain_scorer.py"), str(truth), str(pred)],
+        "score": score,
+    }
+    envs = {k: None for k in contenders}
+    if previous is not None:
+        contenders["score_previous"] = score[:3] + score[4:]  # the previous CLI: no stage timings
+        envs["score_previous"] = {**os.environ, "PYTHONPATH": str(previous)}
+    runs = {k: [] for k in contenders}
+    peaks = {k: [] for k in contenders}
+    stages = []
     for _ in range(repeats):
-        timed("read_only", lambda: [bare_read(f, sizes) for f in files])
-        run_score("score")
-        if cold:
-            timed("read_only_direct", lambda: [bare_read_direct(f, sizes) for f in files])
-            run_score("score_no_direct_io", {**os.environ, "GPC_BENCH_DIRECT_IO": "0"})
+        for name, cmd in contenders.items():
+            if cold:
+                evict(truth, pred)
+            # the previous code runs from its own folder: `python -m` puts the working directory first
+            cwd = previous if name == "score_previous" else None
+            wall, peak, err = timed_subprocess(cmd, envs[name], cwd)
+            runs[name].append(wall)
+            peaks[name].append(peak)
+            if name == "score":
+                stages.append(_stages(err))
     med = {k: float(np.median(v)) for k, v in runs.items()}
-    out = {f"{k}_s": {"all": [round(t, 2) for t in v], "median": round(med[k], 2)} for k, v in runs.items()}
-    out["score_over_read_medians"] = round(med["score"] / med["read_only"], 2)
-    out["score_over_read_best"] = round(min(runs["score"]) / min(runs["read_only"]), 2)
-    if cold:
-        out["score_over_direct_read_medians"] = round(med["score"] / med["read_only_direct"], 2)
-        out["score_no_direct_io_over_read_medians"] = round(med["score_no_direct_io"] / med["read_only"], 2)
-    out["peak_rss_gib"] = round(max(peaks), 2)
-    out["matrix_reads"] = {k: v.get("matrix_reads") for k, v in infos.items()}
-    out["direct_io"] = infos["score"].get("direct_io")
-    out["score_kernel"] = infos["score"].get("kernel")
+    out = {f"{k}_s": {"all": [round(t, 3) for t in v], "median": round(med[k], 3)} for k, v in runs.items()}
+    out["score_over_plain"] = round(med["score"] / med["plain_numpy"], 2)
+    out["score_over_bare_read"] = round(med["score"] / med["bare_read"], 2)
+    if previous is not None:
+        out["previous_over_plain"] = round(med["score_previous"] / med["plain_numpy"], 2)
+        out["score_over_previous"] = round(med["score"] / med["score_previous"], 2)
+    first = float(np.median([s["genes and pathways aligned"] for s in stages]))
+    streamed = float(np.median([s["WSIs scored"] - s["genes and pathways aligned"] for s in stages]))
+    out["before_first_wsi_s_in_score"] = round(first, 3)
+    out["marginal_per_wsi_s"] = round(streamed / n_wsi, 4)
+    out["bare_read_per_wsi_s"] = round(med["bare_read"] / n_wsi, 4)
+    out["marginal_over_read_per_wsi"] = round(streamed / n_wsi / (med["bare_read"] / n_wsi), 2)
+    out["peak_rss_gib"] = {k: round(max(v), 3) for k, v in peaks.items()}
     return out
 
 
-def timed_subprocess(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
-    """Wall time (s) and peak RSS (GiB) of a child process."""
+def _stages(log: str) -> dict:
+    """Stage timings from ``score -v`` (``... at 0.123 s``)."""
+    out = {}
+    for line in log.splitlines():
+        if line.endswith(" s") and " at " in line:
+            what, _, t = line.removeprefix("gpc-bench: ").rpartition(" at ")
+            out[what] = float(t.split()[0])
+    return out
+
+
+def timed_subprocess(cmd: list[str], env: dict | None = None, cwd=None) -> tuple[float, float, str]:
+    """Wall time (s), peak RSS (GiB) and stderr of a child process.
+
+    The peak is measured by GNU time (``/usr/bin/time -f %M``) around the child: a child forked from
+    this (large) process would report this process's RSS as its own peak.
+    """
+    timer = ["/usr/bin/time", "-f", "PEAK_KB %M"] if Path("/usr/bin/time").exists() else []
     t = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run(cmd, check=True, env=env)
+    proc = subprocess.run(
+        timer + cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     wall = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak, before) / 2**20
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} failed: {proc.stderr[-2000:]}")
+    peak = float("nan")
+    for line in proc.stderr.splitlines():
+        if line.startswith("PEAK_KB "):
+            peak = int(line.split()[1]) / 2**20
+    return wall, peak, proc.stderr
+
+
+def her2st_cohort(cache: Path, shared: Path) -> dict:
+    """Ten her2st sections as truth.h5ad / pred.h5ad (predictions' genes in another order)."""
+    import anndata as ad
+    import pandas as pd
+
+    d = cache / "her2st10"
+    done = d / "done.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    d.mkdir(parents=True, exist_ok=True)
+    sections = ["A1", "A2", "A3", "A4", "A5", "A6", "B1", "B2", "B3", "B4"]
+    frames = []
+    for s in sections:
+        df = pd.read_csv(shared / "her2st" / "ST-cnts" / f"{s}.tsv.gz", sep="\t", index_col=0)
+        frames.append((s, df.loc[:, ~df.columns.duplicated()]))
+    genes = sorted(set.intersection(*(set(f.columns) for _, f in frames)))
+    x = np.concatenate([np.log1p(f[genes].to_numpy(np.float32)) for _, f in frames])
+    obs = pd.concat(
+        [
+            pd.DataFrame({"sample_id": s, "cancer_type": "HER2+" if s[0] == "B" else "LUMA"}, index=f.index)
+            for s, f in frames
+        ]
+    )
+    obs = obs.astype({"sample_id": "category", "cancer_type": "category"})
+    truth = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=genes))
+    rng = np.random.default_rng(0)
+    pred_x = (0.5 * x + 0.5 * np.roll(x, 1, axis=0) + rng.normal(0, 0.3, x.shape)).astype(np.float32)
+    pred = ad.AnnData(pred_x, obs=obs, var=pd.DataFrame(index=genes))[:, rng.permutation(len(genes))].copy()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # spot names repeat across sections, as in real data
+        truth.write_h5ad(d / "truth.h5ad")
+        pred.write_h5ad(d / "pred.h5ad")
+    from gpc_bench.io.gmt import default_collection_path
+
+    sizes = obs.groupby("sample_id", observed=True).size().reindex(sections).tolist()
+    info = {
+        "dir": str(d),
+        "n_spots": len(obs),
+        "max_spots": max(sizes),
+        "sizes": sizes,
+        "genes": len(genes),
+        "pathways": str(default_collection_path()),
+    }
+    done.write_text(json.dumps(info))
+    return info
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shape", choices=("paper", "her2st"), default="paper")
+    ap.add_argument(
+        "--shared", type=Path, default=HERE.parent.parent / "shared" / "data", help="../shared/data"
+    )
     ap.add_argument("--wsis", type=int, default=23)
     ap.add_argument("--genes", type=int, default=38982)
     ap.add_argument("--spots", type=int, nargs=2, default=(2000, 4000))
     ap.add_argument("--cache", type=Path, default=HERE / ".cache")
     ap.add_argument("--pearsonr-genes", type=int, default=400, help="genes timed with pearsonr")
     ap.add_argument("--json", type=Path, help="also write the results here")
-    ap.add_argument("--repeats", type=int, default=3, help="read-only / score repetitions")
+    ap.add_argument("--repeats", type=int, default=3, help="repetitions of each contender")
     ap.add_argument("--layout", choices=("contiguous", "chunked"), default="contiguous", help="storage of X")
     ap.add_argument("--cold", action="store_true", help="also time with files evicted from the page cache")
+    ap.add_argument("--previous", type=Path, help="checkout of earlier code to time side by side")
     args = ap.parse_args()
 
     from scipy.stats import pearsonr
 
     from gpc_bench.metrics.pcc import column_moments, default_threads, kernel_name, pearson_from_moments
 
-    info = write_cohort(args.cache, args.wsis, args.genes, tuple(args.spots), layout=args.layout)
+    if args.shape == "her2st":
+        info = her2st_cohort(args.cache, args.shared)
+        files = {
+            "truth": Path(info["dir"]) / "truth.h5ad",
+            "pred": Path(info["dir"]) / "pred.h5ad",
+            "pathways": Path(info["pathways"]),
+        }
+        n_genes = info["genes"]
+    else:
+        info = write_cohort(args.cache, args.wsis, args.genes, tuple(args.spots), layout=args.layout)
+        d = Path(info["dir"])
+        files = {"truth": d / "truth.h5ad", "pred": d / "pred.h5ad", "pathways": d / "pathways.gmt"}
+        n_genes = args.genes
     d = Path(info["dir"])
     sizes = info["sizes"]
-    gb = lambda m: m * args.genes * 4 * 2 / 2**30  # noqa: E731 - two float32 matrices, GiB
+    gb = lambda m: m * n_genes * 4 * 2 / 2**30  # noqa: E731 - two float32 matrices, GiB
 
-    # 1. kernel vs pearsonr on WSI 0, in memory
-    with h5py.File(d / "truth.h5ad") as ft, h5py.File(d / "pred.h5ad") as fp:
-        x = ft["X"][: sizes[0]]
-        y = fp["X"][: sizes[0]]
+    # 1. kernel vs pearsonr on the largest WSI, in memory
+    k0 = int(np.argmax(sizes))
+    r0 = int(np.sum(sizes[:k0]))
+    with h5py.File(files["truth"]) as ft, h5py.File(files["pred"]) as fp:
+        x = ft["X"][r0 : r0 + sizes[k0]]
+        y = fp["X"][r0 : r0 + sizes[k0]]
     threads = default_threads()
     kernels = {}
     for name in ("numba", "numpy"):  # both kernels side by side on the same in-memory WSI
-        os.environ["GPC_BENCH_KERNEL"] = name
-        if kernel_name() != name:
+        if kernel_name(choice=name) != name:
             continue
         t = time.perf_counter()
-        column_moments(x[:4], y[:4], threads=1)  # numba: load (or compile) the cached kernel
+        column_moments(x[:4], y[:4], threads=1, kernel=name)  # numba: load (or compile) the cached kernel
         warm = time.perf_counter() - t
         t = time.perf_counter()
-        r, _ = pearson_from_moments(column_moments(x, y, threads=threads))
-        tk = time.perf_counter() - t
-        t = time.perf_counter()
-        pearson_from_moments(column_moments(x, y, threads=1))
-        tk1 = time.perf_counter() - t
-        # the truth file lists its genes in an unrelated order: the kernel gathers its rows first
-        perm = np.random.default_rng(1).permutation(args.genes)
-        xp = np.ascontiguousarray(x[:, np.argsort(perm)])  # xp[:, perm] == x
-        t = time.perf_counter()
-        rp, _ = pearson_from_moments(column_moments(xp, y, x_cols=perm, threads=threads))
-        tkp = time.perf_counter() - t
-        assert rp.tobytes() == r.tobytes()
-        del xp
-        kernels[name] = {
-            "s": round(tk, 3),
-            "s_1thread": round(tk1, 3),
-            "s_truth_genes_shuffled": round(tkp, 3),
-            "warmup_s": round(warm, 3),
-            "r": r,
-        }
-    os.environ.pop("GPC_BENCH_KERNEL", None)
-    default = kernel_name()
+        r, _ = pearson_from_moments(column_moments(x, y, threads=threads, kernel=name))
+        kernels[name] = {"s": round(time.perf_counter() - t, 3), "warmup_s": round(warm, 3), "r": r}
+    default = "numpy" if "numba" not in kernels else "numba"
     r = kernels[default]["r"]
-    t_kernel, t_kernel1 = kernels[default]["s"], kernels[default]["s_1thread"]
-    sample = np.random.default_rng(0).choice(args.genes, args.pearsonr_genes, replace=False)
+    sample = np.random.default_rng(0).choice(x.shape[1], min(args.pearsonr_genes, x.shape[1]), replace=False)
     t = time.perf_counter()
     ref = [pearsonr(x[:, g].astype(np.float64), y[:, g].astype(np.float64))[0] for g in sample]
-    t_loop = (time.perf_counter() - t) / len(sample) * args.genes
-    max_err = float(np.nanmax(np.abs(np.asarray(ref) - r[sample])))
+    t_loop = (time.perf_counter() - t) / len(sample) * x.shape[1]
+    ok = np.isfinite(ref)
+    max_err = float(np.nanmax(np.abs(np.asarray(ref)[ok] - r[sample][ok])))
     del x, y
 
-    # 2. read-only vs end to end, alternated and repeated, page cache warm (and cold)
-    out = d / "run"
-    cmd = [sys.executable, "-m", "gpc_bench", "-q", "score", str(d / "pred.h5ad")]
-    cmd += ["--truth", str(d / "truth.h5ad"), "--pathways", str(d / "pathways.gmt")]
-    cmd += ["--out", str(out), "--overwrite", "--no-checksum"]
-    for f in ("truth.h5ad", "pred.h5ad"):  # start warm
-        bare_read(d / f, sizes)
-    warm = read_vs_score(d, sizes, cmd, args.repeats, cold=False)
-    with tempfile.TemporaryDirectory() as tmp:  # checksums: computed (empty cache), then reused
-        env = {**os.environ, "GPC_BENCH_CACHE": tmp}
-        t_score_ck, peak_ck = timed_subprocess(cmd[:-1], env)
-        t_score_ck_cached, _ = timed_subprocess(cmd[:-1], env)
-    cold = read_vs_score(d, sizes, cmd, args.repeats, cold=True) if args.cold else None
-    peak = warm["peak_rss_gib"]
+    # 2. the contenders end to end, fresh processes, alternated; page cache warm (and cold)
+    for f in (files["truth"], files["pred"]):  # start warm
+        bare_read(f, sizes)
+    warm = compare(d, files, len(sizes), args.repeats, cold=False, previous=args.previous)
+    cold = (
+        compare(d, files, len(sizes), args.repeats, cold=True, previous=args.previous) if args.cold else None
+    )
+    one = gb(info["max_spots"])
     res = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
         "shape": {
-            "layout": args.layout,
-            "wsis": args.wsis,
-            "genes": args.genes,
+            "name": args.shape,
+            "wsis": len(sizes),
+            "genes": n_genes,
             "spots": info["n_spots"],
             "max_spots": info["max_spots"],
-            "file_gib": round(gb(info["n_spots"]), 2),
+            "file_gib": round(gb(info["n_spots"]), 3),
         },
-        "kernel": default,
         "kernels": {
-            k: {**{m: v for m, v in d.items() if m != "r"}, "speedup_vs_pearsonr": round(t_loop / d["s"], 1)}
-            for k, d in kernels.items()
+            k: {
+                **{m: v for m, v in kd.items() if m != "r"},
+                "speedup_vs_pearsonr": round(t_loop / kd["s"], 1),
+            }
+            for k, kd in kernels.items()
         },
-        "kernels_max_abs_diff": float(np.nanmax(np.abs(kernels["numba"]["r"] - kernels["numpy"]["r"])))
-        if len(kernels) == 2
-        else None,
-        "kernel_s_wsi0": round(t_kernel, 3),
-        "kernel_threads": threads,
-        "kernel_1thread_s_wsi0": round(t_kernel1, 3),
-        "pearsonr_loop_s_wsi0_extrapolated": round(t_loop, 2),
-        "speedup_vs_pearsonr": round(t_loop / t_kernel, 1),
-        "speedup_vs_pearsonr_1thread": round(t_loop / t_kernel1, 1),
+        "pearsonr_loop_s_largest_wsi": round(t_loop, 2),
         "max_abs_diff_vs_pearsonr": max_err,
+        "kernel_threads": threads,
         "warm": warm,
         "cold": cold,
-        "score_with_checksum_s": round(t_score_ck, 2),
-        "score_with_cached_checksum_s": round(t_score_ck_cached, 2),
-        "peak_rss_gib": round(peak, 2),
-        "peak_rss_with_checksum_gib": round(peak_ck, 2),
-        "one_wsi_two_matrices_gib": round(gb(info["max_spots"]), 2),
-        "peak_over_one_wsi": round(peak / gb(info["max_spots"]), 2),
-        "blas_env": {
-            k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-        },
-        "note": "no BLAS call in either kernel; env GPC_BENCH_THREADS: threads, GPC_BENCH_KERNEL: kernel",
+        "one_wsi_two_matrices_gib": round(one, 3),
+        "score_peak_over_one_wsi": round(warm["peak_rss_gib"]["score"] / one, 2),
+        "score_peak_over_one_wsi_cold": round(cold["peak_rss_gib"]["score"] / one, 2) if cold else None,
     }
     text = json.dumps(res, indent=2)
     print(text)
