@@ -5,8 +5,7 @@ Compiled with numba (cached on disk after the first use).  They compute exactly 
 squares and cross products, but read each input element once instead of ten numpy passes.
 
 Both matrices are given as a flat buffer plus the element offset of every row
-(:class:`gpc_bench.metrics.pcc.RowMatrix`), so rows can come from an in-memory array, a
-memory-mapped file (contiguous or chunked HDF5 storage) or a permuted spot order alike.
+(:class:`gpc_bench.metrics.pcc.RowMatrix`), so rows can be read in place in any order.
 
 The accumulators ``acc`` (``(7, w)`` float64: shifts x0 and y0, then the sums of dx, dy,
 dx*dx, dy*dy and dx*dy) are read and written in place, so a block of genes can be fed row

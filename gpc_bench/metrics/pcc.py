@@ -38,14 +38,13 @@ class NonFiniteError(ValueError):
 class RowMatrix:
     """Rows of a matrix that lie at given offsets of one flat buffer.
 
-    The numba kernel reads this form directly, so the rows of a WSI can stay where they are: in
-    an in-memory array (:meth:`from_array`), or in a memory-mapped ``.h5ad`` file, contiguous or
-    chunked, in any spot order (:func:`gpc_bench.io.mapped.map_rows`).
+    The numba kernel reads this form directly, so rows can be taken in place from one buffer in
+    any order (:meth:`from_array` for a 2-D array).
 
     Attributes
     ----------
     buf
-        1-D buffer (float32 for mapped files; any real dtype otherwise).
+        1-D buffer (any real dtype).
     offsets
         ``int64`` element offset of each row's first column in ``buf``.
     n_cols
@@ -248,9 +247,9 @@ def _rows_in_gene_order(m: RowMatrix, index, buf, r0: int, r1: int, pmap):
 def warm_up() -> None:
     """Load the fused kernels now: numba's import and first dispatch take ~0.6 s per process.
 
-    ``score`` calls this on a background thread while it reads and aligns the inputs.  It
-    dispatches the contiguous kernel on tiny arrays of each kind a WSI arrives as: read-only
-    (memory-mapped) or writable (read with h5py), in any pairing of truth and predictions.
+    ``score`` calls this on a background thread while it reads and aligns the inputs, when the
+    cohort is large enough for the numba kernel. It dispatches the contiguous kernel on tiny arrays
+    of each kind an array can be (read-only or writable), in any pairing of truth and predictions.
     """
     from . import _pcc_numba as nb
 
