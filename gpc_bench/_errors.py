@@ -30,3 +30,18 @@ def examples(items, k: int = 5) -> str:
     shown = ", ".join(repr(str(x)) for x in items[:k])
     more = f", ... ({len(items)} in all)" if len(items) > k else ""
     return f"[{shown}{more}]"
+
+
+def suggest(name: str, names, k: int = 3) -> str:
+    """A hint naming the closest of ``names`` to ``name`` (difflib), or '' when none is close.
+
+    A name that differs only by a prefix (``HYPOXIA`` for ``HALLMARK_HYPOXIA``) counts as close.
+    """
+    import difflib
+
+    names = list(dict.fromkeys(str(n) for n in names))
+    key = str(name).upper()
+    close = [n for n in names if n.upper().endswith("_" + key) or n.upper() == key]
+    close += difflib.get_close_matches(str(name), names, n=k, cutoff=0.6)
+    close = list(dict.fromkeys(close))[:k]
+    return f"did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

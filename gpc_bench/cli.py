@@ -26,7 +26,25 @@ def _setup_logging(verbosity: int) -> None:
 _friendly = friendly
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+_GLOBAL_FLAGS = {"-q", "--quiet", "-v", "--verbose"}
+
+
+class _Group(click.Group):
+    """The top-level group: its -q/-v may also come after the subcommand (``gpc-bench score -q``)."""
+
+    def parse_args(self, ctx, args):
+        if ctx.parent is None:
+            front, rest = [], []
+            for i, a in enumerate(args):
+                if a == "--":
+                    rest.extend(args[i:])
+                    break
+                (front if a in _GLOBAL_FLAGS else rest).append(a)
+            args = front + rest
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gpc-bench")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug output.")
@@ -145,16 +163,33 @@ def _fmt(v) -> str:
 @click.option("--go-obo", type=click.Path(path_type=Path), help="GO OBO (with --go-annotations).")
 @click.option("--go-annotations", type=click.Path(path_type=Path), help="NCBI gene2go or GAF.")
 @click.option("--universe", type=click.Path(path_type=Path), help="Genes: .h5ad, text file or JSON.")
-@click.option("--min-size", type=int, default=50, show_default=True)
-@click.option("--max-size", type=int, default=100, show_default=True)
-@click.option("--jaccard", type=float, default=0.1, show_default=True)
+@click.option(
+    "--min-size",
+    type=int,
+    default=50,
+    show_default=True,
+    help="Smallest set kept (genes, after the universe).",
+)
+@click.option(
+    "--max-size",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Largest set kept (genes, after the universe).",
+)
+@click.option(
+    "--jaccard", type=float, default=0.1, show_default=True, help="Jaccard redundancy threshold tau."
+)
 @click.option(
     "--prune-order",
     type=click.Choice(["largest-first", "smallest-first"]),
     default="largest-first",
     show_default=True,
+    help="Which sets pruning keeps first (docs/curation.md).",
 )
-@click.option("--go-namespaces", default="BP,CC,MF", show_default=True)
+@click.option(
+    "--go-namespaces", default="BP,CC,MF", show_default=True, help="GO namespaces to keep (comma-separated)."
+)
 @click.option(
     "--go-evidence-exclude", default="ND", show_default=True, help="Comma-separated evidence codes to drop."
 )
@@ -164,8 +199,8 @@ def _fmt(v) -> str:
 @click.option(
     "--go-release", help="Download go-basic.obo + goa_human.gaf: 'current' or a date YYYY-MM-DD (cached)."
 )
-@click.option("--out", type=click.Path(path_type=Path), required=True)
-@click.option("--overwrite", is_flag=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Collection folder to write.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @_friendly
 def curate_cmd(
     hallmark,
@@ -277,11 +312,18 @@ def pathways_show(name, spec):
     show_default=True,
     help="Bootstrap draws over WSIs (0: none).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
 @click.option(
     "--rank-by", default="mean-rank", show_default=True, help="mean-rank, or a column such as gpc_go."
 )
-@click.option("--format", "fmt", type=click.Choice(["table", "md"]), default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "md"]),
+    default="table",
+    show_default=True,
+    help="Terminal table or Markdown.",
+)
 @_friendly
 def leaderboard_cmd(runs, out, reference, intersect, controls, n_boot, seed, rank_by, fmt):
     """Rank the models of several run folders, with bootstrap intervals, win rates and tests."""
@@ -310,7 +352,7 @@ def leaderboard_cmd(runs, out, reference, intersect, controls, n_boot, seed, ran
 @main.command("null")
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--draws", type=int, default=1000, show_default=True, help="Random gene sets per pathway.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random gene sets.")
 @click.option(
     "--out", type=click.Path(path_type=Path), help="Folder for pathway_null.csv/.json (default: RUN)."
 )
@@ -339,8 +381,8 @@ def null_cmd(run, draws, seed, out):
     "--snr", default="0.25,1,4", show_default=True, help="Comma-separated SNRs of the noise ladder."
 )
 @click.option("--layer", help="Read measured expression from layers[LAYER] instead of X.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--overwrite", is_flag=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the shuffles and noise.")
+@click.option("--overwrite", is_flag=True, help="Replace existing control files.")
 @_friendly
 def controls_cmd(truth, out, kinds, snr, layer, seed, overwrite):
     """Write control predictions (shuffled spots, cancer-type mean, noise ladder) for TRUTH."""
@@ -370,7 +412,7 @@ _OUT = click.option(
 def _save(fig, out) -> None:
     from .plot import save
 
-    click.echo(str(save(fig, out)))
+    click.echo(f"figure         {save(fig, out)}")
 
 
 @plot_grp.command("scatter")
@@ -430,7 +472,9 @@ def plot_leaderboard(table, out):
     "--pathways", "spec", multiple=True, help="GMT or collection folder (default: the shipped collection)."
 )
 @click.option("--image", type=click.Path(path_type=Path), help="H&E image that obsm['spatial'] indexes.")
-@click.option("--spot-size", type=float, default=30.0, show_default=True)
+@click.option(
+    "--spot-size", type=float, default=30.0, show_default=True, help="Marker size of a spot (points^2)."
+)
 @_OUT
 @_friendly
 def plot_spatial(predictions, truth, sample, pathway, spec, image, spot_size, out):
@@ -457,9 +501,16 @@ def plot_spatial(predictions, truth, sample, pathway, spec, image, spot_size, ou
     "--intersect", is_flag=True, help="Use the WSIs and pathways all runs share instead of refusing."
 )
 @click.option("--control", "controls", multiple=True, help="Mark a model as a control (repeatable).")
-@click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--title", default="gpc-bench report", show_default=True)
+@click.option(
+    "--bootstrap",
+    "n_boot",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Bootstrap draws over WSIs (0: none).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--title", default="gpc-bench report", show_default=True, help="Title of the report.")
 @_friendly
 def report_cmd(runs, out, reference, intersect, controls, n_boot, seed, title):
     """One self-contained HTML report: leaderboard, figures, provenance, metric explanations."""
@@ -482,11 +533,17 @@ def report_cmd(runs, out, reference, intersect, controls, n_boot, seed, title):
 
 
 @main.command("demo")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("gpc-demo"), show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("gpc-demo"),
+    show_default=True,
+    help="Folder for the demo cohort, runs and figures.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic cohort.")
 @_friendly
 def demo_cmd(out, seed):
-    """Build a synthetic cohort, score three demo models and print their headline numbers."""
+    """Build a synthetic cohort, score four demo models and print their headline numbers."""
     from ._demo import demo
 
     table = demo(out, seed=seed)

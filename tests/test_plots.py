@@ -181,3 +181,56 @@ def test_spatial_on_her2st(shared_data, tmp_path):
     png = tmp_path / "spatial.png"
     save(spatial(pred, truth, sample=section, pathway="HALLMARK_HYPOXIA", image=image), png)
     assert png.stat().st_size > 50_000
+
+
+@pytest.mark.filterwarnings("ignore:Observation names are not unique")
+def test_spatial_matches_score_when_barcodes_repeat_across_wsis(cohort, tmp_path):
+    """Real data names spots `10x14` in every section: the measured map must come from its own WSI."""
+    import re
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from gpc_bench import score
+    from gpc_bench.io.gmt import GeneSet, write_gmt
+    from gpc_bench.plot import spatial
+
+    truth = cohort.truth.copy()
+    pred = cohort.predictions["good"].copy()
+    bare = [n.split(":", 1)[1] for n in truth.obs_names]  # "WSI00_BRCA:3x4" -> "3x4": repeats
+    truth.obs_names, pred.obs_names = bare, bare
+    rng = np.random.default_rng(0)
+    truth = truth[rng.permutation(truth.n_obs)].copy()  # and another spot order
+    sets = {n: g for s in cohort.gene_sets.values() for n, g in s.items()}
+    write_gmt(tmp_path / "s.gmt", [GeneSet("go", n, tuple(g)) for n, g in sets.items()])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        truth.write_h5ad(tmp_path / "truth.h5ad")
+        pred.write_h5ad(tmp_path / "pred.h5ad")
+    res = score(tmp_path / "pred.h5ad", tmp_path / "truth.h5ad", pathways=tmp_path / "s.gmt", checksum=False)
+    pw = res.pathway_wsi_scores.set_index(["pathway", "sample_id"])
+    for sample in ("WSI01_LUAD", "WSI05_LUAD"):
+        fig = spatial(
+            tmp_path / "pred.h5ad",
+            tmp_path / "truth.h5ad",
+            sample=sample,
+            pathway="HALLMARK_MODULE_1",
+            pathways=tmp_path / "s.gmt",
+        )
+        title = fig._suptitle.get_text()
+        got = float(re.search(r"PCC (-?[0-9.]+) \((\d+) genes\)", title).group(1))
+        expect = pw.loc[("HALLMARK_MODULE_1", sample)]
+        assert got == pytest.approx(expect["score"], abs=5e-4)
+        assert f"({expect['n_scored']} genes)" in title and "model: pred" in title
+    from gpc_bench import InputError
+
+    with pytest.raises(InputError, match="did you mean 'HALLMARK_MODULE_1'"):
+        spatial(
+            tmp_path / "pred.h5ad",
+            tmp_path / "truth.h5ad",
+            sample="WSI01_LUAD",
+            pathway="MODULE_1",
+            pathways=tmp_path / "s.gmt",
+        )

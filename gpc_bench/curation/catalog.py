@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .._errors import InputError, examples
+from .._errors import InputError, suggest
 from ..io.gmt import PathwayCollection, default_collection_path, load_pathways
 
 
@@ -61,10 +61,10 @@ def show_pathway(name: str, spec=None) -> dict:
     coll = load_pathways(spec)
     hits = [s for s in coll.sets if s.name == name]
     if not hits:
-        close = [s.name for s in coll.sets if name.upper() in s.name.upper()]
+        hint = suggest(name, [s.name for s in coll.sets])
         raise InputError(
             f"no pathway named {name!r} in the collection",
-            f"similar names: {examples(close)}" if close else "list the names with `gpc-bench pathways list`",
+            hint or "list the names with `gpc-bench pathways list`",
         )
     s = hits[0]
     out = {

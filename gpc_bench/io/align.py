@@ -110,12 +110,17 @@ def align_spots(pred, truth, same_file: bool) -> list[Wsi]:
             used = np.zeros(truth.n_obs, dtype=bool)
             used[t_row[t_row >= 0]] = True
             extra = np.flatnonzero(~used)
+
+            def listed(what, idx, sample, bc):
+                if len(idx) == 0:
+                    return f"every {what} spot is matched"
+                return f"unmatched {what} spots e.g. {examples([f'{sample[i]}/{bc[i]}' for i in idx[:5]])}"
+
             raise InputError(
                 f"spots do not align: {matched:,} of {pred.n_obs:,} prediction spots have a "
                 f"measured spot, and {len(extra):,} of {truth.n_obs:,} truth spots have no "
-                "prediction; unmatched predictions e.g. "
-                f"{examples([f'{p_sample[i]}/{p_bc[i]}' for i in missing[:5]])}, unmatched "
-                f"truth spots e.g. {examples([f'{t_sample[i]}/{t_bc[i]}' for i in extra[:5]])}",
+                f"prediction; {listed('prediction', missing, p_sample, p_bc)}; "
+                f"{listed('truth', extra, t_sample, t_bc)}",
                 "both files must hold the same spots, keyed by obs['sample_id'] and obs_names "
                 "(barcodes); subset one file to the other's spots before scoring",
             )
@@ -158,6 +163,16 @@ def _first_occurrence(keys: np.ndarray) -> tuple[np.ndarray, int]:
     return keep, int(sum(1 for k in keys.tolist() if k)) - len(keep)
 
 
+def _repeated(keys: np.ndarray) -> list[str]:
+    """Keys that occur more than once, in first-seen order."""
+    seen, rep = set(), {}
+    for k in keys.tolist():
+        if k and k in seen:
+            rep[k] = None
+        seen.add(k)
+    return list(rep)
+
+
 def align_genes(pred, truth, same_file: bool) -> GeneMap:
     """Match genes of both files by ID (Ensembl version suffixes are ignored).
 
@@ -184,9 +199,11 @@ def align_genes(pred, truth, same_file: bool) -> GeneMap:
     t_keep, t_dup = _first_occurrence(t_keys)
     if p_dup or t_dup:
         logger.warning(
-            "duplicated gene IDs: %d in predictions, %d in truth; the first column of each is used",
+            "duplicated gene IDs: %d in predictions %s, %d in truth %s; the first column of each is used",
             p_dup,
+            examples(_repeated(p_keys)),
             t_dup,
+            examples(_repeated(t_keys)),
         )
     t_index = {t_keys[i]: i for i in t_keep.tolist()}
     pred_cols = np.array([i for i in p_keep.tolist() if p_keys[i] in t_index], dtype=np.int64)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._errors import InputError, examples
+from .._errors import InputError, examples, suggest
 from ._base import new_axes
 
 
@@ -35,15 +35,15 @@ def pathway_activity(pred: np.ndarray, truth: np.ndarray):
 
 def _section(predictions, truth, sample: str, symbols_wanted):
     from ..genes import detect_id_style, to_symbols
-    from ..io.align import sample_ids
+    from ..io.align import align_spots, sample_ids
     from ..io.h5ad import open_source
 
     pred = open_source(predictions, "predictions")
     sid = sample_ids(pred).astype(str)
-    rows = np.flatnonzero(sid == sample)
-    if rows.size == 0:
+    if not (sid == sample).any():
         raise InputError(
-            f"no spots of sample {sample!r} in the predictions", f"samples: {examples(sorted(set(sid)))}"
+            f"no spots of sample {sample!r} in the predictions",
+            suggest(sample, sorted(set(sid))) or f"samples: {examples(sorted(set(sid)))}",
         )
     xy = pred.obsm("spatial")
     if xy is None:
@@ -54,17 +54,13 @@ def _section(predictions, truth, sample: str, symbols_wanted):
     if truth is None:
         if not pred.has_layer("truth"):
             raise InputError("no --truth given and the predictions have no layers['truth']")
-        tsrc, t_rows, t_cols, layer = pred, rows, cols, "truth"
+        tsrc, t_cols, layer = pred, cols, "truth"
     else:
         tsrc, layer = open_source(truth, "truth"), None
-        t_index = {b: k for k, b in enumerate(tsrc.obs_names())}
-        names = pred.obs_names()[rows]
-        missing = [b for b in names if b not in t_index]
-        if missing:
-            raise InputError(
-                f"{len(missing)} spots of {sample} are not in the truth file, e.g. {examples(missing)}"
-            )
-        t_rows = np.array([t_index[b] for b in names])
+    # spots are matched by (sample_id, barcode), by the code score uses: barcodes repeat across WSIs
+    wsi = next(w for w in align_spots(pred, tsrc, truth is None) if w.sample_id == sample)
+    rows, t_rows = wsi.pred_rows, wsi.truth_rows
+    if truth is not None:
         t_ids = tsrc.var_names()
         t_sym = to_symbols(t_ids, detect_id_style(t_ids), tsrc.var_column("gene_symbol"))
         t_pos = {s: j for j, s in reversed(list(enumerate(t_sym)))}
@@ -118,6 +114,7 @@ def spatial(
     pathways=None,
     image: str | Path | None = None,
     spot_size: float = 30.0,
+    name: str | None = None,
     ax=None,
 ):
     """Measured (left) and predicted (right) pathway activity of one WSI on its spots.
@@ -132,6 +129,8 @@ def spatial(
         Where to find the pathway (default: the shipped collection).
     image
         An H&E image whose pixels ``obsm['spatial']`` indexes; drawn under the spots.
+    name
+        Model name for the title (default: the predictions file stem).
 
     Returns
     -------
@@ -145,12 +144,15 @@ def spatial(
 
     sets = [s for s in load_pathways(pathways).sets if s.name == pathway]
     if not sets:
-        raise InputError(f"no pathway named {pathway!r}", "list them with gpc-bench pathways list")
+        hint = suggest(pathway, [s.name for s in load_pathways(pathways).sets])
+        raise InputError(f"no pathway named {pathway!r}", hint or "list them with gpc-bench pathways list")
     p, t, xy, genes = _section(predictions, truth, sample, set(sets[0].genes))
     act_t, act_p, r, used = pathway_activity(p, t)
     if not used.any():
         raise InputError(f"every gene of {pathway} is constant in the measured {sample}")
-    fig, axes = new_axes(ax, 2, width=4.6, height=4.4)
+    span = np.ptp(xy, axis=0).astype(float) + 1e-9
+    aspect = float(np.clip(span[1] / span[0], 0.4, 2.5))  # panel height follows the tissue's shape
+    fig, axes = new_axes(ax, 2, width=4.2, height=4.2 * aspect + 0.7)
     lim = float(np.nanpercentile(np.abs(np.concatenate([act_t, act_p])), 99)) or 1.0
     norm = mpl.colors.Normalize(-lim, lim)
     img = None if image is None else _load_image(image)
@@ -180,5 +182,9 @@ def spatial(
     cb = fig.colorbar(sc, ax=axes, shrink=0.8)
     cb.set_label("pathway activity (mean z-score)")
     cb.ax.set_gid("colorbar")
-    fig.suptitle(f"{pathway} in {sample}: PCC {r.mean():.3f} ({int(used.sum())} genes)", fontsize=10)
+    if name is None:
+        name = Path(predictions).stem if isinstance(predictions, str | Path) else "model"
+    fig.suptitle(
+        f"{pathway} in {sample}: PCC {r.mean():.3f} ({int(used.sum())} genes)\nmodel: {name}", fontsize=10
+    )
     return fig
