@@ -40,6 +40,7 @@ class PerWsi:
     spot_pred: list = field(default_factory=list)
     spot_truth: list = field(default_factory=list)
     spot_labels: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
 
     def profiles(self, cluster: str, wsi_types: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Prediction and truth profiles to cluster, and their cancer types."""
@@ -64,7 +65,7 @@ def score_wsis(reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kern
     threads, kernel
         Kernel threads and ``"numba"`` or ``"numpy"``.
     """
-    constant_prediction, truth_log1p = cfg.constant_prediction, cfg.truth_log1p
+    constant_prediction, truth_log1p, target = cfg.constant_prediction, cfg.truth_log1p, cfg.truth_normalize
     cluster, cluster_spots, seed = cfg.cluster, cfg.cluster_spots, cfg.seed
     wsis = reader.wsis
     n_wsi, n_genes = len(wsis), len(gmap.genes)
@@ -78,7 +79,7 @@ def score_wsis(reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kern
         if piece.first:
             t0 = time.perf_counter()
             if k == 0:
-                _check_truth_scale(x, truth_log1p)
+                out.warnings += _check_scale(x, y, truth_log1p or target is not None)
             acc = MomentAccumulator(
                 *n_cols,
                 x_cols=gmap.truth_cols,
@@ -91,6 +92,8 @@ def score_wsis(reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kern
                 rng = np.random.default_rng([seed, k])
                 take = np.sort(rng.choice(w.n_spots, min(w.n_spots, per_wsi_spots), replace=False))
                 parts_truth, parts_pred = [], []
+        if target is not None:
+            x = normalize_log1p(x, target)
         acc.add(x, y)
         if cluster == "spot":  # the sampled spots among this piece's rows
             sel = take[(take >= piece.r0) & (take < piece.r1)] - piece.r0
@@ -111,7 +114,7 @@ def score_wsis(reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kern
             out.mean_pred[k], out.mean_truth[k] = m.mean_y, m.mean_x
         elif cluster == "spot":
             xs = np.concatenate(parts_truth)
-            out.spot_truth.append(np.log1p(xs) if truth_log1p else xs)
+            out.spot_truth.append(np.log1p(xs) if truth_log1p else xs)  # normalised ones already are
             out.spot_pred.append(np.concatenate(parts_pred))
             out.spot_labels += [w.cancer_type] * len(take)
         logger.info(
@@ -144,21 +147,45 @@ def _moments(acc: MomentAccumulator, w, gmap, truth_log1p: bool):
         ) from None
 
 
-def _check_truth_scale(x, truth_log1p: bool) -> None:
-    n = x.shape[0]
-    sample = _some_rows(x, np.unique(np.linspace(0, n - 1, min(n, 64)).astype(np.int64))).ravel()
-    sample = sample[:: max(1, sample.size // 100_000)]
-    if sample.size == 0:
-        return
-    integral = bool(np.all(sample == np.round(sample)))
-    if not truth_log1p and integral and sample.max() > 30:
-        logger.warning(
-            "measured expression looks like raw counts (integers up to %g); "
-            "pass --truth-log1p if it is not log1p-transformed",
-            float(sample.max()),
+def normalize_log1p(x: np.ndarray, target: float) -> np.ndarray:
+    """Scale each row (spot) to ``target`` total counts over all its genes, then log1p, in place.
+
+    A spot with no counts stays 0. Computed in float64, stored back in ``x``'s float32.
+    """
+    total = x.sum(axis=1, dtype=np.float64)
+    scale = np.divide(target, total, out=np.zeros_like(total), where=total > 0)
+    np.log1p(x * scale[:, None], out=x, casting="unsafe")
+    return x
+
+
+def _check_scale(x, y, truth_counts: bool) -> list[str]:
+    """Sanity warnings from the first WSI: counts where log1p is expected, or the reverse."""
+    found = []
+
+    def sample(a):
+        n = a.shape[0]
+        v = _some_rows(a, np.unique(np.linspace(0, n - 1, min(n, 64)).astype(np.int64))).ravel()
+        return v[:: max(1, v.size // 100_000)]
+
+    xs, ys = sample(x), sample(y)
+    if xs.size == 0:
+        return found
+    integral = bool(np.all(xs == np.round(xs)))
+    if not truth_counts and integral and xs.max() > 30:
+        found.append(
+            f"measured expression looks like raw counts (integers up to {float(xs.max()):g}); pass "
+            "--truth-normalize 1e4 (total counts per spot, then log1p) or --truth-log1p (log1p only)"
         )
-    if truth_log1p and (not integral or sample.min() < 0):
-        logger.warning("--truth-log1p was given but the measured values are not non-negative integers")
+    if truth_counts and (not integral or xs.min() < 0):
+        found.append("the truth was to be treated as counts, but its values are not non-negative integers")
+    if ys.size and bool(np.all(ys == np.round(ys))) and ys.max() > 30:
+        found.append(
+            f"predictions look like raw counts (integers up to {float(ys.max()):g}); "
+            "gpc-bench expects predicted log1p expression"
+        )
+    for w in found:
+        logger.warning("%s", w)
+    return found
 
 
 def _some_rows(a, index) -> np.ndarray:

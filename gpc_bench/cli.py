@@ -103,7 +103,13 @@ def main(quiet: bool, verbose: bool) -> None:
 @click.option(
     "--cluster-spots", type=int, default=2000, show_default=True, help="Spots subsampled for --cluster spot."
 )
-@click.option("--truth-log1p", is_flag=True, help="Apply log1p to the measured values (raw counts).")
+@click.option("--truth-log1p", is_flag=True, help="Raw counts as truth: apply log1p only (no normalisation).")
+@click.option(
+    "--truth-normalize",
+    type=float,
+    default=None,
+    help="Raw counts as truth: scale each spot to this total (e.g. 1e4), then log1p.",
+)
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of the clustering and spot subsample."
 )
@@ -150,6 +156,8 @@ def score_cmd(ctx, predictions, truth, out, name, config_file, no_checksum, thre
         click.echo(f"gpc_{coll:<10} {_fmt(val)}")
     if "ami" in h:
         click.echo(f"ami / ari      {_fmt(h['ami'])} / {_fmt(h['ari'])}")
+    if res.summary["warnings"]:
+        click.echo(f"warnings       {len(res.summary['warnings'])} (above; recorded in summary.json)")
     click.echo(f"run folder     {out}")
 
 

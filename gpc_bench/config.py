@@ -41,7 +41,10 @@ class ScoreConfig:
     cluster_spots
         Spots subsampled for ``cluster="spot"``.
     truth_log1p
-        Apply log1p to the measured values (raw counts).
+        Apply log1p to the measured values (raw counts), with no library-size normalisation.
+    truth_normalize
+        Raw counts as truth: scale each spot's counts to this total (over all its genes), then log1p
+        (the usual ``normalize_total`` + ``log1p``; e.g. ``1e4``). Excludes ``truth_log1p``.
     seed
         Seed of the clustering and the spot subsample.
     pathways
@@ -59,6 +62,7 @@ class ScoreConfig:
     cluster: str | None = None
     cluster_spots: int = 2000
     truth_log1p: bool = False
+    truth_normalize: float | None = None
     seed: int = 0
     pathways: tuple[str, ...] | None = None
     collection_id: str | None = None
@@ -79,6 +83,15 @@ class ScoreConfig:
             raise InputError(f"variance_bins must be 'quantile' or 'log', not {self.variance_bins!r}")
         if self.cluster not in CLUSTER:
             raise InputError(f"cluster must be 'none', 'wsi' or 'spot', not {self.cluster!r}")
+        if self.truth_normalize is not None:
+            set_(self, "truth_normalize", float(self.truth_normalize))
+            if not self.truth_normalize > 0:
+                raise InputError(f"truth_normalize must be a positive target sum, not {self.truth_normalize}")
+            if self.truth_log1p:
+                raise InputError(
+                    "truth_log1p and truth_normalize both given",
+                    "--truth-normalize already applies log1p after scaling; pass only one",
+                )
         for name, low in (("min_genes", 0), ("n_levels", 1), ("cluster_spots", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or value < low:

@@ -27,7 +27,7 @@ from ._version import __version__
 from .config import ScoreConfig, resolve_config
 from .io.align import align_genes, align_spots
 from .io.checksum import file_sha256
-from .io.gmt import load_pathways
+from .io.gmt import check_pathway_paths, load_pathways
 from .io.h5ad import open_source
 from .io.runfolder import atomic_dir, check_out_dir, dumps_json, write_parquet
 from .io.stream import WsiReader
@@ -359,8 +359,9 @@ def score(
     t_start = time.perf_counter()
     cfg = resolve_config(config, **options)
     settings = (settings or Settings.from_env()).replace(**({"threads": threads} if threads else {}))
-    if out is not None:
+    if out is not None:  # paths first: a wrong one must not cost a scoring pass
         check_out_dir(out, overwrite)
+    check_pathway_paths(cfg.pathways)
     with _open_inputs(predictions, truth, name, checksum, settings.kernel) as inputs:  # 1. open, validate
         _stage("inputs opened", t_start)
         wsis = align_spots(inputs.pred, inputs.truth, inputs.same_file)  # 2. spots
@@ -458,6 +459,7 @@ def _summary(inputs: _Inputs, panel: _Panel, per, cohort: _Cohort, wsis, cfg: Sc
         "n_pathway_genes_ambiguous": panel.memb.n_ambiguous,
         **gmap.counts,
     }
+    warnings = [*gmap.warnings, *per.warnings, *_outcome_warnings(paths, panel, cfg)]
     sums = inputs.checks.get()
     pred, tsrc = inputs.pred, inputs.truth
     coll = panel.collection
@@ -498,7 +500,24 @@ def _summary(inputs: _Inputs, panel: _Panel, per, cohort: _Cohort, wsis, cfg: Sc
         },
         "gene_table": table_info(),
         "config": cfg.to_dict(),
+        "warnings": warnings,
     }
+
+
+def _outcome_warnings(paths: PathwayScores, panel: _Panel, cfg: ScoreConfig) -> list[str]:
+    """Warnings about the result itself, logged loudly and recorded in ``summary.json``."""
+    out = []
+    if not paths.ok.any():
+        n_in = panel.memb.n_in_panel
+        out.append(
+            f"no pathway could be scored: {len(panel.gmap.genes):,} genes are shared by both files, and no "
+            f"pathway has at least {max(cfg.min_genes, 1)} of them with a defined r (the most any has is "
+            f"{int(paths.n_scored.max(initial=0))}; {int((n_in > 0).sum())} of {len(n_in)} pathways have "
+            "any gene in the panel); GPC is undefined"
+        )
+    for w in out:
+        logger.warning("%s", w)
+    return out
 
 
 def _run_info(t_start: float, kernel: str, threads: int, reads: dict, checks: _Checksums) -> dict:

@@ -45,6 +45,7 @@ class GeneMap:
     pred_style: str
     truth_style: str
     counts: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
 
 
 def obs_labels(source, name: str) -> np.ndarray | None:
@@ -197,14 +198,13 @@ def align_genes(pred, truth, same_file: bool) -> GeneMap:
         t_keys = to_symbols(t_ids, t_style, t_sym_col)
     p_keep, p_dup = _first_occurrence(p_keys)
     t_keep, t_dup = _first_occurrence(t_keys)
+    warnings = []
     if p_dup or t_dup:
-        logger.warning(
-            "duplicated gene IDs: %d in predictions %s, %d in truth %s; the first column of each is used",
-            p_dup,
-            examples(_repeated(p_keys)),
-            t_dup,
-            examples(_repeated(t_keys)),
+        warnings.append(
+            f"duplicated gene IDs: {p_dup} in predictions {examples(_repeated(p_keys))}, {t_dup} in truth "
+            f"{examples(_repeated(t_keys))}; the first column of each is used"
         )
+        logger.warning("%s", warnings[-1])
     t_index = {t_keys[i]: i for i in t_keep.tolist()}
     pred_cols = np.array([i for i in p_keep.tolist() if p_keys[i] in t_index], dtype=np.int64)
     if len(pred_cols) == 0:
@@ -238,4 +238,4 @@ def align_genes(pred, truth, same_file: bool) -> GeneMap:
         counts["n_genes_predictions"],
         counts["n_genes_truth"],
     )
-    return GeneMap(p_raw[pred_cols], symbols, pred_cols, truth_cols, p_style, t_style, counts)
+    return GeneMap(p_raw[pred_cols], symbols, pred_cols, truth_cols, p_style, t_style, counts, warnings)

@@ -126,6 +126,29 @@ def default_collection_path() -> Path | None:
     return p if (p / "manifest.json").is_file() else None
 
 
+def check_pathway_paths(spec) -> None:
+    """Refuse a pathway path that does not exist, before any scoring work.
+
+    Raises
+    ------
+    InputError
+        Naming the path, and whether it looked like a folder or a GMT file.
+    """
+    if spec is None:
+        return
+    for item in [spec] if isinstance(spec, str | Path) else spec:
+        if isinstance(item, str) and "=" in item and not Path(item).exists():
+            item = item.split("=", 1)[1]
+        path = Path(item)
+        if not path.exists():
+            kind = "GMT file" if path.suffix.lower() == ".gmt" else "collection folder or GMT file"
+            raise InputError(
+                f"--pathways {kind} not found: {path}",
+                "give GMT files or a collection folder (gpc-bench curate writes one); "
+                "leave --pathways out for the shipped collection",
+            )
+
+
 def load_pathways(spec=None) -> PathwayCollection:
     """Load pathways from GMT files and/or collection folders.
 
