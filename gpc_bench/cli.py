@@ -351,10 +351,13 @@ def leaderboard_cmd(runs, out, reference, intersect, controls, n_boot, seed, ran
     if fmt == "md":
         click.echo(lb.to_markdown(), nl=False)
     else:
-        cols = [c for c in lb.table.columns if not c.startswith(("gpc_level_", "tie_rate_", "wilcoxon_p_"))]
-        click.echo(lb.table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        click.echo(lb.display().to_string(index=False))
+        click.echo(f"reference: {lb.info['reference']}; 95% intervals from {n_boot} WSI bootstrap draws")
     for note in lb.info["notes"]:
         click.echo(f"note: {note}", err=True)
+    for model, warnings in lb.info["warnings"].items():
+        for w in warnings:
+            click.echo(f"warning ({model}): {w}", err=True)
 
 
 @main.command("null")

@@ -61,7 +61,9 @@ def test_hand_computed_table(runs):
     assert t.loc["m", "tie_rate_hallmark"] == pytest.approx(1 / 2)
     assert t.loc["m", "win_rate_go"] == pytest.approx(2 / 3)
     assert t.loc["m", "tie_rate_go"] == 0
-    assert t.loc["ref", "tie_rate_go"] == 1 and t.loc["ref", "win_rate_go"] == 0
+    assert np.isnan(t.loc["ref", "tie_rate_go"]) and np.isnan(
+        t.loc["ref", "win_rate_go"]
+    )  # no self-comparison
     # ranks: mean rank over hvg macro (ref 1, m 2), hvg micro, gpc hallmark, gpc go (m 1) -> m first
     assert t.loc["m", "rank"] == 1 and t.loc["ref", "rank"] == 2
     assert pd.isna(t.loc["ctrl", "rank"]) and bool(t.loc["ctrl", "control"])
@@ -77,8 +79,11 @@ def test_rank_by_one_metric_and_markdown(runs):
     t = lb.table.set_index("model")
     assert t.loc["ref", "rank"] == 1 and t.loc["m", "rank"] == 2
     md = lb.to_markdown()
-    assert md.splitlines()[0].startswith("| model | control | n_wsi | hvg_pcc_macro")
-    assert "| m | False | 4 | 0.400 | 0.500 | 0.400 | 0.183 |" in md
+    assert md.splitlines()[0].startswith("| model | rank | HVG PCC macro | HVG PCC micro | GPC Hallmark")
+    assert "| m | 2 | 0.400 | 0.500 | 0.400 | 0.183 |" in md
+    assert "<NA>" not in md and "nan" not in md
+    ref_row = next(line for line in md.splitlines() if line.startswith("| ref |"))
+    assert ref_row.endswith("|  |  |  |  |")  # no win rates or tests of the reference against itself
 
 
 def test_pathway_comparison_and_bh(runs):
@@ -183,3 +188,23 @@ def test_recomputed_numbers_equal_the_runs_own(scored_runs):
         for lv, v in h["gpc_by_variance_level"].items():
             if v is not None:
                 assert t.loc[name, f"gpc_level_{lv}"] == pytest.approx(v, abs=1e-12)
+
+
+def test_rows_by_rank_with_controls_last_and_p_values_in_scientific_notation(scored_runs):
+    from gpc_bench.compare.leaderboard import fmt_p
+
+    runs = [scored_runs["mean"], scored_runs["noisy"], scored_runs["good"]]  # given worst first
+    lb = leaderboard(runs, reference="noisy", controls=["mean"], n_boot=50)
+    assert lb.table["model"].tolist() == ["good", "noisy", "mean"]
+    assert lb.table["rank"].tolist()[:2] == [1, 2] and lb.table["control"].tolist() == [False, False, True]
+    assert list(dict.fromkeys(lb.long["model"])) == ["good", "noisy", "mean"]
+    shown = lb.display()
+    assert shown["rank"].tolist() == ["1", "2", "control"]
+    assert " [" in shown.loc[0, "GPC Hallmark"]  # the bootstrap interval is shown
+    assert shown.loc[1, "wins vs ref Hallmark"] == ""  # the reference's own row
+    assert (fmt_p(1.2e-73), fmt_p(0.0312), fmt_p(float("nan"))) == ("1.2e-73", "0.031", "")
+    args = ["leaderboard", *map(str, runs), "--reference", "noisy", "--control", "mean", "--bootstrap", "20"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    lines = [line.split()[0] for line in res.output.splitlines()[1:4]]
+    assert lines == ["good", "noisy", "mean"] and "<NA>" not in res.output

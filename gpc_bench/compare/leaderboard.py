@@ -63,23 +63,70 @@ class Leaderboard:
             tmp.write_text(dumps_json(self.info))
         return out
 
+    def display(self, digits: int = 3, intervals: bool = True):
+        """The headline columns as strings, rows by rank with controls last: values with their
+        bootstrap interval (``0.412 [0.391, 0.433]``), p-values in scientific notation, blanks
+        where a value does not apply (the reference against itself)."""
+        return display_table(self, digits, intervals)
+
     def to_markdown(self, digits: int = 3) -> str:
-        """The wide table as a Markdown table."""
-        return markdown_table(self.table, digits)
+        """The headline table as Markdown (see :meth:`display`)."""
+        return markdown_table(self.display(digits))
 
 
-def markdown_table(df, digits: int = 3) -> str:
-    def fmt(v):
-        if isinstance(v, float | np.floating):
-            return "" if v != v else f"{v:.{digits}f}"
-        if v is None or v is np.nan:
-            return ""
-        return str(v)
+def fmt_value(v, digits: int = 3) -> str:
+    """A number for display: blank when missing (NaN, None or pandas' NA)."""
+    import pandas as pd
 
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return ""
+    if isinstance(v, float | np.floating):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def fmt_p(p) -> str:
+    """A p-value: scientific notation below 0.001 (1.2e-73, not 0.000), blank when missing."""
+    if p is None or p != p:
+        return ""
+    return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
+
+
+def display_table(lb: Leaderboard, digits: int = 3, intervals: bool = True):
+    """See :meth:`Leaderboard.display`."""
+    import pandas as pd
+
+    from ..metrics.registry import HEADLINE
+
+    t = lb.table
+    ci = lb.long.set_index(["model", "collection", "metric"])[["ci_low", "ci_high"]]
+    rows = []
+    for _, r in t.iterrows():
+        out = {"model": r["model"], "rank": "control" if r["control"] else fmt_value(r["rank"])}
+        for m in HEADLINE:
+            if m.column not in t or not t[m.column].notna().any():
+                continue
+            text = fmt_value(r[m.column], digits)
+            key = (r["model"], m.collection, m.key)
+            if intervals and text and key in ci.index:
+                lo, hi = ci.loc[key]
+                if lo == lo and hi == hi:
+                    text += f" [{lo:.{digits}f}, {hi:.{digits}f}]"
+            out[m.one_line] = text
+        for c in lb.info.get("collections", []):
+            col = f"wilcoxon_p_{c}"
+            if col in t and t[col].notna().any():
+                out[f"Wilcoxon p {c}"] = fmt_p(r[col])
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def markdown_table(df) -> str:
+    """A frame of strings as a Markdown table."""
     cols = list(df.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(fmt(v) for v in row) + " |")
+        lines.append("| " + " | ".join(str(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -219,7 +266,16 @@ def leaderboard(
         table[f"win_rate_{c}"] = [value(m, c, "win_rate") for m in rs.models]
         table[f"tie_rate_{c}"] = [value(m, c, "tie_rate") for m in rs.models]
         table[f"wilcoxon_p_{c}"] = [value(m, c, "wilcoxon_p") for m in rs.models]
+    self_cols = [c for c in table if c.startswith(("win_rate_", "tie_rate_", "wilcoxon_p_"))]
+    table.loc[table["model"] == reference, self_cols] = np.nan  # the reference against itself
+    long = long[~((long["model"] == reference) & long["metric"].isin(["win_rate", "tie_rate", "wilcoxon_p"]))]
     table["rank"] = _rank(table, rank_by)
+    # rows by rank, controls last (unranked models after ranked ones), the long table in that order
+    order = table.assign(_c=table["control"].astype(bool), _r=table["rank"].astype("float64"))
+    order = order.sort_values(["_c", "_r", "model"], na_position="last", kind="stable")
+    table = table.loc[order.index].reset_index(drop=True)
+    position = {m: i for i, m in enumerate(table["model"])}
+    long = long.sort_values("model", key=lambda s: s.map(position), kind="stable").reset_index(drop=True)
 
     comparison = _pathway_comparison(rs, s_all, reference)
     info = {
@@ -232,6 +288,10 @@ def leaderboard(
         "rank_by": rank_by,
         "intersect": intersect,
         "n_levels": rs.n_levels,
+        "collections": list(rs.collections),
+        "warnings": {
+            m: rs.runs[m].summary.get("warnings", []) for m in rs.models if rs.runs[m].summary.get("warnings")
+        },
         "notes": rs.notes,
         "collection_id": rs.collection_id,
         "wsis": rs.wsis,
