@@ -160,7 +160,7 @@ def report(
     lb = leaderboard(rs, reference, n_boot=n_boot, seed=seed)
     ref = lb.info["reference"]
     figures = [
-        ("Leaderboard", _png(leaderboard_table(lb.table))),
+        ("Leaderboard", _png(leaderboard_table(lb))),
         ("GPC by variance level", _png(levels([rs.runs[m] for m in rs.models]))),
     ]
     others = [m for m in rs.models if m != ref][:MAX_SCATTERS]

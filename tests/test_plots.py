@@ -234,3 +234,49 @@ def test_spatial_matches_score_when_barcodes_repeat_across_wsis(cohort, tmp_path
             pathway="MODULE_1",
             pathways=tmp_path / "s.gmt",
         )
+
+
+def test_leaderboard_figure_marks_the_reference_and_shows_intervals(runs, tmp_path):
+    lb = leaderboard(
+        [runs["good"], runs["noisy"], runs["mean"]], reference="noisy", n_boot=30, controls=["mean"]
+    )
+    lb.write(tmp_path / "lb.csv")
+    out = save(leaderboard_table(tmp_path / "lb.csv"), tmp_path / "tab.svg")
+    g = svg_groups(out)
+    assert "reference" in g
+    texts = [t for _, (_, ts) in g.items() for t in ts]
+    assert "noisy (ref)" in texts
+    lo, hi = lb.long.set_index(["model", "collection", "metric"]).loc[
+        ("good", "go", "gpc"), ["ci_low", "ci_high"]
+    ]
+    assert f"[{lo:.2f}, {hi:.2f}]" in texts
+    # win rates are on their fixed [0, 1] scale: the circle of a rate of 0 is the smallest possible
+    from gpc_bench.plot.table import _family_range
+
+    assert _family_range(np.array([0.2, 0.3]), "rate") == (0.0, 1.0)
+    assert _family_range(np.array([0.2, 0.3]), "pcc") == (0.0, 0.3)
+
+
+def test_levels_show_bands_counts_and_a_title(runs, tmp_path):
+    fig = levels([runs["good"], runs["noisy"]], n_boot=40)
+    axis = fig.axes[0]
+    assert axis.get_title().startswith("GPC by variance level")
+    assert {c.get_gid() for c in axis.collections} >= {"level-band-good", "level-band-noisy"}
+    ps = load_run(runs["good"]).pathway_scores
+    expect = np.bincount(ps["variance_level"].fillna(0).astype(int), minlength=11)[1:]
+    shown = [int(t.get_text().split("\n")[1]) for t in axis.get_xticklabels()]
+    assert shown == expect.tolist()
+
+
+def test_scatter_labels_do_not_collide_and_drop_prefixes(runs):
+    fig = scatter(runs["good"], runs["noisy"], label_top=6)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for axis in fig.axes[:-1]:
+        labels = [t for t in axis.texts if t.get_fontsize() == 6]
+        assert len(labels) == 6
+        assert not any(t.get_text().startswith(("GOBP_", "GOCC_", "GOMF_", "HALLMARK_")) for t in labels)
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                assert not boxes[i].overlaps(boxes[j]), (labels[i].get_text(), labels[j].get_text())

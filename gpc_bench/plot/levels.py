@@ -13,26 +13,71 @@ def _run(r) -> Run:
     return r if isinstance(r, Run) else load_run(r)
 
 
-def levels(runs, *, ax=None):
-    """GPC (all collections) at each variance level, one line per model.
+def _level_draws(run: Run, n: int, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """GPC per level under WSI bootstrap draws (within cancer types), and pathways per level."""
+    from ..compare.stats import bootstrap_weights, nanmean, weighted_mean
+
+    ps = run.pathway_scores
+    wide = run.pathway_wsi_scores.pivot(index=["collection", "pathway"], columns="sample_id", values="score")
+    keys = list(zip(ps["collection"], ps["pathway"], strict=True))
+    wide = wide.reindex(keys)
+    lv = ps["variance_level"].fillna(0).to_numpy(dtype=np.int64)
+    hvg = run.hvg_scores.assign(sample_id=lambda d: d["sample_id"].astype(str)).set_index("sample_id")
+    types = [str(hvg.loc[str(w), "cancer_type"]) for w in wide.columns]
+    weights = bootstrap_weights(types, n_boot, seed)
+    s = weighted_mean(wide.to_numpy(dtype=np.float64), weights)  # (pathways, draws)
+    draws = np.vstack([nanmean(s[lv == k], axis=0) if (lv == k).any() else np.full(n_boot, np.nan)
+                       for k in range(1, n + 1)])  # fmt: skip
+    return draws, np.bincount(lv, minlength=n + 1)[1:]
+
+
+def levels(runs, *, ax=None, n_boot: int = 200, seed: int = 0):
+    """GPC (all collections) at each variance level, one line per model, with bootstrap bands.
+
+    Parameters
+    ----------
+    runs
+        Run folders (or :class:`~gpc_bench.io.run.Run`), scored with the same number of levels.
+    n_boot
+        WSI bootstrap draws (within cancer types) for the 95% bands; 0 for none.
+    seed
+        Seed of the draws.
 
     Returns
     -------
     matplotlib.figure.Figure
-        Each model's line carries the gid ``level-line-<model>``.
+        Each model's line carries the gid ``level-line-<model>``, its band ``level-band-<model>``.
+        The x tick labels give the number of pathways at each level (of the first run).
     """
-    fig, (axis,) = new_axes(ax, 1, width=5.5)
+    import warnings
+
+    fig, (axis,) = new_axes(ax, 1, width=5.8, height=4.2)
     runs = [_run(r) for r in runs]
     x = np.arange(1, n_levels([r.summary for r in runs]) + 1)
+    counts = None
     for r in runs:
         by = r.summary["headline"].get("gpc_by_variance_level", {})
         y = np.array([np.nan if by.get(str(k)) is None else by[str(k)] for k in x], dtype=float)
         (line,) = axis.plot(x, y, marker="o", ms=4, label=r.name)
         line.set_gid(f"level-line-{r.name}")
+        if n_boot:
+            draws, n_per = _level_draws(r, len(x), n_boot, seed)
+            counts = n_per if counts is None else counts
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # levels without pathways
+                lo, hi = np.nanpercentile(draws, [2.5, 97.5], axis=1)
+            band = axis.fill_between(x, lo, hi, color=line.get_color(), alpha=0.18, lw=0)
+            band.set_gid(f"level-band-{r.name}")
     axis.axhline(0, color="0.6", lw=0.6)
     axis.set_xticks(x)
-    axis.set_xlabel("variance level (1 = lowest)")
+    if counts is not None:
+        axis.set_xticklabels([f"{k}\n{c}" for k, c in zip(x, counts, strict=True)], fontsize=8)
+        axis.set_xlabel("variance level (1 = lowest); pathways per level below it")
+    else:
+        axis.set_xlabel("variance level (1 = lowest)")
     axis.set_ylabel("GPC")
+    band_note = f", 95% WSI bootstrap bands ({n_boot} draws)" if n_boot else ""
+    axis.set_title(f"GPC by variance level{band_note}", fontsize=10)
     axis.legend(frameon=False, fontsize=8)
     return fig
 

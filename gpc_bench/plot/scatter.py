@@ -14,6 +14,32 @@ def _scores(run: Run):
     return t[t["status"] == "ok"].set_index(["collection", "pathway"])
 
 
+PREFIXES = ("HALLMARK_", "GOBP_", "GOCC_", "GOMF_", "GO_")
+
+
+def short_name(name: str) -> str:
+    """A pathway name without its collection prefix (``GOBP_``, ``HALLMARK_``, ...)."""
+    for p in PREFIXES:
+        if str(name).startswith(p):
+            return str(name)[len(p) :]
+    return str(name)
+
+
+def _repel(axis, labels, x, y, note) -> None:
+    """Move the labels off each other, the points and the annotation (adjustText), with leader lines."""
+    from adjustText import adjust_text
+
+    axis.figure.canvas.draw()  # adjustText needs the final layout to measure the texts
+    adjust_text(
+        labels,
+        x=x,
+        y=y,
+        objects=[note.get_window_extent()],
+        ax=axis,
+        arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5},
+    )
+
+
 def scatter(
     run_a, run_b, *, label_top: int = 0, ax=None, name_a: str | None = None, name_b: str | None = None
 ):
@@ -44,6 +70,7 @@ def scatter(
     n = n_levels([run_a.summary, run_b.summary])
     cmap, norm = level_cmap(n)
     mappable = None
+    labelled = {}
     for axis, coll in zip(axes, colls, strict=False):
         d = both.loc[coll]
         x, y = d["gpc_b"].to_numpy(), d["gpc_a"].to_numpy()
@@ -58,21 +85,19 @@ def scatter(
         axis.set_aspect("equal")
         wins = int((y > x).sum())
         text = f"{name_a} better on {wins}/{len(x)} ({100 * wins / max(len(x), 1):.1f}%)"
-        t = axis.text(0.03, 0.97, text, transform=axis.transAxes, va="top", ha="left", fontsize=9)
+        # above the panel, under its title: never on top of a point or a label
+        t = axis.text(0.5, 1.01, text, transform=axis.transAxes, va="bottom", ha="center", fontsize=8.5)
         t.set_gid(f"annotation-{coll}")
-        axis.set_title({"hallmark": "Hallmark", "go": "GO"}.get(coll, coll))
+        axis.set_title({"hallmark": "Hallmark", "go": "GO"}.get(coll, coll), pad=16)
         axis.set_xlabel(f"{name_b} GPC")
         axis.set_ylabel(f"{name_a} GPC")
         if label_top:
             diff = np.abs(y - x)
-            for k in np.argsort(-diff, kind="stable")[:label_top]:
-                axis.annotate(
-                    str(d.index[k]).removeprefix("HALLMARK_"),
-                    (x[k], y[k]),
-                    fontsize=6,
-                    xytext=(3, 3),
-                    textcoords="offset points",
-                )
+            top = np.argsort(-diff, kind="stable")[:label_top]
+            labels = [axis.text(x[k], y[k], short_name(d.index[k]), fontsize=6) for k in top]
+            labelled[axis] = (labels, x, y, t)
+    for axis, (labels, x, y, note) in labelled.items():
+        _repel(axis, labels, x, y, note)
     if mappable is not None:
         cb = fig.colorbar(mappable, ax=axes, ticks=range(1, n + 1), shrink=0.8)
         cb.set_label("variance level")
