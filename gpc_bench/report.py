@@ -135,6 +135,78 @@ def _provenance_html(lb) -> str:
     )
 
 
+def _pathways_html(lb, rs, n: int = 8) -> str:
+    """Per pathway: where each model differs most from the reference (paired test over WSIs, BH
+    adjusted), and each model's best and worst pathways, with the variance-matched null z when
+    ``gpc-bench null`` was run on the run folder."""
+    import pandas as pd
+
+    from .compare.leaderboard import fmt_p
+
+    ref = lb.info["reference"]
+    parts = []
+    comp = lb.comparison
+    for m in [x for x in lb.table["model"] if x != ref]:
+        c = comp[comp["model"] == m].copy()
+        if c.empty:
+            continue
+        c["_abs"] = c["difference"].abs()
+        c = c.sort_values(["p_adjusted", "_abs"], ascending=[True, False], na_position="last").head(n)
+        rows = "".join(
+            f"<tr><td>{html.escape(str(r.pathway))}</td><td>{html.escape(str(r.collection))}</td>"
+            f"<td>{_fmt(r.gpc_model)}</td><td>{_fmt(r.gpc_reference)}</td><td>{_fmt(r.difference)}</td>"
+            f"<td>{fmt_p(r.p_value)}</td><td>{fmt_p(r.p_adjusted)}</td></tr>"
+            for r in c.itertuples(index=False)
+        )
+        parts.append(
+            f"<h3>{html.escape(m)} against {html.escape(ref)}: the largest differences</h3>"
+            f'<table class="pathways"><thead><tr><th>pathway</th><th>collection</th><th>{html.escape(m)}</th>'
+            f"<th>{html.escape(ref)}</th><th>difference</th><th>Wilcoxon p</th><th>BH-adjusted p</th></tr>"
+            f"</thead><tbody>{rows}</tbody></table>"
+        )
+    for m in lb.table["model"]:
+        run = rs.runs[m]
+        ps = run.pathway_scores
+        ps = ps[ps["status"] == "ok"]
+        null_p = run.path / "pathway_null.csv"
+        z = None
+        if null_p.is_file():
+            z = pd.read_csv(null_p).set_index(["collection", "pathway"])["z"]
+        head = "<th>null z</th>" if z is not None else ""
+
+        def rows_of(df, z=z):
+            out = []
+            for r in df.itertuples(index=False):
+                zz = "" if z is None else _fmt(z.get((r.collection, r.pathway), float("nan")), 2)
+                cell = f"<td>{zz}</td>" if z is not None else ""
+                out.append(
+                    f"<tr><td>{html.escape(str(r.pathway))}</td><td>{html.escape(str(r.collection))}</td>"
+                    f"<td>{_fmt(r.gpc)}</td>{cell}</tr>"
+                )
+            return "".join(out)
+
+        best = ps.sort_values("gpc", ascending=False, kind="stable").head(n // 2)
+        worst = ps.sort_values("gpc", ascending=True, kind="stable").head(n // 2)
+        note = "" if z is not None else " (run <code>gpc-bench null</code> on the run folder for a null z)"
+        parts.append(
+            f"<h3>{html.escape(m)}: best and worst pathways</h3>"
+            f'<table class="pathways"><thead><tr><th>pathway</th><th>collection</th><th>GPC</th>{head}</tr></thead>'
+            f"<tbody>{rows_of(best)}<tr><td colspan=3>...</td></tr>{rows_of(worst)}</tbody></table>"
+            f'<p class="ci">variance-matched null{note}</p>'
+        )
+    return "".join(parts)
+
+
+def _warnings_html(lb) -> str:
+    items = [
+        f"<li><b>{html.escape(m)}</b>: {html.escape(w)}</li>"
+        for m, ws in lb.info.get("warnings", {}).items()
+        for w in ws
+    ]
+    items += [f"<li>{html.escape(n)}</li>" for n in lb.info["notes"]]
+    return f'<h2>Warnings</h2><ul id="warnings">{"".join(items)}</ul>' if items else ""
+
+
 def report(
     runs,
     out: str | Path,
@@ -176,8 +248,18 @@ def report(
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>"
+        f'<p id="reference">Reference model: <b>{html.escape(ref)}</b>; win rates and tests compare each '
+        f"model with it. {len(lb.info['wsis'])} WSIs"
+        + (
+            f"; controls (not ranked): {html.escape(', '.join(lb.info['controls']))}"
+            if lb.info["controls"]
+            else ""
+        )
+        + ".</p>"
+        f"{_warnings_html(lb)}"
         f"<h2>Leaderboard</h2>{_table_html(lb)}"
         f"<h2>Figures</h2>{figs}"
+        f'<h2 id="per-pathway">Per pathway</h2>{_pathways_html(lb, rs)}'
         f"<h2>Metrics</h2><dl>{metrics}</dl>"
         f"<h2>Provenance</h2>{_provenance_html(lb)}"
         "<script>window.addEventListener('load',function(){var n=0;for(var i of document.images)"

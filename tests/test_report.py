@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -77,3 +78,33 @@ def test_renders_in_headless_chromium(html_report, tmp_path):
     ).stdout
     assert 'data-images-loaded="5"' in dom  # every inlined figure decoded
     assert dom.count("<tr") == 4 and '<table id="leaderboard">' in dom
+
+
+def test_reference_warnings_and_per_pathway_section(scored_runs, tmp_path):
+    import json
+    import shutil as sh
+
+    from gpc_bench.compare.null import pathway_null
+
+    good = tmp_path / "good"
+    sh.copytree(scored_runs["good"], good)
+    pathway_null(good, n_draws=50, seed=0).write(good)  # the null z appears next to its pathways
+    noisy = tmp_path / "noisy"
+    sh.copytree(scored_runs["noisy"], noisy)
+    summary = json.loads((noisy / "summary.json").read_text())
+    summary["warnings"] = ["predictions look like raw counts (integers up to 99)"]
+    (noisy / "summary.json").write_text(json.dumps(summary))
+    runs = [good, noisy, scored_runs["mean"]]
+    text = report(runs, tmp_path / "r.html", reference="noisy", controls=["mean"], n_boot=20).read_text()
+    assert '<p id="reference">Reference model: <b>noisy</b>' in text
+    assert text.index('id="reference"') < text.index('id="leaderboard"')
+    warn = re.search(r'<ul id="warnings">(.*?)</ul>', text, re.S).group(1)
+    assert "<b>noisy</b>: predictions look like raw counts" in warn
+    section = text[text.index('id="per-pathway"') : text.index("<h2>Metrics")]
+    assert "good against noisy: the largest differences" in section and "BH-adjusted p" in section
+    assert "good: best and worst pathways" in section and "mean: best and worst pathways" in section
+    good_table = section[section.index("good: best and worst") :].split("</table>")[0]
+    assert "<th>null z</th>" in good_table
+    z = pd.read_csv(good / "pathway_null.csv").set_index("pathway")["z"]
+    best = pd.read_csv(good / "pathway_scores.csv").query("status == 'ok'").sort_values("gpc").iloc[-1]
+    assert f"<td>{best['pathway']}</td>" in good_table and f"{z[best['pathway']]:.2f}" in good_table
