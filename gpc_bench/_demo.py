@@ -55,9 +55,12 @@ def demo(out: str | Path = "gpc-demo", seed: int = 0, overwrite: bool = True, ex
     out = Path(out)
     paths = write_cohort(out / "data", seed=seed)
     rows = []
-    quiet = logging.getLogger("gpc_bench.scoring")
-    level = quiet.level
-    quiet.setLevel(max(level, logging.WARNING))  # one line per model, not per WSI
+    # one line per model, not per WSI, unless -v (debug)
+    noisy = [logging.getLogger(f"gpc_bench.{n}") for n in ("scoring", "_per_wsi", "io.align", "io.runfolder")]
+    levels = [lg.level for lg in noisy]
+    if not logging.getLogger("gpc_bench").isEnabledFor(logging.DEBUG):
+        for lg in noisy:
+            lg.setLevel(logging.WARNING)
     try:
         results = {
             name: score(
@@ -72,7 +75,8 @@ def demo(out: str | Path = "gpc-demo", seed: int = 0, overwrite: bool = True, ex
             for name in MODELS
         }
     finally:
-        quiet.setLevel(level)
+        for lg, lv in zip(noisy, levels, strict=True):
+            lg.setLevel(lv)
     for name, res in results.items():
         logger.info("scored %s -> %s", name, out / "runs" / name)
         h = res.headline

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._errors import InputError
+from ._progress import Progress
 from .metrics.pcc import MomentAccumulator, NonFiniteError, RowMatrix, pearson_from_moments
 from .metrics.variance import VarianceAccumulator
 
@@ -65,8 +66,7 @@ def score_wsis(reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kern
     threads, kernel
         Kernel threads and ``"numba"`` or ``"numpy"``.
     """
-    constant_prediction, truth_log1p, target = cfg.constant_prediction, cfg.truth_log1p, cfg.truth_normalize
-    cluster, cluster_spots, seed = cfg.cluster, cfg.cluster_spots, cfg.seed
+    cluster, cluster_spots = cfg.cluster, cfg.cluster_spots
     wsis = reader.wsis
     n_wsi, n_genes = len(wsis), len(gmap.genes)
     r, flags = np.full((n_wsi, n_genes), np.nan), np.zeros((n_wsi, n_genes), np.int8)
@@ -74,6 +74,16 @@ def score_wsis(reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kern
     if cluster == "wsi":
         out.mean_pred, out.mean_truth = np.zeros((n_wsi, n_genes)), np.zeros((n_wsi, n_genes))
     per_wsi_spots = int(np.ceil(cluster_spots / n_wsi)) if cluster == "spot" else 0
+    with Progress(n_wsi, "WSIs scored", logger) as progress:
+        _stream(reader, out, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots)
+    return out
+
+
+def _stream(reader, out: PerWsi, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots) -> None:
+    """The loop over blocks: moments per WSI into ``out``, one progress step per WSI."""
+    constant_prediction, truth_log1p, target = cfg.constant_prediction, cfg.truth_log1p, cfg.truth_normalize
+    cluster, seed = cfg.cluster, cfg.seed
+    n_wsi, n_genes = len(reader.wsis), len(gmap.genes)
     for piece in reader:
         k, w, x, y = piece.k, piece.wsi, piece.x, piece.y
         if piece.first:
@@ -117,7 +127,7 @@ def score_wsis(reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kern
             out.spot_truth.append(np.log1p(xs) if truth_log1p else xs)  # normalised ones already are
             out.spot_pred.append(np.concatenate(parts_pred))
             out.spot_labels += [w.cancer_type] * len(take)
-        logger.info(
+        progress.step(
             "[%d/%d] %s (%s): %d spots, %d genes, %.2fs",
             k + 1,
             n_wsi,
@@ -127,7 +137,6 @@ def score_wsis(reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kern
             n_genes,
             time.perf_counter() - t0,
         )
-    return out
 
 
 def _moments(acc: MomentAccumulator, w, gmap, truth_log1p: bool):

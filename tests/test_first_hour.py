@@ -182,3 +182,31 @@ def test_every_option_has_help():
                 yield " ".join(path) + " " + "/".join(p.opts)
 
     assert list(walk(main, ["gpc-bench"])) == []
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere(monkeypatch, caplog):
+    import logging
+
+    from gpc_bench._progress import Progress
+
+    log = logging.getLogger("gpc_bench.test_progress")
+    with caplog.at_level("INFO", logger="gpc_bench.test_progress"):
+        with Progress(10, "things", log, every=4) as p:
+            for k in range(10):
+                p.step("did %d", k + 1)
+    assert [r.getMessage() for r in caplog.records] == ["did 4", "did 8", "did 10"]
+    caplog.clear()
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with caplog.at_level("INFO", logger="gpc_bench.test_progress"):
+        with Progress(3, "things", log) as p:
+            assert p.bar is not None
+            for _ in range(3):
+                p.step("did one")
+            assert p.bar.n == 3
+    assert caplog.records == []  # the bar replaces the lines
+
+
+def test_demo_prints_one_line_per_model(tmp_path):
+    res = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "d")])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("scored ") == 4 and "[1/" not in res.output

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import InputError
+from .._progress import Progress
 from .._version import __version__
 from ..io.runfolder import atomic_file, dumps_json
 from ..metrics.registry import RANK_COLUMNS
@@ -336,6 +337,7 @@ def _pathway_comparison(rs: RunSet, s_all, reference: str):
     import pandas as pd
 
     frames = []
+    progress = Progress(len(rs.models) - 1, "models compared per pathway", logger)
     for m in rs.models:
         if m == reference:
             continue
@@ -350,4 +352,6 @@ def _pathway_comparison(rs: RunSet, s_all, reference: str):
             sel = (df["collection"] == c).to_numpy()
             df.loc[sel, "p_adjusted"] = bh_adjust(df.loc[sel, "p_value"].to_numpy())
         frames.append(df)
+        progress.step("compared %s with %s on %d pathways", m, reference, len(df))
+    progress.close()
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COMPARISON_COLUMNS)

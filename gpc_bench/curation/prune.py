@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import numpy as np
+
+from .._progress import Progress
+
+logger = logging.getLogger(__name__)
 
 PruneOrder = Literal["largest-first", "smallest-first"]
 
@@ -57,6 +62,7 @@ def jaccard_prune(names: list[str], gene_sets: list, tau: float = 0.1, order: Pr
     position[walk] = np.arange(n)
     kept = np.zeros(n, dtype=bool)
     records = []
+    progress = Progress(n, "sets pruned", logger, every=1000)
     for i in walk.tolist():
         lo, hi = inter.indptr[i], inter.indptr[i + 1]
         other, shared = inter.indices[lo:hi], inter.data[lo:hi]
@@ -78,4 +84,6 @@ def jaccard_prune(names: list[str], gene_sets: list, tau: float = 0.1, order: Pr
                 "jaccard": jmax,
             }
         )
+        progress.step("pruned %d of %d sets, %d kept", len(records), n, int(kept.sum()))
+    progress.close()
     return records
