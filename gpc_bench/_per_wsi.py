@@ -28,6 +28,10 @@ class PerWsi:
         Measured-expression variance over all spots, and per cancer type (Chan's merge).
     mean_pred, mean_truth
         ``(n_wsi, n_genes)`` mean profiles (``cluster="wsi"`` only).
+    n, moments
+        Spots per WSI, and ``(n_wsi, 5, n_genes)`` per-WSI moments: truth mean and M2, prediction
+        mean and M2, and the co-moment sum((x - mean_x)(y - mean_y)) (pooled protocols and the
+        truth check of the leaderboard use them).
     spot_pred, spot_truth, spot_labels
         The sampled spots' profiles and cancer types (``cluster="spot"`` only).
     """
@@ -42,6 +46,16 @@ class PerWsi:
     spot_truth: list = field(default_factory=list)
     spot_labels: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
+    n: np.ndarray | None = None
+    moments: np.ndarray | None = None
+
+    @property
+    def truth_mean(self) -> np.ndarray:
+        return self.moments[:, 0]
+
+    @property
+    def truth_m2(self) -> np.ndarray:
+        return self.moments[:, 1]
 
     def profiles(self, cluster: str, wsi_types: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Prediction and truth profiles to cluster, and their cancer types."""
@@ -71,6 +85,7 @@ def score_wsis(reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kern
     n_wsi, n_genes = len(wsis), len(gmap.genes)
     r, flags = np.full((n_wsi, n_genes), np.nan), np.zeros((n_wsi, n_genes), np.int8)
     out = PerWsi(r, flags, VarianceAccumulator(n_genes))
+    out.n, out.moments = np.zeros(n_wsi, np.int64), np.zeros((n_wsi, 5, n_genes))
     if cluster == "wsi":
         out.mean_pred, out.mean_truth = np.zeros((n_wsi, n_genes)), np.zeros((n_wsi, n_genes))
     per_wsi_spots = int(np.ceil(cluster_spots / n_wsi)) if cluster == "spot" else 0
@@ -117,6 +132,8 @@ def _stream(reader, out: PerWsi, progress, gmap, n_cols, cfg, threads, kernel, p
             continue
         m = _moments(acc, w, gmap, truth_log1p)
         out.r[k], out.flags[k] = pearson_from_moments(m, constant_prediction)
+        out.n[k] = m.n
+        out.moments[k] = (m.mean_x, m.m2_x, m.mean_y, m.m2_y, m.sxy - m.sx * m.sy / m.n)
         out.variance.add(m.n, m.mean_x, m.m2_x)
         by_type = out.variance_by_type.setdefault(w.cancer_type, VarianceAccumulator(n_genes))
         by_type.add(m.n, m.mean_x, m.m2_x)

@@ -51,6 +51,15 @@ def build_tables(per, cohort, panel, wsis, cfg) -> dict:
             "flag": _categorical(flags.ravel(), flag_names),
         }
     )
+    truth_moments = pd.DataFrame(  # what the truth was, per WSI and gene: checked by the leaderboard
+        {
+            "sample_id": gene_scores["sample_id"],
+            "gene": gene_scores["gene"],
+            "n_spots": gene_scores["n_spots"],
+            "mean": per.truth_mean.ravel(),
+            "m2": per.truth_m2.ravel(),
+        }
+    )
     n_sets = len(sets)
     coll_col = obj([s.collection for s in sets])
     name_col = obj([s.name for s in sets])
@@ -118,6 +127,7 @@ def build_tables(per, cohort, panel, wsis, cfg) -> dict:
     )
     return {
         "gene_scores": gene_scores,
+        "truth_moments": truth_moments,
         "pathway_wsi_scores": pathway_wsi,
         "pathway_scores": pathway_scores,
         "pathway_genes": pathway_genes,

@@ -55,6 +55,7 @@ class ScoreResult:
     hvg_scores: object
     gene_variance: object
     variance_levels: object
+    truth_moments: object
     summary: dict
     run_info: dict = field(default_factory=dict)
 
@@ -75,6 +76,7 @@ class ScoreResult:
         with atomic_dir(out, overwrite=overwrite) as tmp, ThreadPoolExecutor(1) as pool:
             # the parquet writer works outside the GIL: the CSVs are written meanwhile
             parquet = pool.submit(write_parquet, self.gene_scores, tmp / "gene_scores.parquet")
+            moments = pool.submit(write_parquet, self.truth_moments, tmp / "truth_moments.parquet")
             for name in (
                 "pathway_wsi_scores",
                 "pathway_scores",
@@ -87,6 +89,7 @@ class ScoreResult:
             (tmp / "summary.json").write_text(dumps_json(self.summary))
             (tmp / "run_info.json").write_text(dumps_json(self.run_info))
             parquet.result()
+            moments.result()
         logger.info("wrote %s", out)
         return out
 

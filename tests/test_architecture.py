@@ -17,6 +17,7 @@ from gpc_bench import metrics as M
 
 TABLES = (
     "gene_scores.parquet",
+    "truth_moments.parquet",
     "pathway_wsi_scores.csv",
     "pathway_scores.csv",
     "pathway_genes.csv",

@@ -260,6 +260,7 @@ def test_outputs_are_byte_identical(cohort_files, tmp_path):
     assert files == sorted(
         [
             "gene_scores.parquet",
+            "truth_moments.parquet",
             "pathway_wsi_scores.csv",
             "pathway_scores.csv",
             "pathway_genes.csv",

@@ -63,6 +63,11 @@ class Run:
         return self.table("gene_scores.parquet")
 
     @property
+    def truth_moments(self):
+        """Per WSI and gene: spots, mean and M2 of the measured values (what the truth was)."""
+        return self.table("truth_moments.parquet")
+
+    @property
     def pathway_genes(self):
         return self.table("pathway_genes.csv")
 
