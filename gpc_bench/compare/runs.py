@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._errors import InputError, examples
+from .._errors import InputError
 from ..io.run import Run, load_run
 from ..metrics.registry import n_levels
+from .comparable import check, restrict
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +75,9 @@ def load_runs(paths, *, intersect: bool = False, controls=()) -> RunSet:
     paths
         Run folders (or :class:`Run` objects) written by ``gpc-bench score``.
     intersect
-        Restrict to the WSIs and pathways common to all runs instead of refusing runs that
-        differ in WSIs or pathway collection.
+        Compare on what the runs share (WSIs, genes, pathway names) instead of refusing runs that
+        differ there; pathway scores, variance levels and HVGs are then recomputed on the shared
+        genes and WSIs (:func:`gpc_bench.compare.comparable.restrict`).
     controls
         Model names to mark as controls, in addition to runs whose predictions were written
         by ``gpc-bench controls`` (their summary says so).
@@ -83,8 +85,9 @@ def load_runs(paths, *, intersect: bool = False, controls=()) -> RunSet:
     Raises
     ------
     InputError
-        Fewer than one run, duplicated model names, different pathway collections or
-        different WSI sets (without ``intersect``).
+        Fewer than one run, duplicated model names, or runs that are not comparable
+        (:func:`gpc_bench.compare.comparable.check`): different config, truth, collection, WSIs or
+        genes (the last three accepted with ``intersect``).
     """
     runs = [_as_run(p) for p in paths]
     if not runs:
@@ -110,23 +113,17 @@ def load_runs(paths, *, intersect: bool = False, controls=()) -> RunSet:
 
     hvg_tabs = {r.name: r.hvg_scores for r in runs}
     wsi_sets = {n: set(t["sample_id"].astype(str)) for n, t in hvg_tabs.items()}
-    common = set.intersection(*wsi_sets.values())
-    union = set.union(*wsi_sets.values())
-    if common != union:
-        detail = "; ".join(
-            f"{n} lacks {examples(sorted(union - s), 3)}" for n, s in wsi_sets.items() if union - s
+    cmp = check(runs, intersect, wsi_sets)
+    if cmp.refusals:
+        raise InputError(
+            "these runs are not comparable:\n  - " + "\n  - ".join(cmp.refusals),
+            "docs/comparing.md says what makes runs comparable; --intersect compares what they share "
+            "(WSIs and genes) when only those differ",
         )
-        if not intersect:
-            raise InputError(
-                f"the runs were scored on different WSI sets ({detail})",
-                "score every model on the same test WSIs, or pass --intersect to use the common ones",
-            )
-        notes.append(
-            f"restricted to the {len(common)} WSIs common to all runs ({len(union - common)} dropped)"
-        )
-    if not common:
+    notes += cmp.notes
+    if not cmp.wsis:
         raise InputError("the runs share no WSI", "check that they were scored on the same test split")
-    wsis = sorted(common)
+    wsis = cmp.wsis
     first = hvg_tabs[names[0]].assign(sample_id=lambda d: d["sample_id"].astype(str)).set_index("sample_id")
     cancer_types = [str(first.loc[w, "cancer_type"]) for w in wsis]
 
@@ -142,7 +139,12 @@ def load_runs(paths, *, intersect: bool = False, controls=()) -> RunSet:
 
     pathways = pd.DataFrame(keys, columns=["collection", "pathway"])
     scores, levels, hvg = {}, {}, {}
+    recompute = cmp.restricted and all("config" in r.summary for r in runs)
     for r in runs:
+        if recompute:  # on the shared genes and WSIs, from the gene-level tables
+            rr = restrict(r, keys, wsis, cmp.genes, cancer_types)
+            scores[r.name], levels[r.name], hvg[r.name] = rr.scores, rr.levels, rr.hvg
+            continue
         scores[r.name] = _pathway_matrix(r, keys, wsis)
         lv = pw_tabs[r.name].set_index(["collection", "pathway"])["variance_level"]
         levels[r.name] = lv.reindex(keys).fillna(0).to_numpy(dtype=np.int64)
@@ -153,7 +155,7 @@ def load_runs(paths, *, intersect: bool = False, controls=()) -> RunSet:
     if unknown:
         raise InputError(f"--control names {sorted(unknown)} are not among the runs {names}")
     for note in notes:
-        logger.warning("%s", note)
+        logger.info("%s", note)  # the CLI prints the notes after the table
     return RunSet(
         models=names,
         wsis=wsis,

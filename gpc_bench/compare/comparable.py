@@ -1,0 +1,256 @@
+"""Are runs comparable? Same config, truth, collection, WSIs and genes; and what ``--intersect`` recomputes.
+
+A number is comparable only with one computed under the same config, against the same measured
+expression, on the same pathway collection, WSIs and gene panel. :func:`check` lists every
+difference with the option that resolves it; :func:`restrict` recomputes a run's pathway scores,
+variance levels and HVG values on the WSIs and genes that several runs share, from its gene-level
+tables, with the array functions of :mod:`gpc_bench.metrics`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._errors import examples
+from ..io.run import Run
+
+logger = logging.getLogger(__name__)
+
+#: option that resolves a difference in each config field
+OPTIONS = {
+    "constant_prediction": "--constant-prediction",
+    "min_genes": "--min-genes",
+    "variance_bins": "--variance-bins",
+    "n_levels": "--levels",
+    "hvg": "--hvg",
+    "cluster": "--cluster",
+    "cluster_spots": "--cluster-spots",
+    "truth_log1p": "--truth-log1p",
+    "truth_normalize": "--truth-normalize",
+    "seed": "--seed",
+    "protocol": "--protocol",
+}
+#: config fields that --intersect cannot reconcile (every number-changing option but the panel)
+NOT_RECONCILABLE = tuple(OPTIONS)
+#: relative tolerance of the truth check (two runs of the same truth agree to the last bits)
+TRUTH_RTOL = 1e-9
+
+
+@dataclass
+class Comparison:
+    """The outcome of :func:`check`.
+
+    Attributes
+    ----------
+    refusals
+        Differences that make the runs incomparable, each naming the option that resolves it.
+    notes
+        What was not verified or, with ``intersect``, what was dropped.
+    genes, wsis
+        The shared gene IDs (sorted) and WSIs (sorted).
+    restricted
+        Whether the runs must be recomputed on the shared genes or WSIs.
+    """
+
+    refusals: list
+    notes: list
+    genes: list
+    wsis: list
+    restricted: bool
+
+
+def _config(run: Run) -> dict | None:
+    cfg = run.summary.get("config")
+    if cfg is None:
+        return None
+    cfg = dict(cfg)
+    cfg.setdefault("protocol", "default")
+    if cfg.get("cluster") is None:
+        cfg.pop("seed", None)  # the seed only changes the clustering
+        cfg.pop("cluster_spots", None)
+    if cfg.get("cluster") != "spot":
+        cfg.pop("cluster_spots", None)
+    return cfg
+
+
+def _genes(run: Run) -> list | None:
+    p = run.path / "gene_variance.csv"
+    if not p.is_file():
+        return None
+    import pandas as pd
+
+    return pd.read_csv(p, usecols=["gene"])["gene"].astype(str).tolist()
+
+
+def check(runs: list[Run], intersect: bool, wsi_sets: dict) -> Comparison:
+    """Compare runs; see :class:`Comparison`.
+
+    Parameters
+    ----------
+    runs
+        The runs.
+    intersect
+        Compare on what the runs share (genes and WSIs) instead of refusing differences there.
+    wsi_sets
+        model -> its WSIs.
+    """
+    refusals, notes = [], []
+    # 1. config: every option that changes numbers
+    configs = {r.name: _config(r) for r in runs}
+    known = {n: c for n, c in configs.items() if c is not None}
+    unverified = []
+    if len(known) < len(configs):
+        unverified.append(f"no recorded config for {sorted(set(configs) - set(known))}: options not compared")
+    for key in OPTIONS:
+        values = {n: c.get(key) for n, c in known.items() if key in c}
+        if len(set(map(repr, values.values()))) > 1:
+            listing = ", ".join(f"{n}: {v!r}" for n, v in values.items())
+            refusals.append(f"scored with different {key} ({listing}); re-score them with one {OPTIONS[key]}")
+    # 2. WSIs
+    common = set.intersection(*wsi_sets.values())
+    union = set.union(*wsi_sets.values())
+    restricted = False
+    if common != union:
+        detail = "; ".join(
+            f"{n} lacks {examples(sorted(union - s), 3)}" for n, s in wsi_sets.items() if union - s
+        )
+        if intersect:
+            notes.append(
+                f"restricted to the {len(common)} WSIs common to all runs ({len(union - common)} dropped)"
+            )
+            restricted = True
+        else:
+            refusals.append(
+                f"scored on different WSI sets ({detail}); score every model on the same test WSIs, "
+                "or pass --intersect to compare the common ones"
+            )
+    # 3. gene panels
+    panels = {r.name: _genes(r) for r in runs}
+    known_panels = {n: p for n, p in panels.items() if p is not None}
+    genes = sorted(set.intersection(*(set(p) for p in known_panels.values()))) if known_panels else []
+    if known_panels and any(set(p) != set(genes) for p in known_panels.values()):
+        sizes = ", ".join(f"{n}: {len(p):,} genes" for n, p in known_panels.items())
+        if intersect:
+            notes.append(
+                f"restricted to the {len(genes):,} genes shared by all runs ({sizes}); pathway scores, "
+                "variance levels and HVGs recomputed on them"
+            )
+            restricted = True
+        else:
+            refusals.append(
+                f"scored on different gene panels ({sizes}; {len(genes):,} shared): a pathway's score "
+                "averages over the genes in the panel, so every score changes with it; pass --intersect "
+                "to compare the shared genes"
+            )
+    # 4. truth: the recorded moments of the measured values, on the shared WSIs and genes
+    truth = _truth_differences(runs, sorted(common), genes)
+    if truth is None:
+        unverified.append("truth not verified: a run has no truth_moments.parquet (scored by an older gpc-bench)")
+    elif truth:
+        refusals.append(
+            f"scored against different measured expression ({truth}); score every model against the "
+            "same --truth (and the same --truth-log1p / --truth-normalize)"
+        )
+    return Comparison(refusals, notes + unverified, genes, sorted(common), restricted)
+
+
+def _truth_differences(runs: list[Run], wsis: list, genes: list) -> str | None:
+    """'' when every run saw the same truth on the shared WSIs and genes, a description otherwise,
+    None when it cannot be told."""
+    import pandas as pd
+
+    if any(not (r.path / "truth_moments.parquet").is_file() for r in runs):
+        return None
+    ref = None
+    for r in runs:
+        t = pd.read_parquet(r.path / "truth_moments.parquet")
+        t = t[t["sample_id"].astype(str).isin(wsis) & t["gene"].astype(str).isin(genes)]
+        t = t.assign(sample_id=t["sample_id"].astype(str), gene=t["gene"].astype(str))
+        t = t.set_index(["sample_id", "gene"]).sort_index()
+        if ref is None:
+            ref = (r.name, t)
+            continue
+        name, a = ref
+        if len(a) != len(t) or not a.index.equals(t.index):
+            return f"{name} and {r.name} hold different spots or genes"
+        if not np.array_equal(a["n_spots"].to_numpy(), t["n_spots"].to_numpy()):
+            return f"{name} and {r.name} have different spot counts"
+        for col in ("mean", "m2"):
+            x, y = a[col].to_numpy(), t[col].to_numpy()
+            bad = ~np.isclose(x, y, rtol=TRUTH_RTOL, atol=1e-12, equal_nan=True)
+            if bad.any():
+                k = int(np.flatnonzero(bad)[0])
+                w, g = a.index[k]
+                return (
+                    f"{name} and {r.name} differ, e.g. WSI {w!r}, gene {g!r}: {col} {x[k]:.6g} vs {y[k]:.6g}"
+                )
+    return ""
+
+
+@dataclass
+class Restricted:
+    """A run recomputed on shared WSIs and genes: what the leaderboard reads."""
+
+    scores: np.ndarray  # (n_pathways, n_wsi), pathways in ``keys`` order
+    levels: np.ndarray  # (n_pathways,)
+    hvg: np.ndarray  # (n_wsi,)
+
+
+def restrict(run: Run, keys: list, wsis: list, genes: list, cancer_types: list) -> Restricted:
+    """Recompute a run's pathway x WSI scores, pathway variance levels and per-WSI HVG PCC on
+    ``wsis`` and ``genes``, from its gene-level tables and recorded config.
+
+    Variance is merged from the recorded per-WSI truth moments (Chan's formula) over ``wsis``;
+    levels are cut on ``genes`` with the run's method and number; HVGs are the top N of each cancer
+    type on ``genes`` (or the run's lists, matched to ``genes``).
+    """
+    from ..metrics import membership, pathway_scores, variance_levels
+    from ..metrics.hvg import hvg_wsi_scores, match_genes, top_variable
+    from ..metrics.pathway import pathway_variance
+    from ..metrics.variance import VarianceAccumulator, assign_levels
+
+    cfg = run.summary["config"]
+    gidx = {g: j for j, g in enumerate(genes)}
+    gs = run.gene_scores
+    gs = gs.assign(sample_id=gs["sample_id"].astype(str), gene=gs["gene"].astype(str))
+    r = gs.pivot(index="sample_id", columns="gene", values="pcc").reindex(index=wsis, columns=genes)
+    r = r.to_numpy(dtype=np.float64)
+    # membership: each pathway's panel genes that are shared, as symbols for metrics.membership
+    pg = run.pathway_genes
+    pg = pg[pg["gene"].astype(str).isin(gidx)]
+    by_path = {k: [] for k in keys}
+    for c, p, g in zip(pg["collection"], pg["pathway"], pg["gene"].astype(str), strict=True):
+        if (c, p) in by_path:
+            by_path[(c, p)].append(g)
+    memb = membership(np.asarray(genes, dtype=object), [by_path[k] for k in keys])
+    ps = pathway_scores(r, memb, int(cfg["min_genes"]))
+    # variance over the shared WSIs, overall and per cancer type, from the truth moments
+    tm = run.truth_moments
+    tm = tm.assign(sample_id=tm["sample_id"].astype(str), gene=tm["gene"].astype(str))
+    tm = tm[tm["gene"].isin(gidx)]
+    total = VarianceAccumulator(len(genes))
+    by_type: dict[str, VarianceAccumulator] = {}
+    for w, ctype in zip(wsis, cancer_types, strict=True):
+        t = tm[tm["sample_id"] == w].set_index("gene").reindex(genes)
+        n = int(t["n_spots"].iloc[0])
+        mean, m2 = t["mean"].to_numpy(np.float64), t["m2"].to_numpy(np.float64)
+        total.add(n, mean, m2)
+        by_type.setdefault(ctype, VarianceAccumulator(len(genes))).add(n, mean, m2)
+    var = total.variance()
+    _, thresholds = variance_levels(var, int(cfg["n_levels"]), cfg["variance_bins"])
+    scored = np.isfinite(r).any(axis=0)
+    levels = np.where(ps.ok, assign_levels(pathway_variance(var, scored, memb), thresholds), 0)
+    hvg = str(cfg["hvg"])
+    if hvg.isdigit():
+        idx = {c: top_variable(acc.variance(), int(hvg)) for c, acc in by_type.items()}
+    else:
+        from ..metrics.hvg import read_hvg_lists
+
+        lists = read_hvg_lists(hvg)
+        ids = np.asarray(genes, dtype=object)
+        idx = {c: match_genes(lists.get(c, lists.get(None)), ids, ids) for c in by_type}
+    h, _ = hvg_wsi_scores(r, list(cancer_types), idx)
+    return Restricted(ps.per_wsi.T, levels.astype(np.int64), h)
