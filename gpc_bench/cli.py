@@ -263,6 +263,21 @@ _PATHWAYS_OPT = click.option(
 )
 
 
+@pathways_grp.command("import")
+@click.argument("source", type=click.Choice(["histoprism"]))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Collection folder to write.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing folder.")
+@_friendly
+def pathways_import(source, files, out, overwrite):
+    """Import published pathway sets (HistoPrism's released pickles) as a collection folder."""
+    from .curation.histoprism import import_histoprism
+
+    m = import_histoprism(files, out, overwrite=overwrite)
+    counts = ", ".join(f"{n} {c}" for c, n in m["collections"].items())
+    click.echo(f"collection     {out} ({counts}; {m['collection_id']})")
+
+
 @pathways_grp.command("list")
 @_PATHWAYS_OPT
 @click.option("--collection", help="Only this collection (hallmark, go, ...).")

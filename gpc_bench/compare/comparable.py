@@ -148,7 +148,7 @@ def check(runs: list[Run], intersect: bool, wsi_sets: dict) -> Comparison:
     # 4. truth: the recorded moments of the measured values, on the shared WSIs and genes
     truth = _truth_differences(runs, sorted(common), genes)
     if truth is None:
-        unverified.append("truth not verified: a run has no truth_moments.parquet (scored by an older gpc-bench)")
+        unverified.append("truth not verified: a run has no truth_moments.parquet (an older gpc-bench)")
     elif truth:
         refusals.append(
             f"scored against different measured expression ({truth}); score every model against the "
