@@ -63,12 +63,13 @@ def build_tables(per, cohort, panel, wsis, cfg) -> dict:
     n_sets = len(sets)
     coll_col = obj([s.collection for s in sets])
     name_col = obj([s.name for s in sets])
+    n_units = len(cohort.units)  # WSIs, or pooled cancer types (protocol hest-pooled)
     pathway_wsi = pd.DataFrame(
         {
-            "collection": np.tile(coll_col, n_wsi),
-            "pathway": np.tile(name_col, n_wsi),
-            "sample_id": np.repeat(obj(sample_ids), n_sets),
-            "cancer_type": np.repeat(obj(wsi_types), n_sets),
+            "collection": np.tile(coll_col, n_units),
+            "pathway": np.tile(name_col, n_units),
+            "sample_id": np.repeat(obj(cohort.units), n_sets),
+            "cancer_type": np.repeat(obj(cohort.unit_types), n_sets),
             "score": paths.per_wsi.ravel(),
             "n_scored": paths.n_scored_wsi.ravel(),
         }
@@ -101,8 +102,8 @@ def build_tables(per, cohort, panel, wsis, cfg) -> dict:
     )
     hvg_scores = pd.DataFrame(
         {
-            "sample_id": sample_ids,
-            "cancer_type": wsi_types,
+            "sample_id": cohort.units,
+            "cancer_type": cohort.unit_types,
             "n_genes": cohort.hvg_count,
             "pcc": cohort.hvg_score,
         }

@@ -121,6 +121,14 @@ def main(quiet: bool, verbose: bool) -> None:
 )
 @click.option("--no-checksum", is_flag=True, help="Skip sha256 of the input files.")
 @click.option("--threads", type=int, default=None, help="Kernel threads (default: usable cores).")
+@click.option(
+    "--protocol",
+    type=click.Choice(["default", "published", "hest-pooled"]),
+    default="default",
+    show_default=True,
+    help="published: the HistoPrism paper's computation (needs --hvg FOLDER and --pathways); "
+    "hest-pooled: gene r over all spots of each cancer type, as HEST-Benchmark (docs/metrics.md).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
 @click.pass_context
 @_friendly
@@ -130,6 +138,11 @@ def score_cmd(ctx, predictions, truth, out, name, config_file, no_checksum, thre
     from .scoring import score
 
     options["pathways"] = tuple(options["pathways"]) or None
+    if options["protocol"] == "published":  # its fixed values, unless given (then checked)
+        from .config import PUBLISHED
+
+        given = click.core.ParameterSource.COMMANDLINE
+        options |= {k: v for k, v in PUBLISHED.items() if ctx.get_parameter_source(k) != given}
     base = ScoreConfig()
     if config_file is not None:
         import json

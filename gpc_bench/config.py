@@ -16,6 +16,7 @@ from ._errors import InputError
 CONSTANT_PREDICTION = ("zero", "exclude")
 VARIANCE_BINS = ("quantile", "log")
 CLUSTER = (None, "wsi", "spot")
+PROTOCOLS = ("default", "published", "hest-pooled")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ class ScoreConfig:
     collection_id
         The id of the collection the pathways resolved to (filled in by ``score``; when given, a
         collection with another id is refused).
+    protocol
+        ``"default"``; ``"published"``: the HistoPrism paper's computation (constant predictions
+        excluded, no minimum gene count, HVGs from HEST-Benchmark-style lists, the collection given);
+        ``"hest-pooled"``: gene r over all spots of each cancer type's split at once, as
+        HEST-Benchmark computes it, instead of per WSI. See :func:`deviations`.
     """
 
     constant_prediction: str = "zero"
@@ -66,6 +72,7 @@ class ScoreConfig:
     seed: int = 0
     pathways: tuple[str, ...] | None = None
     collection_id: str | None = None
+    protocol: str = "default"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise in place once
@@ -91,6 +98,25 @@ class ScoreConfig:
                 raise InputError(
                     "truth_log1p and truth_normalize both given",
                     "--truth-normalize already applies log1p after scaling; pass only one",
+                )
+        if self.protocol not in PROTOCOLS:
+            raise InputError(f"protocol must be one of {PROTOCOLS}, not {self.protocol!r}")
+        if self.protocol == "published":
+            wrong = {k: getattr(self, k) for k, v in PUBLISHED.items() if getattr(self, k) != v}
+            if wrong:
+                raise InputError(
+                    f"--protocol published scores with {PUBLISHED}, but {wrong} was given",
+                    "leave those options out with --protocol published, or use --protocol default",
+                )
+            if self.hvg.isdigit():
+                raise InputError(
+                    "--protocol published needs the HEST-Benchmark HVG lists: --hvg FOLDER of <CANCER>.json",
+                    "HEST-Benchmark ships var_50genes.json per cancer type ({'genes': [...]})",
+                )
+            if self.pathways is None:
+                raise InputError(
+                    "--protocol published needs the published pathway sets: --pathways FOLDER",
+                    "gpc-bench pathways import histoprism final_*_genes.pkl --out sets; --pathways sets",
                 )
         for name, low in (("min_genes", 0), ("n_levels", 1), ("cluster_spots", 1)):
             value = getattr(self, name)
@@ -126,6 +152,38 @@ class ScoreConfig:
             for f in dataclasses.fields(self)
             if getattr(self, f.name) != getattr(other, f.name)
         }
+
+
+#: what the published computation fixes (HistoPrism's released evaluation code)
+PUBLISHED = {"constant_prediction": "exclude", "min_genes": 1}
+
+
+def for_protocol(protocol: str, **options) -> ScoreConfig:
+    """A config for ``protocol`` with its fixed values filled in, then ``options``."""
+    base = dict(PUBLISHED) if protocol == "published" else {}
+    return ScoreConfig(**(base | options | {"protocol": protocol}))
+
+
+def deviations(cfg: ScoreConfig) -> list[str]:
+    """How ``cfg`` departs from the HistoPrism paper's published computation (empty: none)."""
+    out = []
+    if cfg.constant_prediction != "exclude":
+        out.append("a gene whose prediction is constant in a WSI scores r = 0 (published: left out)")
+    if cfg.min_genes > 1:
+        out.append(f"a pathway needs {cfg.min_genes} scored genes (published: no minimum)")
+    if cfg.hvg.isdigit():
+        out.append(
+            f"HVGs: the top {cfg.hvg} of the scored truth per cancer type (published: HEST-Benchmark lists)"
+        )
+    if cfg.pathways is None:
+        out.append("pathways: the shipped gpc-default collection (published: the released sets)")
+    if cfg.variance_bins != "quantile" or cfg.n_levels != 10:
+        out.append(f"{cfg.n_levels} {cfg.variance_bins} variance levels (published: 10 quantile levels)")
+    if cfg.truth_normalize is not None:
+        out.append("truth normalised to total counts before log1p (published: log1p only)")
+    if cfg.protocol == "hest-pooled":
+        out.append("gene r pooled over all spots of each cancer type (HEST-Benchmark), not per WSI")
+    return out
 
 
 def resolve_config(config: ScoreConfig | None, **kwargs) -> ScoreConfig:

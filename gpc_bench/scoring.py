@@ -24,7 +24,7 @@ from ._errors import InputError, examples
 from ._per_wsi import score_wsis
 from ._tables import build_tables
 from ._version import __version__
-from .config import ScoreConfig, resolve_config
+from .config import ScoreConfig, deviations, resolve_config
 from .io.align import align_genes, align_spots
 from .io.checksum import file_sha256
 from .io.gmt import check_pathway_paths, load_pathways
@@ -262,6 +262,8 @@ class _Cohort:
     hvg_micro: float
     hvg_info: dict
     clustering: dict | None
+    units: list  # what a pathway score is averaged over: the WSIs, or pooled cancer types
+    unit_types: list
 
 
 def _reduce(per, panel: _Panel, wsis, cfg: ScoreConfig) -> _Cohort:
@@ -277,16 +279,23 @@ def _reduce(per, panel: _Panel, wsis, cfg: ScoreConfig) -> _Cohort:
         raise InputError(
             "no gene varies in the measured expression", "check that truth holds expression values"
         ) from None
-    paths = pathway_scores(per.r, panel.memb, cfg.min_genes)
-    scored_gene = np.isfinite(per.r).any(axis=0)
-    pw_var = pathway_variance(variance, scored_gene, panel.memb)
     wsi_types = [w.cancer_type for w in wsis]
+    if cfg.protocol == "hest-pooled":  # one r per gene over all spots of each cancer type
+        from .metrics import pooled_pcc
+
+        names, r_units = pooled_pcc(per.n, per.moments, wsi_types, cfg.constant_prediction)
+        units, unit_types = [f"pooled:{t}" for t in names], [str(t) for t in names]
+    else:
+        r_units, units, unit_types = per.r, [w.sample_id for w in wsis], wsi_types
+    paths = pathway_scores(r_units, panel.memb, cfg.min_genes)
+    scored_gene = np.isfinite(r_units).any(axis=0)
+    pw_var = pathway_variance(variance, scored_gene, panel.memb)
     type_var = {c: acc.variance() for c, acc in per.variance_by_type.items()}
     gmap = panel.gmap
     hvg_idx, hvg_info = resolve_hvg(
         sorted(per.variance_by_type), type_var, gmap.genes, gmap.symbols, panel.hvg_n or 0, panel.hvg_lists
     )
-    hvg_score, hvg_count = hvg_wsi_scores(per.r, wsi_types, hvg_idx)
+    hvg_score, hvg_count = hvg_wsi_scores(r_units, unit_types, hvg_idx)
     clustering = None
     if cfg.cluster is not None:
         from .metrics.clustering import cluster_agreement
@@ -308,9 +317,11 @@ def _reduce(per, panel: _Panel, wsis, cfg: ScoreConfig) -> _Cohort:
         np.where(paths.ok, assign_levels(pw_var, thresholds), 0),
         hvg_score,
         hvg_count,
-        *macro_micro(hvg_score, wsi_types),
+        *macro_micro(hvg_score, unit_types),
         hvg_info,
         clustering,
+        units,
+        unit_types,
     )
 
 
@@ -503,6 +514,7 @@ def _summary(inputs: _Inputs, panel: _Panel, per, cohort: _Cohort, wsis, cfg: Sc
         },
         "gene_table": table_info(),
         "config": cfg.to_dict(),
+        "protocol": {"name": cfg.protocol, "deviations_from_published": deviations(cfg)},
         "warnings": warnings,
     }
 

@@ -25,6 +25,7 @@ __all__ = [
     "assign_levels",
     "gene_pcc",
     "gene_pcc_by_wsi",
+    "pooled_pcc",
     "hvg_macro_micro",
     "level_thresholds",
     "membership",
@@ -101,3 +102,53 @@ def variance_levels(
     """
     thresholds = level_thresholds(variances, n_levels, method)
     return assign_levels(variances, thresholds), thresholds
+
+
+def pooled_pcc(
+    n: np.ndarray, moments: np.ndarray, groups, constant_prediction: str = "zero"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gene r over all spots of each group of WSIs at once, merged from per-WSI moments.
+
+    This is HEST-Benchmark's aggregation (one r per gene over the concatenated spots of a split),
+    computed without a second pass: the co-moments of the WSIs are merged with Chan's formula.
+
+    Parameters
+    ----------
+    n
+        ``(n_wsi,)`` spots per WSI.
+    moments
+        ``(n_wsi, 5, n_genes)``: truth mean, truth M2, prediction mean, prediction M2 and the
+        co-moment sum((x - mean_x)(y - mean_y)) of each WSI.
+    groups
+        The group (cancer type) of each WSI.
+    constant_prediction
+        As for :func:`gene_pcc`.
+
+    Returns
+    -------
+    names, r
+        The groups (sorted) and the ``(n_groups, n_genes)`` r matrix.
+    """
+    groups = np.asarray(groups, dtype=object)
+    names = np.array(sorted(set(groups.tolist())), dtype=object)
+    out = np.full((len(names), moments.shape[2]), np.nan)
+    for k, g in enumerate(names):
+        sel = groups == g
+        w = n[sel].astype(np.float64)[:, None]
+        mx, sxx, my, syy, sxy = (moments[sel, i] for i in range(5))
+        big_n = w.sum()
+        gx, gy = (w * mx).sum(0) / big_n, (w * my).sum(0) / big_n
+        dx, dy = mx - gx, my - gy
+        cxx = sxx.sum(0) + (w * dx * dx).sum(0)
+        cyy = syy.sum(0) + (w * dy * dy).sum(0)
+        cxy = sxy.sum(0) + (w * dx * dy).sum(0)
+        const_x = (sxx == 0).all(0) & (dx == 0).all(0)
+        const_y = (syy == 0).all(0) & (dy == 0).all(0)
+        denom = np.sqrt(cxx * cyy)
+        r = np.full(len(cxx), np.nan)
+        ok = ~const_x & ~const_y & (denom > 0)
+        r[ok] = np.clip(cxy[ok] / denom[ok], -1.0, 1.0)
+        if constant_prediction == "zero":
+            r[~const_x & const_y] = 0.0
+        out[k] = r
+    return names, out

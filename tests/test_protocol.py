@@ -1,0 +1,169 @@
+"""--protocol published and hest-pooled against independent reimplementations of their formulas."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import pearsonr
+
+from gpc_bench import InputError, ScoreConfig, score
+from gpc_bench.config import deviations, for_protocol
+from gpc_bench.io.gmt import GeneSet, write_gmt
+
+
+def _pcc(a, b):
+    """The published code's per-gene r: scipy.stats.pearsonr, NaN for a constant input."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pearsonr(a.astype(np.float64), b.astype(np.float64))[0]
+
+
+def published_reference(truth, pred, sets, hvg):
+    """Per (WSI, gene) pearsonr; per-WSI numpy.nanmean over a pathway's panel genes; mean over WSIs;
+    HVG: per-WSI nanmean over the cancer type's list; macro = mean over types of the per-type mean."""
+    genes = list(pred.var_names)
+    t = truth[:, genes]
+    samples = sorted(set(pred.obs["sample_id"]))
+    r = {}
+    for s in samples:
+        ip = np.flatnonzero(pred.obs["sample_id"].to_numpy() == s)
+        it = np.flatnonzero(t.obs["sample_id"].to_numpy() == s)
+        x, y = np.asarray(t.X)[it], np.asarray(pred.X)[ip]
+        r[s] = np.array([_pcc(x[:, g], y[:, g]) for g in range(len(genes))])
+    col = {g: j for j, g in enumerate(genes)}
+    gpc = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for name, members in sets.items():
+            idx = [col[g] for g in dict.fromkeys(members) if g in col]
+            per = [np.nanmean(r[s][idx]) if idx else np.nan for s in samples]
+            gpc[name] = np.nanmean(per) if np.isfinite(per).any() else np.nan
+        types = pred.obs.groupby("sample_id", observed=True)["cancer_type"].first()
+        per_wsi = {s: np.nanmean(r[s][[col[g] for g in hvg[types[s]] if g in col]]) for s in samples}
+    by_type = {}
+    for s, v in per_wsi.items():
+        by_type.setdefault(types[s], []).append(v)
+    macro = float(np.mean([np.mean(v) for v in by_type.values()]))
+    return gpc, macro
+
+
+@pytest.fixture(scope="module")
+def published_inputs(cohort, tmp_path_factory):
+    d = tmp_path_factory.mktemp("pub")
+    pred = cohort.predictions["noisy"].copy()
+    pred.X[pred.obs["sample_id"].to_numpy() == "WSI00_BRCA", :40] = 1.5  # constant predictions: excluded
+    sets = {n: g for s in cohort.gene_sets.values() for n, g in s.items()}
+    (d / "sets").mkdir()
+    for coll, s in cohort.gene_sets.items():
+        write_gmt(d / "sets" / f"{coll}.gmt", [GeneSet(coll, n, tuple(g)) for n, g in s.items()])
+    rng = np.random.default_rng(4)
+    hvg = {c: [str(g) for g in rng.choice(pred.var_names, 50, replace=False)] + ["NOTINPANEL"]
+           for c in set(pred.obs["cancer_type"])}  # fmt: skip
+    (d / "hvg").mkdir()
+    for c, genes in hvg.items():
+        (d / "hvg" / f"{c}.json").write_text(json.dumps({"genes": genes}))
+    return pred, sets, hvg, d
+
+
+def test_published_protocol_matches_the_published_formula(cohort, published_inputs):
+    pred, sets, hvg, d = published_inputs
+    cfg = for_protocol("published", pathways=(str(d / "sets"),), hvg=str(d / "hvg"))
+    res = score(pred, cohort.truth, config=cfg, checksum=False)
+    gpc_ref, macro_ref = published_reference(cohort.truth, pred, sets, hvg)
+    ours = res.pathway_scores.set_index("pathway")["gpc"]
+    for name, v in gpc_ref.items():
+        assert (np.isnan(v) and np.isnan(ours[name])) or ours[name] == pytest.approx(v, abs=1e-6), name
+    assert res.headline["hvg_pcc_macro"] == pytest.approx(macro_ref, abs=1e-6)
+    assert res.summary["protocol"] == {"name": "published", "deviations_from_published": []}
+    assert res.summary["counts"]["n_prediction_constant"] >= 40
+
+
+def test_defaults_say_how_they_depart_from_the_published_protocol(cohort_files):
+    res = score(
+        cohort_files["good"], cohort_files["truth"], pathways=cohort_files["pathways"], checksum=False
+    )
+    dev = res.summary["protocol"]["deviations_from_published"]
+    assert res.summary["protocol"]["name"] == "default" and len(dev) == 3
+    assert (
+        any("r = 0" in x for x in dev)
+        and any("needs 10" in x for x in dev)
+        and any("top 50" in x for x in dev)
+    )
+    assert deviations(ScoreConfig(pathways=None))[-1].startswith("pathways: the shipped")
+
+
+def test_published_protocol_refuses_what_it_cannot_be(cohort_files, tmp_path):
+    from click.testing import CliRunner
+
+    from gpc_bench.cli import main
+
+    with pytest.raises(InputError, match="needs the HEST-Benchmark HVG lists"):
+        for_protocol("published", pathways=("x",))
+    with pytest.raises(InputError, match="needs the published pathway sets"):
+        for_protocol("published", hvg="lists/")
+    with pytest.raises(InputError, match="constant_prediction"):
+        for_protocol("published", pathways=("x",), hvg="lists/", constant_prediction="zero")
+    res = CliRunner().invoke(main, ["score", str(cohort_files["good"]), "--truth", str(cohort_files["truth"]),
+                                    "--protocol", "published", "--out", str(tmp_path / "o")])  # fmt: skip
+    assert res.exit_code == 2 and "--hvg FOLDER" in res.output
+
+
+def test_hest_pooled_matches_pearsonr_over_the_concatenated_spots(cohort, published_inputs):
+    pred, sets, _, d = published_inputs
+    kw = dict(pathways=d / "sets", constant_prediction="exclude", min_genes=1, checksum=False)
+    res = score(pred, cohort.truth, protocol="hest-pooled", **kw)
+    genes = list(pred.var_names)
+    t = cohort.truth[:, genes]
+    ctype = pred.obs["cancer_type"].to_numpy()
+    col = {g: j for j, g in enumerate(genes)}
+    pw = res.pathway_wsi_scores.set_index(["pathway", "sample_id"])["score"]
+    for c in sorted(set(ctype)):
+        sel = ctype == c
+        x, y = np.asarray(t.X)[sel], np.asarray(pred.X)[sel]
+        r = np.array([_pcc(x[:, g], y[:, g]) for g in range(len(genes))])
+        for name in ("HALLMARK_MODULE_1", "GOBP_RANDOM_2"):
+            idx = [col[g] for g in dict.fromkeys(sets[name]) if g in col]
+            assert pw[(name, f"pooled:{c}")] == pytest.approx(np.nanmean(r[idx]), abs=1e-10)
+    assert len(res.hvg_scores) == len(set(ctype))
+    assert any("pooled" in x for x in res.summary["protocol"]["deviations_from_published"])
+
+
+@pytest.mark.filterwarnings("ignore:Observation names are not unique")
+def test_published_on_her2st_matches_the_published_formula(shared_data, tmp_path):
+    import anndata as ad
+
+    from gpc_bench.curation.histoprism import import_histoprism
+
+    d = shared_data / "histoprism" / "published_sets"
+    import_histoprism([d / "final_hallmark_genes.pkl", d / "final_GO_genes.pkl"], tmp_path / "sets")
+    frames = []
+    for s in ("A1", "B1", "C1"):
+        df = pd.read_csv(shared_data / "her2st" / "ST-cnts" / f"{s}.tsv.gz", sep="\t", index_col=0)
+        frames.append((s, df.loc[:, ~df.columns.duplicated()]))
+    genes = sorted(set.intersection(*(set(f.columns) for _, f in frames)))
+    x = np.concatenate([np.log1p(f[genes].to_numpy(np.float32)) for _, f in frames])
+    obs = pd.concat([pd.DataFrame({"sample_id": s, "cancer_type": "IDC"}, index=f.index) for s, f in frames])
+    truth = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=genes))
+    rng = np.random.default_rng(0)
+    pred = truth.copy()
+    pred.X = (0.5 * x + 0.5 * np.roll(x, 1, axis=0) + rng.normal(0, 0.3, x.shape)).astype(np.float32)
+    hvg_dir = tmp_path / "hvg"
+    hvg_dir.mkdir()
+    lists = json.loads((shared_data / "histoprism" / "hest_bench_hvg50" / "IDC.symbols.json").read_text())
+    (hvg_dir / "IDC.json").write_text(json.dumps(lists))
+    cfg = for_protocol("published", pathways=(str(tmp_path / "sets"),), hvg=str(hvg_dir))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # spot names repeat across sections
+        res = score(pred, truth, config=cfg, checksum=False)
+    from gpc_bench import load_pathways
+
+    sets = {s.name: list(s.genes) for s in load_pathways(tmp_path / "sets").sets}
+    gpc_ref, macro_ref = published_reference(truth, pred, sets, {"IDC": lists["genes"]})
+    ours = res.pathway_scores.set_index("pathway")["gpc"]
+    diffs = [abs(ours[n] - v) for n, v in gpc_ref.items() if np.isfinite(v)]
+    assert len(diffs) > 100 and max(diffs) < 1e-6
+    assert res.headline["hvg_pcc_macro"] == pytest.approx(macro_ref, abs=1e-6)
