@@ -126,6 +126,13 @@ def _provenance_html(lb) -> str:
             f"<code>{html.escape(str(info.get('collection_id')))}</code><br>{'<br>'.join(files)}</dd>"
         )
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in lb.info["notes"])
+    proto = lb.info.get("protocol") or {}
+    if proto:
+        devs = "".join(f"<li>{html.escape(d)}</li>" for d in proto.get("deviations_from_published", []))
+        notes += (
+            f'<li id="protocol">protocol <b>{html.escape(str(proto.get("name")))}</b>; deviations from the '
+            f"published computation: {('<ul>' + devs + '</ul>') if devs else 'none'}</li>"
+        )
     return (
         f"<p>Reference: <b>{html.escape(lb.info['reference'])}</b>. Bootstrap: {lb.info['n_boot']} draws, "
         f"seed {lb.info['seed']} ({html.escape(lb.info['bootstrap'])}). WSIs: {len(lb.info['wsis'])}. "

@@ -473,7 +473,7 @@ def _summary(inputs: _Inputs, panel: _Panel, per, cohort: _Cohort, wsis, cfg: Sc
         "n_pathway_genes_ambiguous": panel.memb.n_ambiguous,
         **gmap.counts,
     }
-    warnings = [*gmap.warnings, *per.warnings, *_outcome_warnings(paths, panel, cfg)]
+    warnings = [*gmap.warnings, *per.warnings, *_outcome_warnings(paths, panel, cfg, cohort, wsis)]
     sums = inputs.checks.get()
     pred, tsrc = inputs.pred, inputs.truth
     coll = panel.collection
@@ -519,9 +519,26 @@ def _summary(inputs: _Inputs, panel: _Panel, per, cohort: _Cohort, wsis, cfg: Sc
     }
 
 
-def _outcome_warnings(paths: PathwayScores, panel: _Panel, cfg: ScoreConfig) -> list[str]:
+def _outcome_warnings(
+    paths: PathwayScores, panel: _Panel, cfg: ScoreConfig, cohort=None, wsis=()
+) -> list[str]:
     """Warnings about the result itself, logged loudly and recorded in ``summary.json``."""
     out = []
+    types = [w.cancer_type for w in wsis]
+    single = sorted(t for t in set(types) if types.count(t) < 2)
+    if single and len(set(types)) > 1:
+        out.append(
+            f"cancer type(s) {single} have a single WSI: their bootstrap intervals in a leaderboard are "
+            "meaningless (a resample within the type always repeats that WSI)"
+        )
+    cl = None if cohort is None else cohort.clustering
+    if cl is not None:
+        k, n = len(set(types)), cl["n_items"]
+        if k >= 2 and n < 2 * k:
+            out.append(
+                f"clustering {n} items into {k} cancer types cannot discriminate: with fewer than two "
+                "items per group, AMI/ARI come out (nearly) the same for every input"
+            )
     if not paths.ok.any():
         n_in = panel.memb.n_in_panel
         out.append(

@@ -167,3 +167,21 @@ def test_published_on_her2st_matches_the_published_formula(shared_data, tmp_path
     diffs = [abs(ours[n] - v) for n, v in gpc_ref.items() if np.isfinite(v)]
     assert len(diffs) > 100 and max(diffs) < 1e-6
     assert res.headline["hvg_pcc_macro"] == pytest.approx(macro_ref, abs=1e-6)
+
+
+def test_clustering_that_cannot_discriminate_and_single_wsi_types_are_warned(tmp_path):
+    from helpers import make_small
+
+    from gpc_bench.compare import leaderboard
+
+    c = make_small(n_wsi=10, cancer_types=tuple(f"T{i}" for i in range(8)))  # 10 WSIs into 8 types
+    gmt = tmp_path / "s.gmt"
+    write_gmt(gmt, [GeneSet("go", n, tuple(g)) for s in c.gene_sets.values() for n, g in s.items()])
+    res = score(
+        c.predictions["good"], c.truth, pathways=gmt, cluster="wsi", checksum=False, out=tmp_path / "r"
+    )
+    w = " ".join(res.summary["warnings"])
+    assert "clustering 10 items into 8 cancer types cannot discriminate" in w
+    assert "have a single WSI" in w
+    lb = leaderboard([tmp_path / "r"], n_boot=10)
+    assert any("single WSI" in n for n in lb.info["notes"])

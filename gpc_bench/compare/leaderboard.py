@@ -216,6 +216,11 @@ def leaderboard(
         reference = ranked_models[0] if ranked_models else rs.models[0]
     if reference not in rs.models:
         raise InputError(f"--reference {reference!r} is not among the runs", f"models: {rs.models}")
+    single = sorted(t for t in set(rs.cancer_types) if rs.cancer_types.count(t) < 2)
+    if single and n_boot and len(set(rs.cancer_types)) > 1:
+        note = f"cancer type(s) {single} have a single WSI: the bootstrap cannot vary them"
+        if note not in rs.notes:
+            rs.notes.append(note)
     ones = np.ones((1, len(rs.wsis)))
     weights = np.vstack([ones, bootstrap_weights(rs.cancer_types, n_boot, seed)]) if n_boot else ones
 
@@ -290,6 +295,7 @@ def leaderboard(
         "intersect": intersect,
         "n_levels": rs.n_levels,
         "collections": list(rs.collections),
+        "protocol": rs.runs[rs.models[0]].summary.get("protocol"),
         "warnings": {
             m: rs.runs[m].summary.get("warnings", []) for m in rs.models if rs.runs[m].summary.get("warnings")
         },

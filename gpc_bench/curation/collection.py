@@ -89,8 +89,10 @@ def curate(
 ) -> CurationResult:
     """Curate Hallmark + GO pathways as the GPC benchmark does (docs/curation.md).
 
-    Hallmark sets are kept whole (no size filter, no pruning); GO sets are restricted to the
-    universe, size-filtered (``min_size <= size <= max_size``) and pruned at Jaccard ``jaccard``.
+    Hallmark sets get no size filter and no pruning, but like GO sets they are cut to the universe
+    when one is given; GO sets are then size-filtered (``min_size <= size <= max_size``) and pruned
+    at Jaccard ``jaccard``. (The Hallmark sets the paper released are cut to an undocumented
+    universe, 8-83 genes each: ``gpc-bench pathways import histoprism`` reads them as they are.)
 
     ``msigdb_release`` (e.g. ``"2025.1"``) downloads the Hallmark GMT and, unless GO comes from
     elsewhere, the MSigDB GO GMT; ``go_release`` (``"current"`` or a date) downloads go-basic.obo
