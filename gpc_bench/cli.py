@@ -360,8 +360,13 @@ def pathways_show(name, spec):
     show_default=True,
     help="Terminal table or Markdown.",
 )
+@click.option(
+    "--protocol",
+    type=click.Choice(["default", "published", "hest-pooled"]),
+    help="Refuse runs not scored under this protocol (published: the HistoPrism paper's computation).",
+)
 @_friendly
-def leaderboard_cmd(runs, out, reference, intersect, controls, n_boot, seed, rank_by, fmt):
+def leaderboard_cmd(runs, out, reference, intersect, controls, n_boot, seed, rank_by, fmt, protocol):
     """Rank the models of several run folders, with bootstrap intervals, win rates and tests."""
     from .compare import leaderboard
 
@@ -373,6 +378,7 @@ def leaderboard_cmd(runs, out, reference, intersect, controls, n_boot, seed, ran
         intersect=intersect,
         controls=controls,
         rank_by=rank_by,
+        protocol=protocol,
     )
     if out is not None:
         lb.write(out)

@@ -185,3 +185,13 @@ def test_clustering_that_cannot_discriminate_and_single_wsi_types_are_warned(tmp
     assert "have a single WSI" in w
     lb = leaderboard([tmp_path / "r"], n_boot=10)
     assert any("single WSI" in n for n in lb.info["notes"])
+
+
+def test_leaderboard_protocol_check(cohort_files, tmp_path):
+    from gpc_bench.compare import leaderboard
+
+    score(cohort_files["good"], cohort_files["truth"], pathways=cohort_files["pathways"], out=tmp_path / "a",
+          checksum=False)  # fmt: skip
+    with pytest.raises(InputError, match=r"--protocol published: .*'pred_good': 'default'"):
+        leaderboard([tmp_path / "a"], n_boot=0, protocol="published")
+    assert leaderboard([tmp_path / "a"], n_boot=0, protocol="default").info["protocol"]["name"] == "default"

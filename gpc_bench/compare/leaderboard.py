@@ -180,6 +180,7 @@ def leaderboard(
     controls=(),
     rank_by: str = "mean-rank",
     ci: float = 0.95,
+    protocol: str | None = None,
 ) -> Leaderboard:
     """Compare run folders written by ``gpc-bench score``.
 
@@ -198,6 +199,8 @@ def leaderboard(
         Restrict to the WSIs and pathways all runs share instead of refusing.
     controls
         Model names to mark as controls (they are shown but not ranked).
+    protocol
+        When given, refuse runs not scored under this protocol (``published``: the paper's).
     rank_by
         ``"mean-rank"`` (the mean of the ranks on hvg_pcc_macro, hvg_pcc_micro, gpc_hallmark and
         gpc_go; the default) or one metric column, higher is better.
@@ -211,6 +214,14 @@ def leaderboard(
     import pandas as pd
 
     rs = runs if isinstance(runs, RunSet) else load_runs(runs, intersect=intersect, controls=controls)
+    if protocol is not None:
+        off = {m: (r.summary.get("config") or {}).get("protocol", "default") for m, r in rs.runs.items()}
+        off = {m: p for m, p in off.items() if p != protocol}
+        if off:
+            raise InputError(
+                f"--protocol {protocol}: these runs were scored under another protocol: {off}",
+                f"re-score them with gpc-bench score --protocol {protocol}",
+            )
     ranked_models = [m for m in rs.models if m not in rs.controls]
     if reference is None:
         reference = ranked_models[0] if ranked_models else rs.models[0]
