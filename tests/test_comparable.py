@@ -91,3 +91,19 @@ def test_a_different_collection_is_refused(cohort, cohort_files, base, tmp_path)
           **(kw | {"pathways": tmp_path / "h.gmt"}))  # fmt: skip
     with pytest.raises(InputError, match="different pathway collections"):
         leaderboard([d / "full", tmp_path / "o"], n_boot=0)
+
+
+def test_figures_refuse_incomparable_runs(cohort_files, base, tmp_path):
+    from gpc_bench.plot import levels, scatter
+
+    d, kw = base
+    score(
+        cohort_files["noisy"],
+        cohort_files["truth"],
+        name="other",
+        out=tmp_path / "o",
+        **(kw | {"min_genes": 3}),
+    )
+    for draw in (lambda: scatter(d / "full", tmp_path / "o"), lambda: levels([d / "full", tmp_path / "o"])):
+        with pytest.raises(InputError, match="different min_genes"):
+            draw()

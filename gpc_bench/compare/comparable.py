@@ -157,6 +157,25 @@ def check(runs: list[Run], intersect: bool, wsi_sets: dict) -> Comparison:
     return Comparison(refusals, notes + unverified, genes, sorted(common), restricted)
 
 
+def require_comparable(runs: list[Run]) -> None:
+    """Raise :class:`~gpc_bench.InputError` unless the runs are comparable as they are (for figures
+    that put runs side by side; the leaderboard also offers ``--intersect``)."""
+    from .._errors import InputError
+
+    if len(runs) < 2:
+        return
+    wsi_sets = {r.name: set(r.hvg_scores["sample_id"].astype(str)) for r in runs}
+    cmp = check(runs, intersect=False, wsi_sets=wsi_sets)
+    ids = {r.name: r.summary.get("pathways", {}).get("collection_id") for r in runs}
+    if len(set(ids.values())) > 1:
+        cmp.refusals.append(f"scored on different pathway collections ({ids}); re-score on one --pathways")
+    if cmp.refusals:
+        raise InputError(
+            "these runs are not comparable:\n  - " + "\n  - ".join(cmp.refusals),
+            "docs/comparing.md; `gpc-bench leaderboard --intersect` compares what they share",
+        )
+
+
 def _truth_differences(runs: list[Run], wsis: list, genes: list) -> str | None:
     """'' when every run saw the same truth on the shared WSIs and genes, a description otherwise,
     None when it cannot be told."""

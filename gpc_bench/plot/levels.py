@@ -53,6 +53,9 @@ def levels(runs, *, ax=None, n_boot: int = 200, seed: int = 0):
 
     fig, (axis,) = new_axes(ax, 1, width=5.8, height=4.2)
     runs = [_run(r) for r in runs]
+    from ..compare.comparable import require_comparable
+
+    require_comparable(runs)
     x = np.arange(1, n_levels([r.summary for r in runs]) + 1)
     counts = None
     for r in runs:

@@ -62,6 +62,9 @@ def scatter(
     """
     run_a = run_a if isinstance(run_a, Run) else load_run(run_a)
     run_b = run_b if isinstance(run_b, Run) else load_run(run_b)
+    from ..compare.comparable import require_comparable
+
+    require_comparable([run_a, run_b])
     name_a, name_b = name_a or run_a.name, name_b or run_b.name
     a, b = _scores(run_a), _scores(run_b)
     both = a.join(b, how="inner", lsuffix="_a", rsuffix="_b")
