@@ -12,8 +12,10 @@ import contextlib
 import io
 import logging
 import re
+from pathlib import Path
 
 from .._errors import InputError
+from .._progress import Progress
 from ..io.checksum import cache_dir
 from ..io.gmt import GeneSet, write_gmt
 from ..settings import current as _settings
@@ -50,6 +52,7 @@ def fetch_msigdb(release: str, categories=("h.all", "c5.go"), base_url: str | No
     old = Msigdb.url
     base = base_url or _settings().msigdb_url or old
     out = []
+    bar = Progress(len(categories), "MSigDB downloads", logger)
     try:
         Msigdb.url = base
         for cat in categories:
@@ -75,8 +78,10 @@ def fetch_msigdb(release: str, categories=("h.all", "c5.go"), base_url: str | No
                 write_gmt(tmp, [GeneSet(cat, n, tuple(g), f"msigdb:{dbver}") for n, g in sets.items()])
                 tmp.replace(path)
             out.append({"category": cat, "path": path, "url": url})
+            bar.step("MSigDB %s ready (%d/%d)", cat, len(out), len(categories))
     finally:
         Msigdb.url = old
+        bar.close()
     return out
 
 
@@ -104,24 +109,27 @@ def fetch_go(release: str = "current", base_url: str | None = None) -> dict:
     dated release: delete the cache folder to refresh it; the OBO's data-version is recorded in
     the manifest either way.
     """
-    from goatools.base import dnld_file
-
     urls = go_urls(release, base_url)
     folder = cache_dir() / "go" / release
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"obo": folder / "go-basic.obo", "annotations": folder / "goa_human.gaf"}
-    for key, url in (("obo", urls["obo"]), ("annotations", urls["gaf"])):
-        path = paths[key]
-        if path.is_file():
-            logger.info("using cached %s", path)
-            continue
-        logger.info("downloading %s", url)
-        quiet = io.StringIO()
-        try:  # goatools prints progress and calls sys.exit(1) on a failed download
-            with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-                dnld_file(url, str(path), prt=None)
-        except SystemExit:
-            raise InputError(
-                f"could not download {url}", "check the network or the --go-release date"
-            ) from None
+    with Progress(2, "GO downloads", logger) as bar:
+        for key, url in (("obo", urls["obo"]), ("annotations", urls["gaf"])):
+            _fetch_go_file(paths[key], url, bar)
     return {**paths, "urls": urls}
+
+
+def _fetch_go_file(path: Path, url: str, bar: Progress) -> None:
+    from goatools.base import dnld_file
+
+    if path.is_file():
+        bar.step("using cached %s", path)
+        return
+    logger.info("downloading %s", url)
+    quiet = io.StringIO()
+    try:  # goatools prints progress and calls sys.exit(1) on a failed download
+        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            dnld_file(url, str(path), prt=None)
+    except SystemExit:
+        raise InputError(f"could not download {url}", "check the network or the --go-release date") from None
+    bar.step("downloaded %s", path.name)
