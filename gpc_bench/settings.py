@@ -6,6 +6,7 @@ Every environment variable gpc-bench reads is read here, in :meth:`Settings.from
 ``GPC_BENCH_THREADS``      kernel threads (default: usable cores, at most 8)
 ``GPC_BENCH_KERNEL``       ``numba`` or ``numpy``: force a PCC kernel (default: by size)
 ``GPC_BENCH_BLOCK_MB``     MiB per matrix in a row block read at a time (default 64)
+``GPC_BENCH_MMAP``         ``0``: never memory-map cached WSIs (e.g. on a network file system)
 ``GPC_BENCH_CACHE``        cache folder for downloads and input checksums (default: the
                            platform's user cache dir)
 ``GPC_BENCH_MSIGDB_URL``   a mirror of the MSigDB download site (curation)
@@ -38,6 +39,9 @@ class Settings:
         ``auto`` (numba for large cohorts when installed, else numpy), ``numba`` or ``numpy``.
     block_bytes
         Bytes per matrix in a row block read at a time.
+    mmap
+        Let the numba kernel read cached WSIs in place through a memory map (where the platform
+        can; :mod:`gpc_bench.io.mapped`).
     cache_dir
         Cache folder; ``None``: the platform's user cache dir.
     msigdb_url, go_url
@@ -47,6 +51,7 @@ class Settings:
     threads: int | None = None
     kernel: str = "auto"
     block_bytes: int = 64 << 20
+    mmap: bool = True
     cache_dir: Path | None = None
     msigdb_url: str | None = None
     go_url: str | None = None
@@ -79,6 +84,7 @@ class Settings:
             "threads": number("GPC_BENCH_THREADS"),
             "kernel": env.get("GPC_BENCH_KERNEL", "").strip().lower() or "auto",
             "block_bytes": number("GPC_BENCH_BLOCK_MB", 1 << 20),
+            "mmap": env.get("GPC_BENCH_MMAP", "1").strip().lower() not in ("0", "false", "no", "off"),
             "cache_dir": Path(env["GPC_BENCH_CACHE"]) if env.get("GPC_BENCH_CACHE") else None,
             "msigdb_url": env.get("GPC_BENCH_MSIGDB_URL") or None,
             "go_url": env.get("GPC_BENCH_GO_URL") or None,

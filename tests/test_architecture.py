@@ -223,17 +223,48 @@ def test_small_blocks_and_shuffled_spots_match_the_reference(cohort, tmp_path):
 
 def test_without_mmap_or_direct_io_the_numbers_are_the_same(cohort_files, tmp_path, monkeypatch):
     """A platform without mmap.MAP_SHARED/PROT_READ, os.O_DIRECT, os.RWF_NOWAIT (Windows, macOS)."""
+    monkeypatch.setenv("GPC_BENCH_KERNEL", "numba")  # the kernel that takes the mapped route
     kw = dict(pathways=cohort_files["pathways"], checksum=False, cluster="spot")
-    score(cohort_files["noisy"], cohort_files["truth"], out=tmp_path / "default", **kw)
+    fast = score(cohort_files["noisy"], cohort_files["truth"], out=tmp_path / "default", **kw)
+    assert fast.run_info["matrix_reads"]["mmap"] == fast.summary["counts"]["n_wsi"]  # every WSI mapped
     for mod, names in ((mmap, ("MAP_SHARED", "PROT_READ", "MAP_POPULATE")), (os, ("O_DIRECT", "RWF_NOWAIT"))):
         for n in names:
             monkeypatch.delattr(mod, n, raising=False)
-    monkeypatch.setenv("GPC_BENCH_KERNEL", "numba")  # the kernel that once took the fast route
-    score(cohort_files["noisy"], cohort_files["truth"], out=tmp_path / "bare", **kw)
-    for name in ("pathway_scores.csv", "hvg_scores.csv", "variance_levels.csv"):
-        a = pd.read_csv(tmp_path / "default" / name)
-        b = pd.read_csv(tmp_path / "bare" / name)
-        pd.testing.assert_frame_equal(a, b, rtol=1e-12, atol=1e-12)
+    bare = score(cohort_files["noisy"], cohort_files["truth"], out=tmp_path / "bare", **kw)
+    assert bare.run_info["matrix_reads"]["mmap"] == 0 and bare.run_info["matrix_reads"]["blocks"] > 0
+    for name in TABLES:  # the same bits either way: the kernel sums rows in the same order
+        assert (tmp_path / "default" / name).read_bytes() == (tmp_path / "bare" / name).read_bytes(), name
+
+
+def test_mapped_rows_equal_h5py_rows_and_odd_storage_falls_back(cohort, tmp_path, monkeypatch):
+    import h5py
+
+    from gpc_bench.io.h5ad import H5adSource
+
+    x = np.random.default_rng(0).random((50, 37), dtype=np.float32)
+    rows = np.array([3, 1, 2, 10, 9], dtype=np.int64)
+    for name, kw in (
+        ("contig", {}),
+        ("chunked", {"chunks": (8, 37)}),
+        ("gzip", {"chunks": (8, 37), "compression": "gzip"}),
+    ):
+        path = tmp_path / f"{name}.h5ad"
+        a = cohort.truth[:50, :37].copy()
+        a.X = x
+        a.write_h5ad(path)
+        if kw:  # rewrite X with another storage
+            with h5py.File(path, "r+") as f:
+                del f["X"]
+                f.create_dataset("X", data=x, **kw)
+        src = H5adSource(path, "truth")
+        m = src.map_rows(rows)
+        if name == "gzip":
+            assert m is None  # filtered storage is read with h5py
+        else:
+            assert np.array_equal(m.rows(), x[rows]) and np.array_equal(src.read_rows(rows), x[rows])
+        src.close()
+    monkeypatch.setenv("GPC_BENCH_MMAP", "0")
+    assert Settings.from_env().mmap is False
 
 
 def test_backed_anndata_truth_with_shuffled_spots_equals_the_file_run(cohort, tmp_path):
@@ -317,3 +348,19 @@ def test_levels_come_from_the_runs_config_everywhere(cohort_files, tmp_path):
     with pytest.raises(InputError, match="different n_levels .*--levels"):
         leaderboard([tmp_path / "good", tmp_path / "ten"], n_boot=0)
     assert set(RANK_COLUMNS) <= {m.column for m in HEADLINE}
+
+
+def test_a_failing_map_falls_back_to_h5py_for_the_rest_of_the_run(cohort_files, tmp_path, monkeypatch):
+    from gpc_bench.io.h5ad import H5adSource
+
+    monkeypatch.setenv("GPC_BENCH_KERNEL", "numba")
+    kw = dict(pathways=cohort_files["pathways"], checksum=False)
+    ok = score(cohort_files["noisy"], cohort_files["truth"], **kw)
+
+    def broken(self, rows, layer=None, populate=True):
+        raise OSError("mmap: No such device")  # e.g. a file system that cannot map
+
+    monkeypatch.setattr(H5adSource, "map_rows", broken)
+    res = score(cohort_files["noisy"], cohort_files["truth"], **kw)
+    assert res.run_info["matrix_reads"]["mmap"] == 0
+    pd.testing.assert_frame_equal(res.pathway_scores, ok.pathway_scores)

@@ -193,6 +193,30 @@ class H5adSource:
         """Raise :class:`InputError` now if the matrix cannot be streamed (CSC, wrong shape)."""
         self._matrix(layer)
 
+    def _offsets(self, layer: str | None) -> np.ndarray | None:
+        from .mapped import verified_offsets
+
+        key = ("offsets", layer)
+        if key not in self._cache:
+            node = self._matrix(layer)
+            self._cache[key] = verified_offsets(node, self.path) if isinstance(node, h5py.Dataset) else None
+        return self._cache[key]
+
+    def map_rows(self, rows: np.ndarray, layer: str | None = None, populate: bool = True):
+        """The rows as a :class:`~gpc_bench.metrics.pcc.RowMatrix` over a read-only memory map of
+        the file, or None when the matrix is not stored raw or the rows are spread out."""
+        from .mapped import map_rows
+
+        offsets = self._offsets(layer)
+        return None if offsets is None else map_rows(self.path, offsets, rows, self.n_vars, populate=populate)
+
+    def byte_range(self, rows: np.ndarray, layer: str | None = None) -> tuple[int, int] | None:
+        """The file range holding these rows when the matrix is stored raw and they lie close."""
+        from .mapped import byte_range
+
+        offsets = self._offsets(layer)
+        return None if offsets is None else byte_range(offsets, rows, self.n_vars)
+
     def read_rows(
         self, rows: np.ndarray, layer: str | None = None, out: np.ndarray | None = None
     ) -> np.ndarray:
@@ -283,6 +307,12 @@ class AnnDataSource:
 
     def check_matrix(self, layer: str | None = None) -> None:
         pass
+
+    def map_rows(self, rows: np.ndarray, layer: str | None = None, populate: bool = True) -> None:
+        return None  # in memory (or backed by anndata): read_rows
+
+    def byte_range(self, rows: np.ndarray, layer: str | None = None) -> None:
+        return None
 
     def read_rows(
         self, rows: np.ndarray, layer: str | None = None, out: np.ndarray | None = None

@@ -1,9 +1,14 @@
 """Stream the WSIs of a run in row blocks: the next block is read on a thread while one is scored.
 
-One route, wherever h5py works (Linux, macOS, Windows, network file systems): each WSI's rows are
-read with h5py (:meth:`~gpc_bench.io.h5ad.H5adSource.read_rows`, sorted runs, any spot order) in
-blocks of at most :data:`BLOCK_BYTES` per matrix, into two reused pairs of buffers, one block ahead
-of the consumer. Memory is bounded by the block size, whatever the WSI size.
+The route that works wherever h5py works (Linux, macOS, Windows, network file systems): each WSI's
+rows are read with h5py (:meth:`~gpc_bench.io.h5ad.H5adSource.read_rows`, sorted runs, any spot
+order) in blocks of at most :data:`BLOCK_BYTES` per matrix, into two reused pairs of buffers, one
+block ahead of the consumer. Memory is bounded by the block size, whatever the WSI size.
+
+One optional fast route (``mapped``): with the numba kernel, a WSI whose two matrices are stored
+raw and mostly in the page cache is mapped instead of copied, and the kernel reads the page cache
+in place (:mod:`gpc_bench.io.mapped`). It is taken only where the platform can map files, and any
+failure turns it off for the rest of the run.
 """
 
 from __future__ import annotations
@@ -61,14 +66,19 @@ class WsiReader:
         Bytes per matrix in a block (rows are never split).
     """
 
-    def __init__(self, pred, truth, truth_layer, wsis, *, block_bytes: int = BLOCK_BYTES) -> None:
+    def __init__(
+        self, pred, truth, truth_layer, wsis, *, block_bytes: int = BLOCK_BYTES, mapped: bool = False
+    ) -> None:
         self.pred, self.truth, self.truth_layer, self.wsis = pred, truth, truth_layer, wsis
         n_vars = max(pred.n_vars, truth.n_vars, 1)
         self.block_rows = max(1, block_bytes // (4 * n_vars))
         n_max = max((w.n_spots for w in wsis), default=0)
         self._rows = min(self.block_rows, max(n_max, 1))
         self._buffers: dict[tuple[int, int], np.ndarray] = {}
-        self.counts = {"blocks": 0, "wsis": len(wsis)}
+        from . import mapped as _mapped
+
+        self.mapped = mapped and _mapped.available()
+        self.counts = {"blocks": 0, "wsis": len(wsis), "mmap": 0}
         self._plan = [
             (k, r0, min(r0 + self.block_rows, w.n_spots))
             for k, w in enumerate(wsis)
@@ -88,6 +98,10 @@ class WsiReader:
         """Read block ``i`` of the plan (on the reader thread, one call at a time)."""
         k, r0, r1 = self._plan[i]
         w = self.wsis[k]
+        if self.mapped and r0 == 0:
+            piece = self._map(k, w)
+            if piece is not None:
+                return piece
         x = self.truth.read_rows(
             w.truth_rows[r0:r1], self.truth_layer, out=self._buffer(i % 2, 0, self.truth.n_vars)
         )
@@ -95,10 +109,39 @@ class WsiReader:
         self.counts["blocks"] += 1
         return Piece(k, w, r0, r1, x, y)
 
+    def _map(self, k: int, w) -> Piece | None:
+        """WSI ``w`` mapped whole when both its matrices are stored raw and mostly cached, else None.
+        The plan's other blocks of this WSI are then skipped."""
+        from .mapped import MIN_RESIDENT, resident_fraction
+
+        sources = ((self.truth, w.truth_rows, self.truth_layer), (self.pred, w.pred_rows, None))
+        try:
+            spans = [src.byte_range(rows, layer) for src, rows, layer in sources]
+            if any(s is None for s in spans):
+                return None
+            cached = [
+                resident_fraction(src.path, *span) for (src, _, _), span in zip(sources, spans, strict=True)
+            ]
+            if min(cached) < MIN_RESIDENT:  # from disk, one large read beats page faults
+                return None
+            x, y = (src.map_rows(rows, layer, populate=f < 1.0)
+                    for (src, rows, layer), f in zip(sources, cached, strict=True))  # fmt: skip
+        except Exception as err:  # noqa: BLE001 - any mapping trouble: the portable route from here on
+            logger.info("memory mapping failed (%s); reading with h5py from here on", err)
+            self.mapped = False
+            return None
+        if x is None or y is None:
+            return None
+        self.counts["mmap"] += 1
+        return Piece(k, w, 0, w.n_spots, x, y)
+
     def __iter__(self):
         while self._next is not None:
             piece = self._next.result()
             self._i += 1
+            if piece.last:  # a mapped WSI comes whole: skip its remaining blocks
+                while self._i < len(self._plan) and self._plan[self._i][0] == piece.k:
+                    self._i += 1
             self._next = self._io.submit(self._read, self._i) if self._i < len(self._plan) else None
             yield piece
             del piece
