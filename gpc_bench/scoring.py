@@ -393,7 +393,8 @@ def score(
             _stage("genes and pathways aligned", t_start)
             kernel = kernel_name(n_elements, choice=settings.kernel) if kernel == "numba" else kernel
             n_threads = settings.threads or default_threads()
-            _import_ahead("pandas")  # for the tables: imported while the kernel runs (measured fastest)
+            if kernel == "numba":  # pandas (for the tables) imports next to the GIL-free compiled loops;
+                _import_ahead("pandas")  # next to the numpy kernel's many short calls it would slow them
             per = score_wsis(
                 reader,
                 panel.gmap,
