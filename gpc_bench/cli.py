@@ -326,6 +326,36 @@ def pathways_show(name, spec):
     click.echo(" ".join(info["genes"]))
 
 
+def _compare_options(fn):
+    """Options shared by the commands that compare runs (leaderboard, report)."""
+    for opt in reversed(
+        [
+            click.option(
+                "--intersect",
+                is_flag=True,
+                help="Compare what all runs share (WSIs, genes, pathways; scores recomputed) instead of refusing.",
+            ),
+            click.option(
+                "--control",
+                "controls",
+                multiple=True,
+                help="Mark a model as a control (not ranked; repeatable).",
+            ),
+            click.option(
+                "--bootstrap",
+                "n_boot",
+                type=int,
+                default=1000,
+                show_default=True,
+                help="Bootstrap draws over WSIs (0: none).",
+            ),
+            click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap."),
+        ]
+    ):
+        fn = opt(fn)
+    return fn
+
+
 @main.command("leaderboard")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
@@ -334,21 +364,7 @@ def pathways_show(name, spec):
     help="Wide CSV to write (long table, comparison and provenance go next to it).",
 )
 @click.option("--reference", help="Model to compare against (default: the first run that is not a control).")
-@click.option(
-    "--intersect", is_flag=True, help="Use the WSIs and pathways all runs share instead of refusing."
-)
-@click.option(
-    "--control", "controls", multiple=True, help="Mark a model as a control (not ranked; repeatable)."
-)
-@click.option(
-    "--bootstrap",
-    "n_boot",
-    type=int,
-    default=1000,
-    show_default=True,
-    help="Bootstrap draws over WSIs (0: none).",
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@_compare_options
 @click.option(
     "--rank-by", default="mean-rank", show_default=True, help="mean-rank, or a column such as gpc_go."
 )
@@ -542,19 +558,7 @@ def plot_spatial(predictions, truth, sample, pathway, spec, image, spot_size, ou
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="HTML file to write.")
 @click.option("--reference", help="Model to compare against (default: the first run that is not a control).")
-@click.option(
-    "--intersect", is_flag=True, help="Use the WSIs and pathways all runs share instead of refusing."
-)
-@click.option("--control", "controls", multiple=True, help="Mark a model as a control (repeatable).")
-@click.option(
-    "--bootstrap",
-    "n_boot",
-    type=int,
-    default=1000,
-    show_default=True,
-    help="Bootstrap draws over WSIs (0: none).",
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@_compare_options
 @click.option("--title", default="gpc-bench report", show_default=True, help="Title of the report.")
 @_friendly
 def report_cmd(runs, out, reference, intersect, controls, n_boot, seed, title):
