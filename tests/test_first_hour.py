@@ -66,7 +66,7 @@ def test_truth_normalize_against_an_independent_computation(cohort, tmp_path):
     counts.X = np.expm1(counts.X).round().astype(np.float32)
     pred = cohort.predictions["good"]
     res = score(pred, counts, pathways=gmt, truth_normalize=1e4, checksum=False)
-    assert res.summary["warnings"] == [] and res.config.truth_normalize == 1e4
+    assert not any("counts" in w for w in res.summary["warnings"]) and res.config.truth_normalize == 1e4
     x = counts.X.astype(np.float64)
     expect = counts.copy()
     expect.X = np.log1p(x / x.sum(1, keepdims=True) * 1e4).astype(np.float32)  # scanpy's normalize_total
@@ -86,7 +86,7 @@ def test_no_pathway_scored_is_said_loudly_and_recorded(cohort, tmp_path, caplog)
     with caplog.at_level("WARNING", logger="gpc_bench"):
         res = score(cohort.predictions["good"], cohort.truth, pathways=tmp_path / "far.gmt", checksum=False)
     assert res.headline["gpc_go"] is None
-    (w,) = res.summary["warnings"]
+    (w,) = [w for w in res.summary["warnings"] if w.startswith("no pathway")]
     assert "no pathway could be scored" in w and "600 genes are shared" in w and "at least 10" in w
     assert "no pathway could be scored" in caplog.text
 
@@ -98,7 +98,7 @@ def test_duplicated_gene_ids_are_named(cohort, tmp_path):
     names[3] = names[2]
     pred.var_names = names
     res = score(pred, cohort.truth, pathways=gmt, checksum=False)
-    (w,) = res.summary["warnings"]
+    (w,) = [w for w in res.summary["warnings"] if w.startswith("duplicated gene IDs")]
     assert "1 in predictions ['G00002']" in w
 
 
