@@ -13,6 +13,21 @@ from ._version import __version__
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
+
+def _source_checkout() -> None:
+    """Run from a source checkout (``python -m gpc_bench`` in the repository root shadows an
+    installed copy): ``baselines/`` and ``pathways/``, installed as ``gpc_bench.baselines`` and
+    ``gpc_bench.pathways``, sit next to the package there, so they are found the same way."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (root / "baselines" / "__init__.py").is_file():
+        if str(root) not in __path__:
+            __path__.append(str(root))
+
+
+_source_checkout()
+
 _LAZY = {
     "score": "gpc_bench.scoring",
     "ScoreResult": "gpc_bench.scoring",
