@@ -249,11 +249,11 @@ def restrict(run: Run, keys: list, wsis: list, genes: list, cancer_types: list) 
     # variance over the shared WSIs, overall and per cancer type, from the truth moments
     tm = run.truth_moments
     tm = tm.assign(sample_id=tm["sample_id"].astype(str), gene=tm["gene"].astype(str))
-    tm = tm[tm["gene"].isin(gidx)]
+    per_wsi = dict(iter(tm[tm["gene"].isin(gidx)].groupby("sample_id", sort=False)))  # one pass
     total = VarianceAccumulator(len(genes))
     by_type: dict[str, VarianceAccumulator] = {}
     for w, ctype in zip(wsis, cancer_types, strict=True):
-        t = tm[tm["sample_id"] == w].set_index("gene").reindex(genes)
+        t = per_wsi[w].set_index("gene").reindex(genes)
         n = int(t["n_spots"].iloc[0])
         mean, m2 = t["mean"].to_numpy(np.float64), t["m2"].to_numpy(np.float64)
         total.add(n, mean, m2)

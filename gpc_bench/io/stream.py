@@ -28,7 +28,8 @@ BLOCK_BYTES = 64 << 20
 
 @dataclass
 class Piece:
-    """Rows ``r0:r1`` of WSI ``k`` (``wsi``): truth ``x`` and predictions ``y`` as float32 arrays,
+    """Rows ``r0:r1`` of WSI ``k`` (``wsi``): truth ``x`` and predictions ``y`` as float32 arrays
+    (or, on the mapped route, :class:`~gpc_bench.metrics.pcc.RowMatrix` over the page cache),
     valid until the next piece is requested."""
 
     k: int
