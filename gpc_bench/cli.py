@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ._cli_errors import friendly
+from ._errors import InputError as GpcBenchInputError
 from ._version import __version__
 
 logger = logging.getLogger("gpc_bench")
@@ -579,6 +580,66 @@ def report_cmd(runs, out, reference, intersect, controls, n_boot, seed, title):
             )
         )
     )
+
+
+@main.command("convert")
+@click.argument("source", type=click.Path(path_type=Path, exists=True))
+@click.option("--from", "fmt", type=click.Choice(["histoprism", "stem", "stflow"]), required=True,
+              help="The format SOURCE was written in (docs/adapters.md).")  # fmt: skip
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Prediction .h5ad to write.")
+@click.option(
+    "--embeddings",
+    type=click.Path(path_type=Path),
+    help="HEST embedding .h5 folder: barcodes in loader order.",
+)
+@click.option(
+    "--truth",
+    type=click.Path(path_type=Path),
+    help="Truth .h5ad: barcodes of each WSI in file order (histoprism).",
+)
+@click.option(
+    "--slide",
+    type=click.Path(path_type=Path),
+    help="stem: the held-out slide's .h5ad (spot order, barcodes).",
+)
+@click.option(
+    "--genes",
+    type=click.Path(path_type=Path),
+    help="stem/stflow: the gene list (selected_gene_list.txt, var_50genes.json).",
+)
+@click.option("--n-draws", type=int, help="stem: draws per spot K.")
+@click.option("--sample-id", help="stem: the slide's sample id (default: the slide file stem).")
+@click.option(
+    "--samples", type=click.Path(path_type=Path), help="stflow: CSV sample_id,n_spots in loader order."
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@_friendly
+def convert_cmd(source, fmt, out, embeddings, truth, slide, genes, n_draws, sample_id, samples, overwrite):
+    """Convert another model's prediction file into the format `gpc-bench score` reads."""
+    from .baselines.adapters import formats
+
+    def need(**kw):
+        missing = [f"--{k.replace('_', '-')}" for k, v in kw.items() if v is None]
+        if missing:
+            raise GpcBenchInputError(f"--from {fmt} needs {', '.join(missing)}")
+
+    if fmt == "histoprism":
+        t = None
+        if truth is not None:
+            import anndata as ad
+
+            t = ad.read_h5ad(truth, backed="r")
+        conv = formats.histoprism(source, embeddings=embeddings, truth=t)
+    elif fmt == "stem":
+        need(slide=slide, genes=genes, n_draws=n_draws)
+        conv = formats.stem(source, slide=slide, genes=genes, n_draws=n_draws, sample_id=sample_id)
+    else:
+        need(samples=samples, genes=genes)
+        conv = formats.stflow(source, samples=samples, genes=genes, embeddings=embeddings)
+    conv.write(out, overwrite=overwrite)
+    r = conv.report
+    click.echo(f"predictions    {out}: {r['n_spots']} spots x {r['n_genes']} genes from {r['n_wsi']} WSI(s)")
+    click.echo(f"spot order     {r['spot_order']}; truth: {r['truth']}; report {out}.conversion.json")
 
 
 @main.command("demo")

@@ -1,0 +1,140 @@
+"""What every adapter shares: checks, barcodes, the prediction AnnData and its conversion report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gpc_bench._errors import InputError, examples
+
+
+@dataclass
+class Converted:
+    """A converted prediction file: ``adata`` in the format ``score`` reads, and what happened."""
+
+    adata: object
+    report: dict = field(default_factory=dict)
+
+    def write(self, out: str | Path, overwrite: bool = False) -> Path:
+        """Write ``out`` (.h5ad, with the report in ``uns``) and ``out.conversion.json``, atomically."""
+        import warnings
+
+        from gpc_bench.io.runfolder import atomic_file, dumps_json
+
+        out = Path(out)
+        if out.exists() and not overwrite:
+            raise InputError(f"{out} already exists", "choose another --out or pass --overwrite")
+        self.adata.uns["gpc_bench_conversion"] = json.loads(dumps_json(self.report))
+        with warnings.catch_warnings():  # barcodes repeat across WSIs by design
+            warnings.filterwarnings("ignore", message="Observation names are not unique")
+            with atomic_file(out) as tmp:
+                self.adata.write_h5ad(tmp)
+        with atomic_file(out.with_name(out.name + ".conversion.json")) as tmp:
+            tmp.write_text(dumps_json(self.report))
+        return out
+
+
+def check_finite(x: np.ndarray, what: str) -> None:
+    """Refuse NaN or infinity, naming where."""
+    bad = ~np.isfinite(x)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise InputError(
+            f"{what} holds {int(bad.sum())} NaN or infinite values (first at row {r}, column {c})",
+            "the model's output is damaged; re-run its inference",
+        )
+
+
+def read_gene_list(path: str | Path) -> list[str]:
+    """Genes from a JSON (``{"genes": [...]}`` or a list) or a text file (one a line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"gene list {path} not found")
+    if path.suffix == ".json":
+        obj = json.loads(path.read_text())
+        genes = obj.get("genes") if isinstance(obj, dict) else obj
+    else:
+        genes = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not isinstance(genes, list) or not genes:
+        raise InputError(f"gene list {path}: expected a non-empty list (or {{'genes': [...]}})")
+    return [str(g) for g in genes]
+
+
+def barcodes_for(sample_id: str, n: int, embeddings=None, truth=None) -> tuple[np.ndarray, str]:
+    """The barcodes of a WSI's ``n`` spots, in the order its model wrote them, and where they came from.
+
+    From the WSI's HEST embedding file (``--embeddings DIR``: the loader's order), else from the
+    truth's spots of that WSI in file order. Refused when the counts disagree.
+    """
+    if embeddings is not None:
+        from gpc_bench.baselines.histoprism.data import embedding_path, read_embeddings
+
+        barcodes = read_embeddings(embedding_path(embeddings, sample_id))[0]
+        source = "embeddings"
+    elif truth is not None:
+        sid = np.asarray(truth.obs["sample_id"].astype(str))
+        barcodes = np.asarray(truth.obs_names[sid == sample_id], dtype=object)
+        source = "truth (file order)"
+    else:
+        raise InputError(
+            f"no barcodes for WSI {sample_id!r}: this format stores none",
+            "give --embeddings DIR (the HEST .h5 files the model read) or --truth FILE.h5ad",
+        )
+    if len(barcodes) != n:
+        raise InputError(
+            f"WSI {sample_id!r}: the predictions have {n} spots but the {source} has {len(barcodes)}",
+            "use the embeddings or truth of the same WSIs the model predicted",
+        )
+    return np.asarray(barcodes, dtype=object), source
+
+
+def build(blocks: list, genes: list[str], truth_blocks=None, layers=None, cancer_types=None):
+    """The prediction AnnData from per-WSI ``(sample_id, barcodes, x)`` blocks."""
+    import anndata as ad
+    import pandas as pd
+
+    x = np.concatenate([b[2] for b in blocks]).astype(np.float32)
+    check_finite(x, "the predictions")
+    obs = pd.DataFrame(
+        {"sample_id": np.concatenate([[b[0]] * len(b[1]) for b in blocks])},
+        index=pd.Index(np.concatenate([b[1] for b in blocks]).astype(str)),
+    )
+    if cancer_types:
+        obs["cancer_type"] = obs["sample_id"].map(cancer_types).fillna("NA")
+    dup = pd.Index(genes)[pd.Index(genes).duplicated()].tolist()
+    if dup:
+        raise InputError(f"the gene list repeats {examples(dup)}")
+    out_layers = dict(layers or {})
+    if truth_blocks is not None:
+        t = np.concatenate(truth_blocks).astype(np.float32)
+        check_finite(t, "the truth")
+        out_layers["truth"] = t
+    import warnings
+
+    with warnings.catch_warnings():  # barcodes repeat across WSIs by design: (sample_id, barcode) is the key
+        warnings.filterwarnings("ignore", message="Observation names are not unique")
+        var = pd.DataFrame(index=pd.Index(genes))
+        a = ad.AnnData(X=x, obs=obs.astype({"sample_id": "category"}), var=var)
+    for k, v in out_layers.items():
+        a.layers[k] = v
+    return a
+
+
+def base_report(fmt: str, source: Path, adata, order: str) -> dict:
+    from gpc_bench.genes import detect_id_style
+    from gpc_bench.io.checksum import sha256_file
+
+    return {
+        "format": fmt,
+        "source": source.name,
+        "source_sha256": sha256_file(source) if source.is_file() else None,
+        "n_wsi": int(adata.obs["sample_id"].nunique()),
+        "n_spots": int(adata.n_obs),
+        "n_genes": int(adata.n_vars),
+        "gene_id_style": detect_id_style(np.asarray(adata.var_names, dtype=object)),
+        "spot_order": order,
+        "truth": "layers['truth']" if "truth" in adata.layers else "none (pass --truth to score)",
+    }

@@ -1,0 +1,163 @@
+"""The formats: HistoPrism's predicted_genes.csv, STEM's sampled tensors, STFlow's evaluation dict."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from gpc_bench._errors import InputError
+
+from ._common import Converted, barcodes_for, base_report, build, check_finite, read_gene_list
+
+
+def histoprism(csv: str | Path, *, embeddings=None, truth=None, cancer_types=None) -> Converted:
+    """``predicted_genes.csv`` of HistoPrism's inference: one row per patch, ``sample_id``, then one
+    column per panel gene, WSIs in the test loader's order (read with polars; ~40k columns)."""
+    import polars as pl
+
+    csv = Path(csv)
+    if not csv.is_file():
+        raise InputError(f"{csv} not found")
+    df = pl.read_csv(csv, schema_overrides={"sample_id": pl.Utf8})
+    if "sample_id" not in df.columns:
+        raise InputError(
+            f"{csv} has no sample_id column (has {df.columns[:5]}...)", "is it predicted_genes.csv?"
+        )
+    genes = [c for c in df.columns if c != "sample_id"]
+    sid = df["sample_id"].cast(pl.Utf8).to_numpy()
+    x = df.select(genes).cast(pl.Float32).to_numpy()
+    starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
+    order = list(dict.fromkeys(sid.tolist()))
+    if len(starts) != len(order):
+        raise InputError(
+            f"{csv}: the rows of a WSI are not contiguous", "the file is not as inference.py writes it"
+        )
+    blocks, sources = [], set()
+    for a, b in zip(starts, np.r_[starts[1:], len(sid)], strict=True):
+        s = str(sid[a])
+        bc, src = barcodes_for(s, int(b - a), embeddings, truth)
+        sources.add(src)
+        blocks.append((s, bc, x[a:b]))
+    adata = build(blocks, genes, cancer_types=cancer_types)
+    report = base_report(
+        "histoprism", csv, adata, f"rows as written; barcodes from {', '.join(sorted(sources))}"
+    )
+    return Converted(adata, report)
+
+
+def stem(tensor: str | Path, *, slide, genes, n_draws: int, sample_id: str | None = None,
+         cancer_types=None) -> Converted:  # fmt: skip
+    """STEM's ``generated_samples_<ckpt>_<K>sample.pt``: a tensor (N*K, 1, G), the K draws of each
+    spot interleaved (row j is spot j // K, draw j % K). The prediction is the mean over draws; the
+    draws' standard deviation is kept as ``layers["pred_sd"]``. Spots follow the slide's obs."""
+    import anndata as ad
+    import torch
+
+    tensor = Path(tensor)
+    if not tensor.is_file():
+        raise InputError(f"{tensor} not found")
+    t = torch.load(tensor, map_location="cpu", weights_only=True)
+    if not isinstance(t, torch.Tensor) or t.ndim != 3 or t.shape[1] != 1:
+        raise InputError(
+            f"{tensor}: expected a tensor of shape (N*K, 1, G), got {getattr(t, 'shape', type(t))}"
+        )
+    gene_list = read_gene_list(genes)
+    rows, _, g = t.shape
+    if g != len(gene_list):
+        raise InputError(
+            f"{tensor} has {g} genes but {genes} lists {len(gene_list)}", "use selected_gene_list.txt"
+        )
+    if n_draws < 1 or rows % n_draws:
+        raise InputError(f"{tensor} has {rows} rows, not a multiple of --n-draws {n_draws}")
+    meta = ad.read_h5ad(slide, backed="r")
+    n = rows // n_draws
+    if meta.n_obs != n:
+        raise InputError(
+            f"{tensor} holds {n} spots x {n_draws} draws but the slide {slide} has {meta.n_obs} spots"
+        )
+    draws = t.reshape(n, n_draws, g).double().numpy()  # interleaved: spot-major
+    check_finite(draws.reshape(-1, g), "the sampled predictions")
+    sid = sample_id or Path(slide).stem
+    barcodes = np.asarray(meta.obs_names, dtype=object)
+    sd = {"pred_sd": draws.std(1).astype(np.float32)}
+    adata = build([(sid, barcodes, draws.mean(1))], gene_list, layers=sd, cancer_types=cancer_types)
+    report = base_report("stem", tensor, adata, "the slide's obs order")
+    report["n_draws"] = n_draws
+    return Converted(adata, report)
+
+
+_NUMPY_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"), ("builtins", "dict"), ("builtins", "list"),
+}  # fmt: skip
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Only dicts and lists of numpy arrays: nothing that runs code."""
+
+    def find_class(self, module, name):
+        if (module, name) in _NUMPY_GLOBALS:
+            return super().find_class(module, name)
+        raise InputError(f"refusing to load {module}.{name} from a pickle", "expected a dict of numpy arrays")
+
+
+def _load_dict(path: Path) -> dict:
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    if path.suffix in (".pt", ".pth"):
+        import torch
+
+        d = torch.load(path, map_location="cpu", weights_only=True)
+        return {k: (v.numpy() if hasattr(v, "numpy") else np.asarray(v)) for k, v in d.items()}
+    return _ArrayUnpickler(io.BytesIO(path.read_bytes())).load()
+
+
+def stflow(results: str | Path, *, samples, genes, embeddings=None, cancer_types=None) -> Converted:
+    """STFlow's evaluation output ``{"preds_all", "targets_all"}`` (spots x genes, WSIs concatenated in
+    loader order), as .npz, .pt/.pth or pickle, with the ordered WSIs and their spot counts
+    (``samples``: a CSV ``sample_id,n_spots``), the genes (``var_50genes.json``) and optionally the
+    HEST embeddings for barcodes. ``targets_all`` becomes ``layers["truth"]``."""
+    import pandas as pd
+
+    results = Path(results)
+    if not results.is_file():
+        raise InputError(f"{results} not found")
+    d = _load_dict(results)
+    if not isinstance(d, dict) or not {"preds_all", "targets_all"} <= set(d):
+        raise InputError(
+            f"{results}: expected a dict with preds_all and targets_all", "as STFlow's eval returns"
+        )
+    preds, targets = np.asarray(d["preds_all"]), np.asarray(d["targets_all"])
+    if preds.shape != targets.shape or preds.ndim != 2:
+        raise InputError(f"{results}: preds_all {preds.shape} and targets_all {targets.shape} must match")
+    gene_list = read_gene_list(genes)
+    if preds.shape[1] != len(gene_list):
+        raise InputError(f"{results} has {preds.shape[1]} genes but {genes} lists {len(gene_list)}")
+    table = pd.read_csv(samples, dtype={"sample_id": str})
+    if not {"sample_id", "n_spots"} <= set(table.columns):
+        raise InputError(f"{samples} needs columns sample_id and n_spots (in loader order)")
+    counts = table["n_spots"].astype(int).tolist()
+    if sum(counts) != len(preds):
+        raise InputError(
+            f"the spot counts in {samples} add up to {sum(counts)} but {results} has {len(preds)} rows",
+            "list every WSI of the evaluation, in the loader's order",
+        )
+    blocks, truths, row = [], [], 0
+    for s, n in zip(table["sample_id"], counts, strict=True):
+        if embeddings is not None:
+            bc, _ = barcodes_for(s, n, embeddings)
+        else:
+            bc = np.array([f"spot{i}" for i in range(n)], dtype=object)
+        blocks.append((s, bc, preds[row : row + n]))
+        truths.append(targets[row : row + n])
+        row += n
+    adata = build(blocks, gene_list, truth_blocks=truths, cancer_types=cancer_types)
+    order = (
+        "barcodes from embeddings" if embeddings is not None else "loader order only (no barcodes: spot<i>)"
+    )
+    return Converted(adata, base_report("stflow", results, adata, order))

@@ -1,0 +1,130 @@
+"""Adapters: native layouts built here convert to the canonical predictions, and score the same."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from gpc_bench import InputError, score
+from gpc_bench.baselines.adapters import formats
+from gpc_bench.cli import main
+
+
+@pytest.fixture(scope="module")
+def canon(cohort, cohort_files):
+    """Canonical predictions of two WSIs, their truth, and the scores of the canonical file."""
+    pred = cohort.predictions["noisy"]
+    keep = pred.obs["sample_id"].isin(["WSI01_LUAD", "WSI02_COAD"]).to_numpy()
+    p, t = pred[keep].copy(), cohort.truth[keep].copy()
+    ref = score(p, t, pathways=cohort_files["pathways"], checksum=False)
+    return p, t, ref
+
+
+def _same_scores(a, b):
+    pd.testing.assert_frame_equal(a.pathway_scores, b.pathway_scores, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(a.gene_scores["pcc"], b.gene_scores["pcc"], atol=1e-6)
+
+
+def test_histoprism_csv(canon, cohort_files, tmp_path):
+    p, t, ref = canon
+    df = pd.DataFrame(p.X.copy(), columns=list(p.var_names))  # a copy: the NaN below must not reach p
+    df.insert(0, "sample_id", p.obs["sample_id"].astype(str).to_numpy())
+    df.to_csv(tmp_path / "predicted_genes.csv", index=False)
+    t.write_h5ad(tmp_path / "truth.h5ad")
+    out = tmp_path / "p.h5ad"
+    res = CliRunner().invoke(main, ["convert", str(tmp_path / "predicted_genes.csv"), "--from", "histoprism",
+                                    "--truth", str(tmp_path / "truth.h5ad"), "--out", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "p.h5ad.conversion.json").read_text())
+    assert report["n_spots"] == p.n_obs and report["n_wsi"] == 2 and len(report["source_sha256"]) == 64
+    assert "truth (file order)" in report["spot_order"]
+    _same_scores(score(out, tmp_path / "truth.h5ad", pathways=cohort_files["pathways"], checksum=False), ref)
+    with pytest.raises(InputError, match="give --embeddings DIR"):
+        formats.histoprism(tmp_path / "predicted_genes.csv")
+    short = t[t.obs["sample_id"] != "WSI02_COAD"].copy()
+    with pytest.raises(InputError, match="WSI 'WSI02_COAD': the predictions have .* spots but the truth"):
+        formats.histoprism(tmp_path / "predicted_genes.csv", truth=short)
+    df.iloc[3, 5] = np.nan
+    df.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(InputError, match="NaN or infinite"):
+        formats.histoprism(tmp_path / "bad.csv", truth=t)
+
+
+def test_stem_interleaved_draws(canon, cohort_files, tmp_path):
+    import torch
+
+    p, t, _ = canon
+    one = p[p.obs["sample_id"] == "WSI01_LUAD"].copy()
+    truth1 = t[t.obs["sample_id"] == "WSI01_LUAD"].copy()
+    k = 3
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.1, (one.n_obs, k, one.n_vars))
+    noise -= noise.mean(1, keepdims=True)  # draws centred on the prediction: their mean is it
+    draws = one.X[:, None, :].astype(np.float64) + noise
+    torch.save(
+        torch.from_numpy(draws.reshape(one.n_obs * k, 1, one.n_vars).astype(np.float32)), tmp_path / "gen.pt"
+    )
+    (tmp_path / "genes.txt").write_text("\n".join(one.var_names) + "\n")
+    truth1.write_h5ad(tmp_path / "WSI01_LUAD.h5ad")
+    conv = formats.stem(
+        tmp_path / "gen.pt", slide=tmp_path / "WSI01_LUAD.h5ad", genes=tmp_path / "genes.txt", n_draws=k
+    )
+    np.testing.assert_allclose(conv.adata.X, one.X, atol=1e-5)
+    np.testing.assert_allclose(conv.adata.layers["pred_sd"], draws.std(1), atol=1e-5)
+    assert list(conv.adata.obs_names) == list(truth1.obs_names)
+    with pytest.raises(InputError, match="not a multiple of --n-draws 4"):
+        formats.stem(
+            tmp_path / "gen.pt", slide=tmp_path / "WSI01_LUAD.h5ad", genes=tmp_path / "genes.txt", n_draws=4
+        )
+    (tmp_path / "g2.txt").write_text("A\nB\n")
+    with pytest.raises(InputError, match="lists 2"):
+        formats.stem(
+            tmp_path / "gen.pt", slide=tmp_path / "WSI01_LUAD.h5ad", genes=tmp_path / "g2.txt", n_draws=k
+        )
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".pkl", ".pth"])
+def test_stflow_dict(canon, cohort_files, tmp_path, suffix):
+    import torch
+
+    p, t, ref = canon
+    d = {"preds_all": np.asarray(p.X), "targets_all": np.asarray(t.X)}
+    path = tmp_path / f"eval{suffix}"
+    if suffix == ".npz":
+        np.savez(path, **d)
+    elif suffix == ".pkl":
+        path.write_bytes(pickle.dumps(d))
+    else:
+        torch.save({k: torch.from_numpy(v) for k, v in d.items()}, path)
+    counts = p.obs["sample_id"].astype(str).value_counts(sort=False)
+    pd.DataFrame({"sample_id": counts.index, "n_spots": counts.to_numpy()}).to_csv(
+        tmp_path / "s.csv", index=False
+    )
+    (tmp_path / "var_50genes.json").write_text(json.dumps({"genes": list(p.var_names)}))
+    conv = formats.stflow(path, samples=tmp_path / "s.csv", genes=tmp_path / "var_50genes.json")
+    assert "loader order only" in conv.report["spot_order"] and conv.report["truth"] == "layers['truth']"
+    _same_scores(score(conv.adata, pathways=cohort_files["pathways"], checksum=False), ref)
+    pd.DataFrame({"sample_id": counts.index, "n_spots": counts.to_numpy() + 1}).to_csv(
+        tmp_path / "bad.csv", index=False
+    )
+    with pytest.raises(InputError, match="add up to"):
+        formats.stflow(path, samples=tmp_path / "bad.csv", genes=tmp_path / "var_50genes.json")
+
+
+def test_stflow_refuses_a_pickle_that_runs_code(tmp_path):
+    import os
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("true",))
+
+    (tmp_path / "e.pkl").write_bytes(pickle.dumps({"preds_all": Evil()}))
+    (tmp_path / "s.csv").write_text("sample_id,n_spots\nA,1\n")
+    (tmp_path / "g.json").write_text('{"genes": ["G"]}')
+    with pytest.raises(InputError, match="refusing to load"):
+        formats.stflow(tmp_path / "e.pkl", samples=tmp_path / "s.csv", genes=tmp_path / "g.json")
