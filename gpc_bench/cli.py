@@ -584,7 +584,7 @@ def report_cmd(runs, out, reference, intersect, controls, n_boot, seed, title):
 
 @main.command("convert")
 @click.argument("source", type=click.Path(path_type=Path, exists=True))
-@click.option("--from", "fmt", type=click.Choice(["histoprism", "stem", "stflow"]), required=True,
+@click.option("--from", "fmt", type=click.Choice(["stpath-h5ad", "histoprism", "stem", "stflow"]), required=True,
               help="The format SOURCE was written in (docs/adapters.md).")  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Prediction .h5ad to write.")
 @click.option(
@@ -612,9 +612,14 @@ def report_cmd(runs, out, reference, intersect, controls, n_boot, seed, title):
 @click.option(
     "--samples", type=click.Path(path_type=Path), help="stflow: CSV sample_id,n_spots in loader order."
 )
+@click.option(
+    "--pattern", default="pred_{sample_id}.h5ad", show_default=True, help="stpath-h5ad: file names in SOURCE."
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @_friendly
-def convert_cmd(source, fmt, out, embeddings, truth, slide, genes, n_draws, sample_id, samples, overwrite):
+def convert_cmd(
+    source, fmt, out, embeddings, truth, slide, genes, n_draws, sample_id, samples, pattern, overwrite
+):
     """Convert another model's prediction file into the format `gpc-bench score` reads."""
     from .baselines.adapters import formats
 
@@ -623,13 +628,15 @@ def convert_cmd(source, fmt, out, embeddings, truth, slide, genes, n_draws, samp
         if missing:
             raise GpcBenchInputError(f"--from {fmt} needs {', '.join(missing)}")
 
-    if fmt == "histoprism":
-        t = None
-        if truth is not None:
-            import anndata as ad
+    t = None
+    if truth is not None and fmt in ("histoprism", "stpath-h5ad"):
+        import anndata as ad
 
-            t = ad.read_h5ad(truth, backed="r")
+        t = ad.read_h5ad(truth, backed="r")
+    if fmt == "histoprism":
         conv = formats.histoprism(source, embeddings=embeddings, truth=t)
+    elif fmt == "stpath-h5ad":
+        conv = formats.stpath_h5ad(source, pattern=pattern, embeddings=embeddings, truth=t)
     elif fmt == "stem":
         need(slide=slide, genes=genes, n_draws=n_draws)
         conv = formats.stem(source, slide=slide, genes=genes, n_draws=n_draws, sample_id=sample_id)

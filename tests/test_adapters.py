@@ -128,3 +128,33 @@ def test_stflow_refuses_a_pickle_that_runs_code(tmp_path):
     (tmp_path / "g.json").write_text('{"genes": ["G"]}')
     with pytest.raises(InputError, match="refusing to load"):
         formats.stflow(tmp_path / "e.pkl", samples=tmp_path / "s.csv", genes=tmp_path / "g.json")
+
+
+def test_stpath_h5ad_folder_with_embedding_barcodes(canon, cohort_files, tmp_path):
+    import anndata as ad
+    import h5py
+
+    p, t, ref = canon
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "emb").mkdir()
+    rng = np.random.default_rng(2)
+    for s in ("WSI01_LUAD", "WSI02_COAD"):
+        sub = p[p.obs["sample_id"] == s]
+        order = rng.permutation(sub.n_obs)  # the embedding file lists the spots in its own order
+        a = ad.AnnData(np.asarray(sub.X)[order], var=pd.DataFrame(index=sub.var_names))
+        a.obsm["coordinates"] = rng.random((sub.n_obs, 2))
+        a.write_h5ad(tmp_path / "pred" / f"pred_{s}.h5ad")
+        with h5py.File(tmp_path / "emb" / f"{s}.h5", "w") as f:
+            f["embeddings"] = rng.random((sub.n_obs, 4), dtype=np.float32)
+            f["barcodes"] = np.array([b.encode() for b in sub.obs_names[order]])[:, None]
+    conv = formats.stpath_h5ad(tmp_path / "pred", embeddings=tmp_path / "emb")
+    assert conv.report["files"] == ["pred_WSI01_LUAD.h5ad", "pred_WSI02_COAD.h5ad"]
+    assert "embeddings" in conv.report["spot_order"]
+    _same_scores(score(conv.adata, t, pathways=cohort_files["pathways"], checksum=False), ref)
+    with pytest.raises(InputError, match="matches 'prediction_"):
+        formats.stpath_h5ad(
+            tmp_path / "pred", pattern="prediction_{sample_id}.h5ad", embeddings=tmp_path / "emb"
+        )
+    (tmp_path / "emb" / "WSI02_COAD.h5").unlink()
+    with pytest.raises(InputError, match="no embeddings for WSI 'WSI02_COAD'"):
+        formats.stpath_h5ad(tmp_path / "pred", embeddings=tmp_path / "emb")

@@ -2,8 +2,8 @@
 
 One module per format; each returns a :class:`~gpc_bench.baselines.adapters._common.Converted`
 (the prediction AnnData and a conversion report). ``gpc-bench convert --from FORMAT`` writes them.
-Formats so far: ``histoprism`` (predicted_genes.csv), ``stem`` (generated_samples_*.pt),
-``stflow`` (preds_all/targets_all). See docs/adapters.md.
+Formats so far: ``stpath-h5ad`` (pred_<id>.h5ad), ``histoprism`` (predicted_genes.csv), ``stem``
+(generated_samples_*.pt), ``stflow`` (preds_all/targets_all). See docs/adapters.md.
 """
 
-FORMATS = ("histoprism", "stem", "stflow")
+FORMATS = ("stpath-h5ad", "histoprism", "stem", "stflow")

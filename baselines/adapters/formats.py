@@ -1,4 +1,5 @@
-"""The formats: HistoPrism's predicted_genes.csv, STEM's sampled tensors, STFlow's evaluation dict."""
+"""The formats: STPath's per-WSI AnnData, HistoPrism's predicted_genes.csv, STEM's sampled tensors,
+STFlow's evaluation dict."""
 
 from __future__ import annotations
 
@@ -11,6 +12,48 @@ import numpy as np
 from gpc_bench._errors import InputError
 
 from ._common import Converted, barcodes_for, base_report, build, check_finite, read_gene_list
+
+
+def stpath_h5ad(folder: str | Path, *, pattern: str = "pred_{sample_id}.h5ad", embeddings=None, truth=None,
+                cancer_types=None) -> Converted:  # fmt: skip
+    """STPath's inference output: one AnnData per WSI (``STPathInference.inference``), saved by users
+    as ``pred_<sample_id>.h5ad``. X holds log1p predictions in the order of the WSI's HEST embedding
+    barcodes; there are no barcodes, no ``obs["sample_id"]`` and no truth, so barcodes come from
+    ``embeddings`` (or the truth, in its file order) and the sample id from the file name."""
+    import re
+
+    import anndata as ad
+
+    folder = Path(folder)
+    if "{sample_id}" not in pattern:
+        raise InputError(f"--pattern {pattern!r} must contain {{sample_id}}")
+    head, tail = pattern.split("{sample_id}", 1)
+    rx = re.compile("^" + re.escape(head) + "(.+)" + re.escape(tail) + "$")
+    files = sorted(p for p in folder.iterdir() if rx.match(p.name)) if folder.is_dir() else []
+    if not files:
+        raise InputError(f"no file in {folder} matches {pattern!r}", "set --pattern to the files' naming")
+    blocks, genes, sources = [], None, set()
+    for f in files:
+        sid = rx.match(f.name).group(1)
+        a = ad.read_h5ad(f)
+        g = [str(x) for x in a.var_names]
+        if genes is None:
+            genes = g
+        elif g != genes:
+            raise InputError(
+                f"{f.name} has another gene list than {files[0].name}", "convert one panel at a time"
+            )
+        x = a.X.toarray() if hasattr(a.X, "toarray") else np.asarray(a.X)
+        bc, src = barcodes_for(sid, a.n_obs, embeddings, truth)
+        sources.add(src)
+        blocks.append((sid, bc, x))
+    adata = build(blocks, genes, cancer_types=cancer_types)
+    adata.uns["stpath_files"] = [f.name for f in files]
+    report = base_report(
+        "stpath-h5ad", folder, adata, f"as written; barcodes from {', '.join(sorted(sources))}"
+    )
+    report["files"] = [f.name for f in files]
+    return Converted(adata, report)
 
 
 def histoprism(csv: str | Path, *, embeddings=None, truth=None, cancer_types=None) -> Converted:
