@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from ._cli_errors import friendly
-from ._errors import InputError as GpcBenchInputError
 from ._version import __version__
 
 logger = logging.getLogger("gpc_bench")
@@ -52,6 +51,25 @@ class _Group(click.Group):
 def main(quiet: bool, verbose: bool) -> None:
     """gpc-bench: does a histology-to-expression model recover pathways, not just a few genes?"""
     _setup_logging(0 if quiet else (2 if verbose else 1))
+
+
+_ADAPTER_OPTIONS = [
+    click.option("--embeddings", type=click.Path(path_type=Path), help="Adapters: HEST embedding .h5 folder (barcodes, loader order)."),
+    click.option("--slide", type=click.Path(path_type=Path), help="stem: the held-out slide's .h5ad (spot order, barcodes)."),
+    click.option("--genes", type=click.Path(path_type=Path), help="stem/stflow: gene list (selected_gene_list.txt, var_50genes.json)."),
+    click.option("--n-draws", type=int, help="stem: draws per spot K."),
+    click.option("--sample-id", help="stem: the slide's sample id (default: the slide file stem)."),
+    click.option("--samples", type=click.Path(path_type=Path), help="stflow: CSV sample_id,n_spots in loader order."),
+    click.option("--pattern", default="pred_{sample_id}.h5ad", show_default=True, help="stpath-h5ad: file names in the folder."),
+]  # fmt: skip
+_ADAPTER_KEYS = ("embeddings", "slide", "genes", "n_draws", "sample_id", "samples", "pattern")
+_FORMATS = click.Choice(["stpath-h5ad", "histoprism", "stem", "stflow"])
+
+
+def _adapter_options(fn):
+    for opt in reversed(_ADAPTER_OPTIONS):
+        fn = opt(fn)
+    return fn
 
 
 @main.command("score")
@@ -131,12 +149,29 @@ def main(quiet: bool, verbose: bool) -> None:
     "hest-pooled: gene r over all spots of each cancer type, as HEST-Benchmark (docs/metrics.md).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
+@click.option(
+    "--from",
+    "fmt",
+    type=_FORMATS,
+    help="PREDICTIONS is another model's file: convert it first (docs/adapters.md).",
+)
+@_adapter_options
 @click.pass_context
 @_friendly
-def score_cmd(ctx, predictions, truth, out, name, config_file, no_checksum, threads, overwrite, **options):
+def score_cmd(
+    ctx, predictions, truth, out, name, config_file, no_checksum, threads, overwrite, fmt, **options
+):
     """Score PREDICTIONS (.h5ad) against measured expression and write a run folder."""
     from .config import ScoreConfig
     from .scoring import score
+
+    adapter = {k: options.pop(k) for k in _ADAPTER_KEYS}
+    conversion = None
+    if fmt is not None:
+        from .baselines.adapters import convert
+
+        conversion = convert(fmt, predictions, truth=truth, **adapter)
+        name = name or Path(predictions).stem
 
     options["pathways"] = tuple(options["pathways"]) or None
     if options["protocol"] == "published":  # its fixed values, unless given (then checked)
@@ -153,15 +188,18 @@ def score_cmd(ctx, predictions, truth, out, name, config_file, no_checksum, thre
         given = click.core.ParameterSource.COMMANDLINE
         options = {k: v for k, v in options.items() if ctx.get_parameter_source(k) == given}
     res = score(
-        predictions,
+        predictions if conversion is None else conversion.adata,
         truth,
         config=base.replace(**options),
         name=name,
         checksum=not no_checksum,
         threads=threads,
-        out=out,
+        out=out if conversion is None else None,
         overwrite=overwrite,
     )
+    if conversion is not None:  # the run records what was converted, and from what
+        res.summary["conversion"] = conversion.report
+        res.write(out, overwrite=overwrite)
     h = res.headline
     click.echo(f"model          {res.summary['model']}")
     click.echo(f"hvg_pcc_macro  {_fmt(h['hvg_pcc_macro'])}")
@@ -584,65 +622,21 @@ def report_cmd(runs, out, reference, intersect, controls, n_boot, seed, title):
 
 @main.command("convert")
 @click.argument("source", type=click.Path(path_type=Path, exists=True))
-@click.option("--from", "fmt", type=click.Choice(["stpath-h5ad", "histoprism", "stem", "stflow"]), required=True,
-              help="The format SOURCE was written in (docs/adapters.md).")  # fmt: skip
+@click.option(
+    "--from", "fmt", type=_FORMATS, required=True, help="The format SOURCE was written in (docs/adapters.md)."
+)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Prediction .h5ad to write.")
 @click.option(
-    "--embeddings",
-    type=click.Path(path_type=Path),
-    help="HEST embedding .h5 folder: barcodes in loader order.",
+    "--truth", type=click.Path(path_type=Path), help="Truth .h5ad: each WSI's barcodes in file order."
 )
-@click.option(
-    "--truth",
-    type=click.Path(path_type=Path),
-    help="Truth .h5ad: barcodes of each WSI in file order (histoprism).",
-)
-@click.option(
-    "--slide",
-    type=click.Path(path_type=Path),
-    help="stem: the held-out slide's .h5ad (spot order, barcodes).",
-)
-@click.option(
-    "--genes",
-    type=click.Path(path_type=Path),
-    help="stem/stflow: the gene list (selected_gene_list.txt, var_50genes.json).",
-)
-@click.option("--n-draws", type=int, help="stem: draws per spot K.")
-@click.option("--sample-id", help="stem: the slide's sample id (default: the slide file stem).")
-@click.option(
-    "--samples", type=click.Path(path_type=Path), help="stflow: CSV sample_id,n_spots in loader order."
-)
-@click.option(
-    "--pattern", default="pred_{sample_id}.h5ad", show_default=True, help="stpath-h5ad: file names in SOURCE."
-)
+@_adapter_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @_friendly
-def convert_cmd(
-    source, fmt, out, embeddings, truth, slide, genes, n_draws, sample_id, samples, pattern, overwrite
-):
+def convert_cmd(source, fmt, out, truth, overwrite, **adapter):
     """Convert another model's prediction file into the format `gpc-bench score` reads."""
-    from .baselines.adapters import formats
+    from .baselines.adapters import convert
 
-    def need(**kw):
-        missing = [f"--{k.replace('_', '-')}" for k, v in kw.items() if v is None]
-        if missing:
-            raise GpcBenchInputError(f"--from {fmt} needs {', '.join(missing)}")
-
-    t = None
-    if truth is not None and fmt in ("histoprism", "stpath-h5ad"):
-        import anndata as ad
-
-        t = ad.read_h5ad(truth, backed="r")
-    if fmt == "histoprism":
-        conv = formats.histoprism(source, embeddings=embeddings, truth=t)
-    elif fmt == "stpath-h5ad":
-        conv = formats.stpath_h5ad(source, pattern=pattern, embeddings=embeddings, truth=t)
-    elif fmt == "stem":
-        need(slide=slide, genes=genes, n_draws=n_draws)
-        conv = formats.stem(source, slide=slide, genes=genes, n_draws=n_draws, sample_id=sample_id)
-    else:
-        need(samples=samples, genes=genes)
-        conv = formats.stflow(source, samples=samples, genes=genes, embeddings=embeddings)
+    conv = convert(fmt, source, truth=truth, **adapter)
     conv.write(out, overwrite=overwrite)
     r = conv.report
     click.echo(f"predictions    {out}: {r['n_spots']} spots x {r['n_genes']} genes from {r['n_wsi']} WSI(s)")

@@ -158,3 +158,30 @@ def test_stpath_h5ad_folder_with_embedding_barcodes(canon, cohort_files, tmp_pat
     (tmp_path / "emb" / "WSI02_COAD.h5").unlink()
     with pytest.raises(InputError, match="no embeddings for WSI 'WSI02_COAD'"):
         formats.stpath_h5ad(tmp_path / "pred", embeddings=tmp_path / "emb")
+
+
+def test_score_from_a_native_file_in_one_step(canon, cohort_files, tmp_path):
+    p, t, ref = canon
+    df = pd.DataFrame(p.X.copy(), columns=list(p.var_names))
+    df.insert(0, "sample_id", p.obs["sample_id"].astype(str).to_numpy())
+    df.to_csv(tmp_path / "predicted_genes.csv", index=False)
+    t.write_h5ad(tmp_path / "truth.h5ad")
+    out = tmp_path / "run"
+    args = ["-q", "score", str(tmp_path / "predicted_genes.csv"), "--from", "histoprism", "--truth",
+            str(tmp_path / "truth.h5ad"), "--pathways", str(cohort_files["pathways"]), "--out", str(out),
+            "--no-checksum"]  # fmt: skip
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"] == "predicted_genes" and summary["conversion"]["format"] == "histoprism"
+    got = pd.read_csv(out / "pathway_scores.csv")
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), pd.read_csv(_write(ref, tmp_path / "ref")),
+                                  rtol=1e-6, atol=1e-7)  # fmt: skip
+    bad = CliRunner().invoke(main, ["score", str(tmp_path / "predicted_genes.csv"), "--from", "stem", "--out",
+                                    str(tmp_path / "x")])  # fmt: skip
+    assert bad.exit_code == 2 and "--from stem needs --slide, --genes, --n-draws" in bad.output
+
+
+def _write(res, folder):
+    res.write(folder)
+    return folder / "pathway_scores.csv"

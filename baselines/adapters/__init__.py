@@ -7,3 +7,46 @@ Formats so far: ``stpath-h5ad`` (pred_<id>.h5ad), ``histoprism`` (predicted_gene
 """
 
 FORMATS = ("stpath-h5ad", "histoprism", "stem", "stflow")
+
+
+def convert(
+    fmt: str,
+    source,
+    *,
+    embeddings=None,
+    truth=None,
+    slide=None,
+    genes=None,
+    n_draws: int | None = None,
+    sample_id: str | None = None,
+    samples=None,
+    pattern: str = "pred_{sample_id}.h5ad",
+):
+    """Convert ``source`` written in format ``fmt``; see :data:`FORMATS` and docs/adapters.md.
+
+    ``truth`` may be a path or an AnnData (read backed); it gives barcodes to formats without them.
+    """
+    from gpc_bench._errors import InputError
+
+    from . import formats
+
+    def need(**kw):
+        missing = [f"--{k.replace('_', '-')}" for k, v in kw.items() if v is None]
+        if missing:
+            raise InputError(f"--from {fmt} needs {', '.join(missing)}")
+
+    if isinstance(truth, str | bytes) or hasattr(truth, "is_file"):
+        import anndata as ad
+
+        truth = ad.read_h5ad(truth, backed="r")
+    if fmt == "histoprism":
+        return formats.histoprism(source, embeddings=embeddings, truth=truth)
+    if fmt == "stpath-h5ad":
+        return formats.stpath_h5ad(source, pattern=pattern, embeddings=embeddings, truth=truth)
+    if fmt == "stem":
+        need(slide=slide, genes=genes, n_draws=n_draws)
+        return formats.stem(source, slide=slide, genes=genes, n_draws=n_draws, sample_id=sample_id)
+    if fmt == "stflow":
+        need(samples=samples, genes=genes)
+        return formats.stflow(source, samples=samples, genes=genes, embeddings=embeddings)
+    raise InputError(f"unknown format {fmt!r}", f"one of {FORMATS}")
