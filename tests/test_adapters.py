@@ -185,3 +185,40 @@ def test_score_from_a_native_file_in_one_step(canon, cohort_files, tmp_path):
 def _write(res, folder):
     res.write(folder)
     return folder / "pathway_scores.csv"
+
+
+def test_gene_pcc_tables_in_every_published_layout(tmp_path):
+    from gpc_bench.baselines.adapters.gene_pcc import read_gene_pcc
+
+    d = tmp_path / "pcc"
+    d.mkdir()
+    # HistoPrism writes json.dump output: bare NaN tokens, and sometimes null
+    (d / "TENX95_gene_pcc.json").write_text(
+        '{"pearson_corr": {"A": 0.5, "B": NaN, "C": null}, "average_pcc": 0.5}'
+    )
+    (d / "all_samples_gene_pcc.json").write_text('{"pearson_corr": {"A": 1.0}}')  # a summary: skipped
+    (d / "NCBI684_results.json").write_text(
+        json.dumps({"pearson_corrs": [{"name": "A", "pearson_corr": -0.25}]})
+    )
+    pd.DataFrame({"sample_id": ["S9"], "gene": ["B"], "pcc": [0.125]}).to_csv(d / "more.csv", index=False)
+    table, info = read_gene_pcc(d)
+    got = table.set_index(["sample_id", "gene"])["pcc"]
+    assert got[("TENX95", "A")] == 0.5 and np.isnan(got[("TENX95", "B")]) and np.isnan(got[("TENX95", "C")])
+    assert got[("NCBI684", "A")] == -0.25 and got[("S9", "B")] == 0.125
+    assert info["files"] == {
+        "NCBI684_results.json": "hest",
+        "TENX95_gene_pcc.json": "histoprism",
+        "more.csv": "csv",
+    }
+    (d / "x_results.json").write_text('{"scores": [1, 2]}')
+    with pytest.raises(InputError, match="not a known gene-correlation layout"):
+        read_gene_pcc(d)
+    (d / "x_results.json").unlink()
+    (d / "TENX95_results.json").write_text(
+        json.dumps({"pearson_corrs": [{"name": "A", "pearson_corr": 0.1}]})
+    )
+    with pytest.raises(InputError, match="WSI 'TENX95' appears in"):
+        read_gene_pcc(d)
+    (d / "TENX95_results.json").write_text('{"pearson_corr": {"A": "high"}}')
+    with pytest.raises(InputError, match="'high' is not a correlation"):
+        read_gene_pcc(d / "TENX95_results.json")

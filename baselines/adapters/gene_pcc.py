@@ -1,0 +1,122 @@
+"""Per-gene correlation tables that other pipelines publish, read into one long table.
+
+Pathway scores depend only on the r of each (WSI, gene), so GPC can be computed from these tables
+directly (``score --gene-pcc`` is the next step, issue 15). Known layouts:
+
+- HistoPrism ``<sample>_gene_pcc.json``: ``{"pearson_corr": {gene: r}, "average_pcc": x}``, an
+  undefined r written by ``json.dump`` as a bare ``NaN`` token or as ``null``;
+- HEST-Benchmark ``results.json`` and STFlow ``<sample>_results.json``:
+  ``{"pearson_corrs": [{"name": gene, "pearson_corr": r}, ...]}`` (HEST pools a split's spots);
+- a CSV with ``sample_id``, ``gene`` and ``pcc``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from gpc_bench._errors import InputError, examples
+
+_SUFFIXES = ("_gene_pcc", "_results")
+
+
+def _sample_of(path: Path) -> str:
+    stem = path.stem
+    for suffix in _SUFFIXES:
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
+def _value(v, where: str) -> float:
+    if v is None:
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: {v!r} is not a correlation") from None
+
+
+def _from_json(path: Path) -> tuple[dict, str]:
+    try:
+        obj = json.loads(path.read_text())  # Python's json reads NaN / Infinity tokens
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path} is not valid JSON: {err}") from None
+    if isinstance(obj, dict) and isinstance(obj.get("pearson_corr"), dict):
+        return {
+            str(g): _value(r, f"{path.name}, gene {g}") for g, r in obj["pearson_corr"].items()
+        }, "histoprism"
+    if isinstance(obj, dict) and isinstance(obj.get("pearson_corrs"), list):
+        out = {}
+        for item in obj["pearson_corrs"]:
+            if not isinstance(item, dict) or "name" not in item or "pearson_corr" not in item:
+                raise InputError(
+                    f"{path}: pearson_corrs entries need 'name' and 'pearson_corr', got {item!r}"
+                )
+            out[str(item["name"])] = _value(item["pearson_corr"], f"{path.name}, gene {item['name']}")
+        return out, "hest"
+    keys = list(obj)[:5] if isinstance(obj, dict) else type(obj).__name__
+    raise InputError(
+        f"{path}: not a known gene-correlation layout (keys {keys})",
+        "expected {'pearson_corr': {gene: r}} (HistoPrism) or {'pearson_corrs': [{'name', 'pearson_corr'}]}",
+    )
+
+
+def read_gene_pcc(path: str | Path):
+    """Read correlation tables (a file or a folder of them) into a long frame.
+
+    Returns
+    -------
+    table, info
+        ``table``: sample_id, gene, pcc (NaN where undefined), files in name order; ``info``: the
+        files read and their layouts.
+
+    Raises
+    ------
+    InputError
+        On an unknown layout, a value that is not a number, a WSI given twice, or no table.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(
+            p
+            for p in path.iterdir()
+            if p.suffix in (".json", ".csv") and p.name != "all_samples_gene_pcc.json"
+        )
+    elif path.is_file():
+        files = [path]
+    else:
+        raise InputError(f"{path} not found")
+    if not files:
+        raise InputError(f"no .json or .csv correlation tables in {path}")
+    frames, layouts, seen = [], {}, {}
+    for f in files:
+        if f.suffix == ".csv":
+            df = pd.read_csv(f, dtype={"sample_id": str, "gene": str})
+            if not {"sample_id", "gene", "pcc"} <= set(df.columns):
+                raise InputError(f"{f} needs columns sample_id, gene, pcc (has {list(df.columns)})")
+            df = df[["sample_id", "gene", "pcc"]].astype({"pcc": float})
+            layouts[f.name] = "csv"
+        else:
+            values, layout = _from_json(f)
+            df = pd.DataFrame(
+                {"sample_id": _sample_of(f), "gene": list(values), "pcc": list(values.values())}
+            )
+            layouts[f.name] = layout
+        for s in df["sample_id"].unique():
+            if s in seen:
+                raise InputError(f"WSI {s!r} appears in {seen[s]} and {f.name}", "give each WSI once")
+            seen[s] = f.name
+        dup = df[df.duplicated(["sample_id", "gene"])]
+        if len(dup):
+            raise InputError(f"{f.name}: gene(s) listed twice for one WSI: {examples(dup['gene'].unique())}")
+        frames.append(df)
+    table = pd.concat(frames, ignore_index=True)
+    return table, {
+        "files": layouts,
+        "n_wsi": int(table["sample_id"].nunique()),
+        "n_genes": int(table["gene"].nunique()),
+    }
