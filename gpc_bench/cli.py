@@ -156,11 +156,28 @@ def _adapter_options(fn):
     help="PREDICTIONS is another model's file: convert it first (docs/adapters.md).",
 )
 @_adapter_options
+@click.option(
+    "--gene-pcc",
+    "gene_pcc",
+    is_flag=True,
+    help="PREDICTIONS is a folder of per-gene correlation tables (HEST, STFlow, HistoPrism JSON; docs/adapters.md).",
+)
+@click.option(
+    "--gene-variance",
+    type=click.Path(path_type=Path),
+    help="With --gene-pcc: a run folder of the same truth, for the variance levels.",
+)
+@click.option(
+    "--cancer-types",
+    type=click.Path(path_type=Path),
+    help="With --gene-pcc: CSV sample_id,cancer_type (default: one type).",
+)
 @click.pass_context
 @_friendly
 def score_cmd(
-    ctx, predictions, truth, out, name, config_file, no_checksum, threads, overwrite, fmt, **options
-):
+    ctx, predictions, truth, out, name, config_file, no_checksum, threads, overwrite, fmt, gene_pcc,
+    gene_variance, cancer_types, **options,
+):  # fmt: skip
     """Score PREDICTIONS (.h5ad) against measured expression and write a run folder."""
     from .config import ScoreConfig
     from .scoring import score
@@ -187,6 +204,15 @@ def score_cmd(
         base = ScoreConfig.from_dict(raw.get("config", raw))
         given = click.core.ParameterSource.COMMANDLINE
         options = {k: v for k, v in options.items() if ctx.get_parameter_source(k) == given}
+    if gene_pcc:  # correlations only: GPC from the given r
+        from .scoring_pcc import score_correlations
+
+        res = score_correlations(
+            predictions, config=base.replace(**options), name=name, cancer_types=cancer_types,
+            gene_variance=gene_variance, out=out, overwrite=overwrite,
+        )  # fmt: skip
+        _print_headline(res, out)
+        return
     res = score(
         predictions if conversion is None else conversion.adata,
         truth,
@@ -200,6 +226,10 @@ def score_cmd(
     if conversion is not None:  # the run records what was converted, and from what
         res.summary["conversion"] = conversion.report
         res.write(out, overwrite=overwrite)
+    _print_headline(res, out)
+
+
+def _print_headline(res, out) -> None:
     h = res.headline
     click.echo(f"model          {res.summary['model']}")
     click.echo(f"hvg_pcc_macro  {_fmt(h['hvg_pcc_macro'])}")

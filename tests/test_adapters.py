@@ -222,3 +222,52 @@ def test_gene_pcc_tables_in_every_published_layout(tmp_path):
     (d / "TENX95_results.json").write_text('{"pearson_corr": {"A": "high"}}')
     with pytest.raises(InputError, match="'high' is not a correlation"):
         read_gene_pcc(d / "TENX95_results.json")
+
+
+def test_score_from_gene_correlations_matches_the_full_run(cohort, cohort_files, tmp_path):
+    """GPC, per-WSI pathway scores, levels and HVG PCC from the r alone equal the full run's."""
+    lists = tmp_path / "hvg"
+    lists.mkdir()
+    rng = np.random.default_rng(5)
+    for c in set(cohort.truth.obs["cancer_type"]):
+        (lists / f"{c}.json").write_text(json.dumps({"genes": list(rng.choice(cohort.truth.var_names, 30))}))
+    kw = dict(pathways=cohort_files["pathways"], hvg=str(lists), checksum=False)
+    full = score(cohort_files["noisy"], cohort_files["truth"], out=tmp_path / "full", **kw)
+    d = tmp_path / "pcc"
+    d.mkdir()
+    for s, g in full.gene_scores.groupby("sample_id", observed=True):
+        r = {str(k): (None if np.isnan(v) else float(v)) for k, v in zip(g["gene"], g["pcc"], strict=True)}
+        (d / f"{s}_gene_pcc.json").write_text(json.dumps({"pearson_corr": r}))
+    types = full.hvg_scores[["sample_id", "cancer_type"]]
+    types.to_csv(tmp_path / "types.csv", index=False)
+    args = ["-q", "score", str(d), "--gene-pcc", "--gene-variance", str(tmp_path / "full"), "--cancer-types",
+            str(tmp_path / "types.csv"), "--pathways", str(cohort_files["pathways"]), "--hvg", str(lists),
+            "--out", str(tmp_path / "pcc_run")]  # fmt: skip
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    got = pd.read_csv(tmp_path / "pcc_run" / "pathway_scores.csv")
+    ref = full.pathway_scores
+    for col in ("gpc", "gpc_sd", "n_scored", "variance"):
+        np.testing.assert_allclose(got[col], ref[col].astype(float), atol=1e-12, equal_nan=True)
+    assert (
+        got["variance_level"].fillna(0).astype(int).tolist()
+        == ref["variance_level"].fillna(0).astype(int).tolist()
+    )
+    summary = json.loads((tmp_path / "pcc_run" / "summary.json").read_text())
+    for k in ("gpc_hallmark", "gpc_go", "hvg_pcc_macro", "hvg_pcc_micro"):
+        assert summary["headline"][k] == pytest.approx(full.headline[k], abs=1e-12), k
+    assert summary["headline"]["gpc_by_variance_level"] == pytest.approx(
+        full.headline["gpc_by_variance_level"]
+    )
+    assert "clustering" in summary["not_computable"]
+    from gpc_bench.compare import leaderboard
+
+    lb = leaderboard([tmp_path / "full", tmp_path / "pcc_run"], reference="pred_noisy", n_boot=0)
+    assert lb.table.set_index("model").loc["pcc", "tie_rate_go"] == 1  # the same r: a tie everywhere
+    assert any("truth not verified" in n for n in lb.info["notes"])
+    # without gene variances or HVG lists, the run says what it could not compute
+    from gpc_bench.scoring_pcc import score_correlations
+
+    bare = score_correlations(d, pathways=cohort_files["pathways"])
+    assert set(bare.summary["not_computable"]) == {"clustering", "variance_levels", "hvg"}
+    assert bare.headline["gpc_go"] == pytest.approx(full.headline["gpc_go"], abs=1e-12)

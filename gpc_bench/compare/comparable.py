@@ -148,7 +148,7 @@ def check(runs: list[Run], intersect: bool, wsi_sets: dict) -> Comparison:
     # 4. truth: the recorded moments of the measured values, on the shared WSIs and genes
     truth = _truth_differences(runs, sorted(common), genes)
     if truth is None:
-        unverified.append("truth not verified: a run has no truth_moments.parquet (an older gpc-bench)")
+        unverified.append("truth not verified: a run has no truth moments (older gpc-bench, or --gene-pcc)")
     elif truth:
         refusals.append(
             f"scored against different measured expression ({truth}); score every model against the "
@@ -184,8 +184,11 @@ def _truth_differences(runs: list[Run], wsis: list, genes: list) -> str | None:
     if any(not (r.path / "truth_moments.parquet").is_file() for r in runs):
         return None
     ref = None
+    frames = {r.name: pd.read_parquet(r.path / "truth_moments.parquet") for r in runs}
+    if any(t.empty for t in frames.values()):  # scored from correlations only: nothing to compare
+        return None
     for r in runs:
-        t = pd.read_parquet(r.path / "truth_moments.parquet")
+        t = frames[r.name]
         t = t[t["sample_id"].astype(str).isin(wsis) & t["gene"].astype(str).isin(genes)]
         t = t.assign(sample_id=t["sample_id"].astype(str), gene=t["gene"].astype(str))
         t = t.set_index(["sample_id", "gene"]).sort_index()

@@ -1,0 +1,273 @@
+"""Scoring from published gene correlations: GPC and HVG PCC when only r per (WSI, gene) is known.
+
+Many pipelines publish only per-gene correlations per WSI (HEST-Benchmark, STFlow, HistoPrism).
+Pathway scores depend only on those r, so GPC and the per-WSI pathway table follow directly (the
+same :func:`gpc_bench.metrics.pathway_scores` as :func:`gpc_bench.score`). Variance levels need the
+genes' variance over the test set: from ``gene_variance`` (an earlier run folder or its
+``gene_variance.csv``). HVG PCC needs HVG lists (``hvg`` a folder or JSON list), or per-cancer-type
+variances, which correlation tables cannot give. Clustering cannot be computed; the summary says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ._errors import InputError
+from ._version import __version__
+from .config import ScoreConfig, deviations, resolve_config
+
+logger = logging.getLogger(__name__)
+
+
+def _gene_variance(source, genes: list[str]) -> np.ndarray | None:
+    import pandas as pd
+
+    if source is None:
+        return None
+    p = Path(source)
+    p = p / "gene_variance.csv" if p.is_dir() else p
+    if not p.is_file():
+        raise InputError(f"gene variance file {p} not found", "give a run folder written by gpc-bench score")
+    t = pd.read_csv(p, usecols=["gene", "variance"]).astype({"gene": str})
+    v = t.set_index("gene")["variance"].reindex(genes).to_numpy(dtype=np.float64)
+    if np.isnan(v).all():
+        raise InputError(f"none of the tables' genes is in {p}", "use the run scored on the same panel")
+    return v
+
+
+def score_correlations(
+    tables,
+    *,
+    config: ScoreConfig | None = None,
+    name: str | None = None,
+    cancer_types: dict | str | Path | None = None,
+    gene_variance=None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    **options,
+):
+    """Score gene correlation tables (see :func:`~gpc_bench.baselines.adapters.gene_pcc.read_gene_pcc`).
+
+    Parameters
+    ----------
+    tables
+        A folder or file of correlation tables, or the long frame itself (sample_id, gene, pcc).
+    config, options
+        As for :func:`gpc_bench.score`; ``constant_prediction`` and the truth options have no effect
+        (the r are given).
+    cancer_types
+        sample id -> cancer type, or a CSV with ``sample_id`` and ``cancer_type`` (default: one type).
+    gene_variance
+        A run folder (or its ``gene_variance.csv``) of the same truth: gives the variance levels.
+
+    Returns
+    -------
+    gpc_bench.scoring.ScoreResult
+        Without ``truth_moments`` (empty) and, without ``gene_variance``, without levels.
+    """
+    import pandas as pd
+
+    from ._tables import _categorical
+    from .genes import detect_id_style, to_symbols
+    from .io.gmt import check_pathway_paths, load_pathways
+    from .io.runfolder import check_out_dir
+    from .metrics import hvg_macro_micro, membership, pathway_scores
+    from .metrics.hvg import hvg_wsi_scores, match_genes, read_hvg_lists
+    from .metrics.pathway import pathway_variance
+    from .metrics.variance import assign_levels, level_thresholds
+    from .scoring import ScoreResult
+
+    t0 = time.perf_counter()
+    cfg = resolve_config(config, **options)
+    if out is not None:
+        check_out_dir(out, overwrite)
+    check_pathway_paths(cfg.pathways)
+    info = {}
+    if not isinstance(tables, pd.DataFrame):
+        from .baselines.adapters.gene_pcc import read_gene_pcc
+
+        source = Path(tables)
+        tables, info = read_gene_pcc(tables)
+        name = name or source.stem
+    table = tables
+    samples = sorted(table["sample_id"].astype(str).unique())
+    genes = list(dict.fromkeys(table["gene"].astype(str)))
+    wide = table.pivot(index="sample_id", columns="gene", values="pcc").reindex(index=samples, columns=genes)
+    r = wide.to_numpy(dtype=np.float64)
+    if isinstance(cancer_types, str | Path):
+        ct = pd.read_csv(cancer_types, dtype=str)
+        if not {"sample_id", "cancer_type"} <= set(ct.columns):
+            raise InputError(f"{cancer_types} needs columns sample_id and cancer_type")
+        cancer_types = dict(zip(ct["sample_id"], ct["cancer_type"], strict=True))
+    types = [str((cancer_types or {}).get(s, "NA")) for s in samples]
+    ids = np.asarray(genes, dtype=object)
+    symbols = to_symbols(ids, detect_id_style(ids))
+    coll = load_pathways(list(cfg.pathways) if cfg.pathways else None)
+    cfg = cfg.replace(collection_id=coll.collection_id)
+    sets = sorted(coll.sets, key=lambda s: (s.collection, s.name))
+    memb = membership(symbols, [s.genes for s in sets])
+    paths = pathway_scores(r, memb, cfg.min_genes)
+    scored = np.isfinite(r).any(axis=0)
+    not_computable = {"clustering": "needs the predictions and the truth, not only r"}
+    var = _gene_variance(gene_variance, genes)
+    gene_level = pw_level = thresholds = None
+    if var is not None:
+        thresholds = level_thresholds(var, cfg.n_levels, cfg.variance_bins)
+        gene_level = assign_levels(var, thresholds)
+        pw_level = np.where(paths.ok, assign_levels(pathway_variance(var, scored, memb), thresholds), 0)
+    else:
+        not_computable["variance_levels"] = "needs gene variances: --gene-variance RUN_FOLDER"
+    hvg_score = hvg_count = None
+    if not cfg.hvg.isdigit():
+        lists = read_hvg_lists(cfg.hvg)
+        idx = {c: match_genes(lists.get(c, lists.get(None)) or [], ids, symbols) for c in set(types)}
+        hvg_score, hvg_count = hvg_wsi_scores(r, types, idx)
+        macro, micro = hvg_macro_micro(hvg_score, types)
+    else:
+        not_computable["hvg"] = "top-N HVGs need per-cancer-type variances: give --hvg with HVG lists"
+        macro = micro = None
+    coll_col = np.asarray([s.collection for s in sets], dtype=object)
+    name_col = np.asarray([s.name for s in sets], dtype=object)
+
+    def mean_of(sel):
+        sel = sel & np.isfinite(paths.gpc)
+        return float(paths.gpc[sel].mean()) if sel.any() else None
+
+    by_level = (
+        {str(k): mean_of(pw_level == k) for k in range(1, cfg.n_levels + 1)} if pw_level is not None else None
+    )
+    headline = {
+        "hvg_pcc_macro": macro,
+        "hvg_pcc_micro": micro,
+        "gpc": {c: mean_of(paths.ok & (coll_col == c)) for c in coll.collections},
+        "gpc_hallmark": mean_of(paths.ok & (coll_col == "hallmark")),
+        "gpc_go": mean_of(paths.ok & (coll_col == "go")),
+        "gpc_by_variance_level": by_level,
+    }
+    n_wsi, n_genes = r.shape
+    type_names, type_code = np.unique(np.asarray(types, dtype=str), return_inverse=True)
+    gene_scores = pd.DataFrame(
+        {
+            "sample_id": _categorical(np.repeat(np.arange(n_wsi), n_genes), samples),
+            "cancer_type": _categorical(np.repeat(type_code, n_genes), type_names),
+            "gene": _categorical(np.tile(np.arange(n_genes), n_wsi), np.asarray(genes)),
+            "pcc": r.ravel(),
+            "n_spots": pd.array([pd.NA] * (n_wsi * n_genes), dtype="Int64"),
+            "flag": np.where(np.isfinite(r.ravel()), "given", "undefined"),
+        }
+    )
+    n_sets = len(sets)
+    order = np.lexsort((memb.gene, memb.pathway))
+    g, p = memb.gene[order], memb.pathway[order]
+
+    def levels_col(lv):
+        col = pd.array(lv, dtype="Int64")
+        col[lv == 0] = pd.NA
+        return col
+
+    tables_out = {
+        "gene_scores": gene_scores,
+        "pathway_wsi_scores": pd.DataFrame(
+            {
+                "collection": np.tile(coll_col, n_wsi),
+                "pathway": np.tile(name_col, n_wsi),
+                "sample_id": np.repeat(np.asarray(samples, dtype=object), n_sets),
+                "cancer_type": np.repeat(np.asarray(types, dtype=object), n_sets),
+                "score": paths.per_wsi.ravel(),
+                "n_scored": paths.n_scored_wsi.ravel(),
+            }
+        ).sort_values(["collection", "pathway", "sample_id"], kind="stable", ignore_index=True),
+        "pathway_scores": pd.DataFrame(
+            {
+                "collection": coll_col,
+                "pathway": name_col,
+                "set_size": memb.set_size,
+                "n_in_panel": memb.n_in_panel,
+                "n_scored": paths.n_scored,
+                "gpc": paths.gpc,
+                "gpc_sd": paths.gpc_sd,
+                "n_wsi": paths.n_wsi,
+                "variance": pathway_variance(var, scored, memb) if var is not None else np.nan,
+                "variance_level": levels_col(pw_level) if pw_level is not None else pd.NA,
+                "status": paths.status,
+            }
+        ),
+        "pathway_genes": pd.DataFrame(
+            {
+                "collection": coll_col[p],
+                "pathway": name_col[p],
+                "gene": ids[g].astype(str),
+                "symbol": symbols[g].astype(str),
+                "scored": scored[g],
+            }
+        ),
+        "hvg_scores": pd.DataFrame(
+            {
+                "sample_id": samples,
+                "cancer_type": types,
+                "n_genes": hvg_count if hvg_count is not None else 0,
+                "pcc": hvg_score if hvg_score is not None else np.nan,
+            }
+        ),
+        "gene_variance": pd.DataFrame(
+            {
+                "gene": genes,
+                "variance": var if var is not None else np.nan,
+                "variance_level": levels_col(gene_level) if gene_level is not None else pd.NA,
+            }
+        ),
+        "variance_levels": pd.DataFrame(
+            {
+                "level": np.arange(1, cfg.n_levels + 1),
+                "lower": np.concatenate([[0.0], thresholds]) if thresholds is not None else np.nan,
+                "upper": np.concatenate([thresholds, [np.inf]]) if thresholds is not None else np.nan,
+                "n_genes": np.bincount(gene_level, minlength=cfg.n_levels + 1)[1:]
+                if gene_level is not None
+                else 0,
+                "n_pathways": np.bincount(pw_level, minlength=cfg.n_levels + 1)[1:]
+                if pw_level is not None
+                else 0,
+            }
+        ),
+        "truth_moments": pd.DataFrame(columns=["sample_id", "gene", "n_spots", "mean", "m2"]),
+    }
+    summary = {
+        "model": name or "model",
+        "control": None,
+        "gpc_bench_version": __version__,
+        "headline": headline,
+        "counts": {
+            "n_wsi": n_wsi,
+            "n_genes": n_genes,
+            "n_gene_wsi_nan": int((~np.isfinite(r)).sum()),
+            "n_pathways": n_sets,
+            "n_pathways_scored": int(paths.ok.sum()),
+        },
+        "cancer_types": {c: types.count(c) for c in sorted(set(types))},
+        "variance_levels": {
+            "method": cfg.variance_bins,
+            "n_levels": cfg.n_levels,
+            "ddof": 1,
+            "thresholds": thresholds.tolist() if thresholds is not None else None,
+        },  # fmt: skip
+        "pathways": {
+            "collection_id": coll.collection_id,
+            "collections": {c: int((coll_col == c).sum()) for c in coll.collections},
+            "sources": coll.sources,
+        },
+        "inputs": {"gene_pcc": info, "gene_variance": None if gene_variance is None else str(gene_variance)},
+        "not_computable": not_computable,
+        "config": cfg.to_dict(),
+        "protocol": {"name": cfg.protocol, "deviations_from_published": deviations(cfg)},
+        "warnings": [f"not computable from correlations: {k} ({v})" for k, v in not_computable.items()],
+    }
+    res = ScoreResult(
+        **tables_out, summary=summary, run_info={"elapsed_s": round(time.perf_counter() - t0, 3)}
+    )
+    if out is not None:
+        res.write(out, overwrite=overwrite)
+    return res
