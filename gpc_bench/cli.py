@@ -63,7 +63,7 @@ _ADAPTER_OPTIONS = [
     click.option("--pattern", default="pred_{sample_id}.h5ad", show_default=True, help="stpath-h5ad: file names in the folder."),
 ]  # fmt: skip
 _ADAPTER_KEYS = ("embeddings", "slide", "genes", "n_draws", "sample_id", "samples", "pattern")
-_FORMATS = click.Choice(["stpath-h5ad", "histoprism", "stem", "stflow"])
+_FORMATS = click.Choice(["stpath-h5ad", "stpath-results", "histoprism", "stem", "stflow"])
 
 
 def _adapter_options(fn):

@@ -271,3 +271,34 @@ def test_score_from_gene_correlations_matches_the_full_run(cohort, cohort_files,
     bare = score_correlations(d, pathways=cohort_files["pathways"])
     assert set(bare.summary["not_computable"]) == {"clustering", "variance_levels", "hvg"}
     assert bare.headline["gpc_go"] == pytest.approx(full.headline["gpc_go"], abs=1e-12)
+
+
+def test_stpath_results_list_of_anndata_read_safely(canon, cohort_files, tmp_path):
+    import anndata as ad
+    import torch
+
+    p, t, ref = canon
+    objs = []
+    for s in ("WSI01_LUAD", "WSI02_COAD"):
+        sel = (p.obs["sample_id"] == s).to_numpy()
+        a = ad.AnnData(
+            np.asarray(p.X)[sel], var=pd.DataFrame(index=p.var_names)
+        )  # as STPath's benchmark builds them
+        a.layers["groundtruth"] = np.asarray(t.X)[sel]
+        a.uns["sample_id"] = s
+        a.obsm["coordinates"] = np.random.default_rng(0).random((int(sel.sum()), 2))
+        objs.append(a)
+    torch.save(objs, tmp_path / "results.pth")
+    conv = formats.stpath_results(tmp_path / "results.pth")
+    assert conv.report["truth"] == "layers['truth']" and conv.report["n_wsi"] == 2
+    _same_scores(score(conv.adata, pathways=cohort_files["pathways"], checksum=False), ref)
+
+    class Evil:
+        def __reduce__(self):
+            import os
+
+            return (os.system, ("true",))
+
+    torch.save([Evil()], tmp_path / "evil.pth")
+    with pytest.raises(InputError, match="could not be read safely"):
+        formats.stpath_results(tmp_path / "evil.pth")

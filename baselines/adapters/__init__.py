@@ -2,11 +2,12 @@
 
 One module per format; each returns a :class:`~gpc_bench.baselines.adapters._common.Converted`
 (the prediction AnnData and a conversion report). ``gpc-bench convert --from FORMAT`` writes them.
-Formats so far: ``stpath-h5ad`` (pred_<id>.h5ad), ``histoprism`` (predicted_genes.csv), ``stem``
-(generated_samples_*.pt), ``stflow`` (preds_all/targets_all). See docs/adapters.md.
+Formats: ``stpath-h5ad`` (pred_<id>.h5ad), ``stpath-results`` (results.pth), ``histoprism``
+(predicted_genes.csv), ``stem`` (generated_samples_*.pt), ``stflow`` (preds_all/targets_all).
+See docs/adapters.md.
 """
 
-FORMATS = ("stpath-h5ad", "histoprism", "stem", "stflow")
+FORMATS = ("stpath-h5ad", "stpath-results", "histoprism", "stem", "stflow")
 
 
 def convert(
@@ -41,6 +42,8 @@ def convert(
         truth = ad.read_h5ad(truth, backed="r")
     if fmt == "histoprism":
         return formats.histoprism(source, embeddings=embeddings, truth=truth)
+    if fmt == "stpath-results":
+        return formats.stpath_results(source, embeddings=embeddings)
     if fmt == "stpath-h5ad":
         return formats.stpath_h5ad(source, pattern=pattern, embeddings=embeddings, truth=truth)
     if fmt == "stem":

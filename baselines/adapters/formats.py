@@ -56,6 +56,74 @@ def stpath_h5ad(folder: str | Path, *, pattern: str = "pred_{sample_id}.h5ad", e
     return Converted(adata, report)
 
 
+def _stpath_globals() -> list:
+    """The classes a ``torch.save``d list of AnnData names: anndata, pandas and numpy containers only."""
+    import collections
+    import importlib
+
+    import numpy as np
+
+    names = [
+        ("anndata._core.anndata", "AnnData"), ("anndata._core.file_backing", "AnnDataFileManager"),
+        ("pandas.core.frame", "DataFrame"), ("pandas.core.series", "Series"),
+        ("pandas.core.indexes.base", "Index"), ("pandas.core.indexes.base", "_new_Index"),
+        ("pandas.core.indexes.range", "RangeIndex"), ("pandas.core.internals.managers", "BlockManager"),
+        ("pandas._libs.internals", "_unpickle_block"), ("pandas.core.arrays.categorical", "Categorical"),
+        ("pandas.core.dtypes.dtypes", "CategoricalDtype"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "_reconstruct"),
+    ]  # fmt: skip
+    out = [collections.OrderedDict, np.ndarray, np.dtype, slice]
+    out += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
+    for module, name in names:
+        try:
+            out.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):  # another pandas/numpy layout: not needed there
+            continue
+    return out
+
+
+def stpath_results(path: str | Path, *, embeddings=None, cancer_types=None) -> Converted:
+    """STPath's benchmark inference output ``results.pth``: ``torch.save`` of a list of AnnData, one per
+    WSI, X the prediction, ``layers["groundtruth"]`` the log1p truth, ``uns["sample_id"]`` the WSI.
+    Read without STPath's code, with ``weights_only=True`` and only anndata/pandas/numpy classes
+    allowed (nothing that runs arbitrary code)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} not found")
+    try:
+        with torch.serialization.safe_globals(_stpath_globals()):
+            objs = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # an unexpected class: refused rather than executed
+        first = str(err).splitlines()[0][:300]
+        raise InputError(
+            f"{path} could not be read safely: {first}",
+            "results.pth should hold AnnData objects only (STPath's benchmark inference writes them)",
+        ) from None
+    if not isinstance(objs, list) or not objs or not all(hasattr(a, "layers") for a in objs):
+        raise InputError(f"{path}: expected a list of AnnData")
+    genes = [str(g) for g in objs[0].var_names]
+    blocks, truths = [], []
+    for k, a in enumerate(objs):
+        sid = str(a.uns.get("sample_id", f"wsi{k}"))
+        if [str(g) for g in a.var_names] != genes:
+            raise InputError(f"{path}: WSI {sid!r} has another gene list than the first")
+        if "groundtruth" not in a.layers:
+            raise InputError(f"{path}: WSI {sid!r} has no layers['groundtruth']")
+        x = a.X.toarray() if hasattr(a.X, "toarray") else np.asarray(a.X)
+        if embeddings is not None:
+            bc, _ = barcodes_for(sid, a.n_obs, embeddings)
+        else:
+            bc = np.array([f"spot{i}" for i in range(a.n_obs)], dtype=object)
+        t = a.layers["groundtruth"]
+        blocks.append((sid, bc, x))
+        truths.append(t.toarray() if hasattr(t, "toarray") else np.asarray(t))
+    adata = build(blocks, genes, truth_blocks=truths, cancer_types=cancer_types)
+    order = "barcodes from embeddings" if embeddings is not None else "as saved (no barcodes: spot<i>)"
+    return Converted(adata, base_report("stpath-results", path, adata, order))
+
+
 def histoprism(csv: str | Path, *, embeddings=None, truth=None, cancer_types=None) -> Converted:
     """``predicted_genes.csv`` of HistoPrism's inference: one row per patch, ``sample_id``, then one
     column per panel gene, WSIs in the test loader's order (read with polars; ~40k columns)."""
