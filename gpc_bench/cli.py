@@ -165,7 +165,7 @@ def _adapter_options(fn):
 @click.option(
     "--gene-variance",
     type=click.Path(path_type=Path),
-    help="With --gene-pcc: a run folder of the same truth, for the variance levels.",
+    help="With --gene-pcc: a run folder of the same truth, for the variance levels (or give --truth).",
 )
 @click.option(
     "--cancer-types",
@@ -209,7 +209,7 @@ def score_cmd(
 
         res = score_correlations(
             predictions, config=base.replace(**options), name=name, cancer_types=cancer_types,
-            gene_variance=gene_variance, out=out, overwrite=overwrite,
+            gene_variance=gene_variance, truth=truth, out=out, overwrite=overwrite,
         )  # fmt: skip
         _print_headline(res, out)
         return

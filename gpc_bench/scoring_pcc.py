@@ -39,6 +39,38 @@ def _gene_variance(source, genes: list[str]) -> np.ndarray | None:
     return v
 
 
+def _truth_variances(truth, genes: list[str], samples: list[str], types: list[str]):
+    """Gene variance over the truth's spots of ``samples`` (overall and per cancer type), one WSI at
+    a time; genes matched by ID (Ensembl versions ignored), NaN for genes the truth lacks."""
+    from .genes import strip_version
+    from .io.align import sample_ids
+    from .io.h5ad import open_source
+    from .metrics.variance import VarianceAccumulator
+
+    src = open_source(truth, "truth")
+    try:
+        where = {g: j for j, g in enumerate(strip_version(src.var_names()).tolist())}
+        cols = np.array([where.get(g, -1) for g in strip_version(np.asarray(genes, dtype=object)).tolist()])
+        if (cols < 0).all():
+            raise InputError(f"none of the tables' genes is in the truth {truth}", "use the same gene IDs")
+        sid = sample_ids(src).astype(str)
+        total = VarianceAccumulator(len(genes))
+        by_type: dict[str, VarianceAccumulator] = {}
+        for s, c in zip(samples, types, strict=True):
+            rows = np.flatnonzero(sid == s)
+            if not len(rows):
+                raise InputError(f"WSI {s!r} of the correlation tables is not in the truth {truth}")
+            x = src.read_rows(rows).astype(np.float64)[:, np.maximum(cols, 0)]
+            x[:, cols < 0] = np.nan
+            mean = x.mean(0)
+            m2 = ((x - mean) ** 2).sum(0)
+            total.add(len(rows), mean, m2)
+            by_type.setdefault(c, VarianceAccumulator(len(genes))).add(len(rows), mean, m2)
+    finally:
+        src.close()
+    return total.variance(), {c: acc.variance() for c, acc in by_type.items()}
+
+
 def score_correlations(
     tables,
     *,
@@ -46,6 +78,7 @@ def score_correlations(
     name: str | None = None,
     cancer_types: dict | str | Path | None = None,
     gene_variance=None,
+    truth=None,
     out: str | Path | None = None,
     overwrite: bool = False,
     **options,
@@ -63,6 +96,9 @@ def score_correlations(
         sample id -> cancer type, or a CSV with ``sample_id`` and ``cancer_type`` (default: one type).
     gene_variance
         A run folder (or its ``gene_variance.csv``) of the same truth: gives the variance levels.
+    truth
+        Or the measured expression itself (``.h5ad`` path or AnnData, log1p): gives the variance
+        levels and, per cancer type, the top-N HVGs.
 
     Returns
     -------
@@ -113,22 +149,34 @@ def score_correlations(
     paths = pathway_scores(r, memb, cfg.min_genes)
     scored = np.isfinite(r).any(axis=0)
     not_computable = {"clustering": "needs the predictions and the truth, not only r"}
-    var = _gene_variance(gene_variance, genes)
+    if truth is not None and gene_variance is not None:
+        raise InputError("give --truth or --gene-variance, not both")
+    type_var = None
+    if truth is not None:
+        var, type_var = _truth_variances(truth, genes, samples, types)
+    else:
+        var = _gene_variance(gene_variance, genes)
     gene_level = pw_level = thresholds = None
     if var is not None:
         thresholds = level_thresholds(var, cfg.n_levels, cfg.variance_bins)
         gene_level = assign_levels(var, thresholds)
         pw_level = np.where(paths.ok, assign_levels(pathway_variance(var, scored, memb), thresholds), 0)
     else:
-        not_computable["variance_levels"] = "needs gene variances: --gene-variance RUN_FOLDER"
+        not_computable["variance_levels"] = "needs gene variances: --truth FILE or --gene-variance RUN_FOLDER"
     hvg_score = hvg_count = None
     if not cfg.hvg.isdigit():
         lists = read_hvg_lists(cfg.hvg)
         idx = {c: match_genes(lists.get(c, lists.get(None)) or [], ids, symbols) for c in set(types)}
         hvg_score, hvg_count = hvg_wsi_scores(r, types, idx)
         macro, micro = hvg_macro_micro(hvg_score, types)
+    elif type_var is not None:
+        from .metrics.hvg import top_variable
+
+        idx = {c: top_variable(v, int(cfg.hvg)) for c, v in type_var.items()}
+        hvg_score, hvg_count = hvg_wsi_scores(r, types, idx)
+        macro, micro = hvg_macro_micro(hvg_score, types)
     else:
-        not_computable["hvg"] = "top-N HVGs need per-cancer-type variances: give --hvg with HVG lists"
+        not_computable["hvg"] = "top-N HVGs need per-cancer-type variances: --truth FILE, or --hvg lists"
         macro = micro = None
     coll_col = np.asarray([s.collection for s in sets], dtype=object)
     name_col = np.asarray([s.name for s in sets], dtype=object)
@@ -259,7 +307,11 @@ def score_correlations(
             "collections": {c: int((coll_col == c).sum()) for c in coll.collections},
             "sources": coll.sources,
         },
-        "inputs": {"gene_pcc": info, "gene_variance": None if gene_variance is None else str(gene_variance)},
+        "inputs": {
+            "gene_pcc": info,
+            "gene_variance": None if gene_variance is None else str(gene_variance),
+            "truth": None if truth is None else str(getattr(truth, "filename", truth)),
+        },
         "not_computable": not_computable,
         "config": cfg.to_dict(),
         "protocol": {"name": cfg.protocol, "deviations_from_published": deviations(cfg)},

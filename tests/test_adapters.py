@@ -302,3 +302,48 @@ def test_stpath_results_list_of_anndata_read_safely(canon, cohort_files, tmp_pat
     torch.save([Evil()], tmp_path / "evil.pth")
     with pytest.raises(InputError, match="could not be read safely"):
         formats.stpath_results(tmp_path / "evil.pth")
+
+
+def test_gene_correlations_with_the_truth_give_levels_and_top_n_hvgs(cohort, cohort_files, tmp_path):
+    from gpc_bench.scoring_pcc import score_correlations
+
+    full = score(
+        cohort_files["noisy"], cohort_files["truth"], pathways=cohort_files["pathways"], checksum=False
+    )
+    table = full.gene_scores[["sample_id", "gene", "pcc"]].astype({"sample_id": str, "gene": str})
+    types = dict(zip(full.hvg_scores["sample_id"], full.hvg_scores["cancer_type"], strict=True))
+    res = score_correlations(table, truth=cohort_files["truth"], cancer_types=types,
+                             pathways=cohort_files["pathways"])  # fmt: skip
+    assert set(res.summary["not_computable"]) == {"clustering"}
+    for k in ("hvg_pcc_macro", "hvg_pcc_micro", "gpc_hallmark", "gpc_go"):
+        assert res.headline[k] == pytest.approx(full.headline[k], abs=1e-10), k
+    assert res.headline["gpc_by_variance_level"] == pytest.approx(full.headline["gpc_by_variance_level"])
+    np.testing.assert_allclose(res.gene_variance["variance"], full.gene_variance["variance"], rtol=1e-9)
+    with pytest.raises(InputError, match="not both"):
+        score_correlations(
+            table, truth=cohort_files["truth"], gene_variance=tmp_path, pathways=cohort_files["pathways"]
+        )
+
+
+def test_stflow_spot_counts_from_the_embeddings(canon, tmp_path):
+    import h5py
+
+    p, t, _ = canon
+    (tmp_path / "emb").mkdir()
+    order = list(dict.fromkeys(p.obs["sample_id"].astype(str)))
+    for s in order:
+        names = p.obs_names[(p.obs["sample_id"] == s).to_numpy()]
+        with h5py.File(tmp_path / "emb" / f"{s}.h5", "w") as f:
+            f["embeddings"] = np.zeros((len(names), 2), np.float32)
+            f["barcodes"] = np.array([b.encode() for b in names])
+    np.savez(tmp_path / "eval.npz", preds_all=np.asarray(p.X), targets_all=np.asarray(t.X))
+    pd.DataFrame({"sample_id": order}).to_csv(tmp_path / "order.csv", index=False)
+    (tmp_path / "g.json").write_text(json.dumps({"genes": list(p.var_names)}))
+    conv = formats.stflow(tmp_path / "eval.npz", samples=tmp_path / "order.csv", genes=tmp_path / "g.json",
+                          embeddings=tmp_path / "emb")  # fmt: skip
+    assert (
+        list(conv.adata.obs_names) == list(p.obs_names)
+        and conv.report["spot_order"] == "barcodes from embeddings"
+    )
+    with pytest.raises(InputError, match="no n_spots column"):
+        formats.stflow(tmp_path / "eval.npz", samples=tmp_path / "order.csv", genes=tmp_path / "g.json")

@@ -132,7 +132,11 @@ def histoprism(csv: str | Path, *, embeddings=None, truth=None, cancer_types=Non
     csv = Path(csv)
     if not csv.is_file():
         raise InputError(f"{csv} not found")
-    df = pl.read_csv(csv, schema_overrides={"sample_id": pl.Utf8})
+    lazy = pl.scan_csv(csv, schema_overrides={"sample_id": pl.Utf8})  # ~40k columns: scanned, streamed
+    try:
+        df = lazy.collect(engine="streaming")
+    except TypeError:  # polars before the engine argument
+        df = lazy.collect()
     if "sample_id" not in df.columns:
         raise InputError(
             f"{csv} has no sample_id column (has {df.columns[:5]}...)", "is it predicted_genes.csv?"
@@ -231,7 +235,8 @@ def _load_dict(path: Path) -> dict:
 def stflow(results: str | Path, *, samples, genes, embeddings=None, cancer_types=None) -> Converted:
     """STFlow's evaluation output ``{"preds_all", "targets_all"}`` (spots x genes, WSIs concatenated in
     loader order), as .npz, .pt/.pth or pickle, with the ordered WSIs and their spot counts
-    (``samples``: a CSV ``sample_id,n_spots``), the genes (``var_50genes.json``) and optionally the
+    (``samples``: a CSV ``sample_id,n_spots``, or ``sample_id`` alone with ``embeddings`` giving the
+    counts), the genes (``var_50genes.json``) and optionally the
     HEST embeddings for barcodes. ``targets_all`` becomes ``layers["truth"]``."""
     import pandas as pd
 
@@ -250,9 +255,18 @@ def stflow(results: str | Path, *, samples, genes, embeddings=None, cancer_types
     if preds.shape[1] != len(gene_list):
         raise InputError(f"{results} has {preds.shape[1]} genes but {genes} lists {len(gene_list)}")
     table = pd.read_csv(samples, dtype={"sample_id": str})
-    if not {"sample_id", "n_spots"} <= set(table.columns):
-        raise InputError(f"{samples} needs columns sample_id and n_spots (in loader order)")
-    counts = table["n_spots"].astype(int).tolist()
+    if "sample_id" not in table.columns:
+        raise InputError(f"{samples} needs a sample_id column (the WSIs in loader order)")
+    if "n_spots" in table.columns:
+        counts = table["n_spots"].astype(int).tolist()
+    elif embeddings is not None:  # the spot counts of the embedding files the loader read
+        from gpc_bench.baselines.histoprism.data import embedding_path, read_embeddings
+
+        counts = [len(read_embeddings(embedding_path(embeddings, s))[0]) for s in table["sample_id"]]
+    else:
+        raise InputError(
+            f"{samples} has no n_spots column", "add n_spots, or give --embeddings DIR to count them"
+        )
     if sum(counts) != len(preds):
         raise InputError(
             f"the spot counts in {samples} add up to {sum(counts)} but {results} has {len(preds)} rows",
