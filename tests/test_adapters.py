@@ -219,6 +219,11 @@ def test_gene_pcc_tables_in_every_published_layout(tmp_path):
     )
     with pytest.raises(InputError, match="WSI 'TENX95' appears in"):
         read_gene_pcc(d)
+    (d / "TENX95_results.json").write_text(
+        json.dumps({"pearson_corrs": [{"name": "A", "pearson_corrs": [0.1], "mean": 0.1}]})
+    )
+    with pytest.raises(InputError, match="k-fold summary"):
+        read_gene_pcc(d / "TENX95_results.json")
     (d / "TENX95_results.json").write_text('{"pearson_corr": {"A": "high"}}')
     with pytest.raises(InputError, match="'high' is not a correlation"):
         read_gene_pcc(d / "TENX95_results.json")

@@ -124,17 +124,23 @@ def build(blocks: list, genes: list[str], truth_blocks=None, layers=None, cancer
 
 
 def base_report(fmt: str, source: Path, adata, order: str) -> dict:
-    from gpc_bench.genes import detect_id_style
+    from gpc_bench.genes import detect_id_style, to_symbols
     from gpc_bench.io.checksum import sha256_file
 
+    ids = np.asarray(adata.var_names, dtype=object)
+    style = detect_id_style(ids)
+    files = sorted(source.iterdir()) if source.is_dir() else [source]
     return {
         "format": fmt,
         "source": source.name,
         "source_sha256": sha256_file(source) if source.is_file() else None,
+        "file_sha256": {f.name: sha256_file(f) for f in files if f.is_file()} if source.is_dir() else None,
+        "genes_dropped": 0,  # every gene of the source is kept; the panel is matched when scoring
+        "genes_without_symbol": int(sum(1 for x in to_symbols(ids, style).tolist() if not x)),
         "n_wsi": int(adata.obs["sample_id"].nunique()),
         "n_spots": int(adata.n_obs),
         "n_genes": int(adata.n_vars),
-        "gene_id_style": detect_id_style(np.asarray(adata.var_names, dtype=object)),
+        "gene_id_style": style,
         "spot_order": order,
         "truth": "layers['truth']" if "truth" in adata.layers else "none (pass --truth to score)",
     }

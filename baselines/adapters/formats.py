@@ -52,7 +52,10 @@ def stpath_h5ad(folder: str | Path, *, pattern: str = "pred_{sample_id}.h5ad", e
     report = base_report(
         "stpath-h5ad", folder, adata, f"as written; barcodes from {', '.join(sorted(sources))}"
     )
+    from gpc_bench.io.checksum import sha256_file
+
     report["files"] = [f.name for f in files]
+    report["file_sha256"] = {f.name: sha256_file(f) for f in files}  # the files converted, not the folder
     return Converted(adata, report)
 
 

@@ -49,6 +49,12 @@ def _from_json(path: Path) -> tuple[dict, str]:
         }, "histoprism"
     if isinstance(obj, dict) and isinstance(obj.get("pearson_corrs"), list):
         out = {}
+        first = obj["pearson_corrs"][0] if obj["pearson_corrs"] else {}
+        if isinstance(first, dict) and "mean" in first and "pearson_corr" not in first:
+            raise InputError(
+                f"{path} is HEST-Benchmark's k-fold summary (each gene's mean over splits), not one split",
+                "give each split's results.json (one table per test split)",
+            )
         for item in obj["pearson_corrs"]:
             if not isinstance(item, dict) or "name" not in item or "pearson_corr" not in item:
                 raise InputError(
