@@ -26,6 +26,44 @@ def _levels(levels: np.ndarray):
     return col
 
 
+def pathway_scores_table(coll_col, name_col, memb, paths, variance, levels):
+    """``pathway_scores.csv``: one row per pathway."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "collection": coll_col,
+            "pathway": name_col,
+            "set_size": memb.set_size,
+            "n_in_panel": memb.n_in_panel,
+            "n_scored": paths.n_scored,
+            "gpc": paths.gpc,
+            "gpc_sd": paths.gpc_sd,
+            "n_wsi": paths.n_wsi,
+            "variance": variance,
+            "variance_level": levels,
+            "status": paths.status,
+        }
+    )
+
+
+def pathway_genes_table(coll_col, name_col, memb, genes, symbols, scored):
+    """``pathway_genes.csv``: the panel genes each pathway was matched to, by pathway then gene."""
+    import pandas as pd
+
+    order = np.lexsort((memb.gene, memb.pathway))
+    g, p = memb.gene[order], memb.pathway[order]
+    return pd.DataFrame(
+        {
+            "collection": coll_col[p],
+            "pathway": name_col[p],
+            "gene": np.asarray(genes)[g].astype(str),
+            "symbol": np.asarray(symbols)[g].astype(str),
+            "scored": scored[g],
+        }
+    )
+
+
 def build_tables(per, cohort, panel, wsis, cfg) -> dict:
     """The seven tables of docs/outputs.md, long format, stable order."""
     import pandas as pd
@@ -74,31 +112,11 @@ def build_tables(per, cohort, panel, wsis, cfg) -> dict:
             "n_scored": paths.n_scored_wsi.ravel(),
         }
     ).sort_values(["collection", "pathway", "sample_id"], kind="stable", ignore_index=True)
-    pathway_scores = pd.DataFrame(
-        {
-            "collection": coll_col,
-            "pathway": name_col,
-            "set_size": memb.set_size,
-            "n_in_panel": memb.n_in_panel,
-            "n_scored": paths.n_scored,
-            "gpc": paths.gpc,
-            "gpc_sd": paths.gpc_sd,
-            "n_wsi": paths.n_wsi,
-            "variance": cohort.pathway_variance,
-            "variance_level": _levels(cohort.pathway_level),
-            "status": paths.status,
-        }
+    pathway_scores = pathway_scores_table(
+        coll_col, name_col, memb, paths, cohort.pathway_variance, _levels(cohort.pathway_level)
     )
-    order = np.lexsort((memb.gene, memb.pathway))
-    g, p = memb.gene[order], memb.pathway[order]
-    pathway_genes = pd.DataFrame(
-        {
-            "collection": coll_col[p],
-            "pathway": name_col[p],
-            "gene": gmap.genes[g].astype(str),
-            "symbol": gmap.symbols[g].astype(str),
-            "scored": cohort.scored_gene[g],
-        }
+    pathway_genes = pathway_genes_table(
+        coll_col, name_col, memb, gmap.genes, gmap.symbols, cohort.scored_gene
     )
     hvg_scores = pd.DataFrame(
         {

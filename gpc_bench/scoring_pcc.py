@@ -107,7 +107,7 @@ def score_correlations(
     """
     import pandas as pd
 
-    from ._tables import _categorical
+    from ._tables import _categorical, _levels, pathway_genes_table, pathway_scores_table
     from .genes import detect_id_style, to_symbols
     from .io.gmt import check_pathway_paths, load_pathways
     from .io.runfolder import check_out_dir
@@ -209,13 +209,6 @@ def score_correlations(
         }
     )
     n_sets = len(sets)
-    order = np.lexsort((memb.gene, memb.pathway))
-    g, p = memb.gene[order], memb.pathway[order]
-
-    def levels_col(lv):
-        col = pd.array(lv, dtype="Int64")
-        col[lv == 0] = pd.NA
-        return col
 
     tables_out = {
         "gene_scores": gene_scores,
@@ -229,30 +222,15 @@ def score_correlations(
                 "n_scored": paths.n_scored_wsi.ravel(),
             }
         ).sort_values(["collection", "pathway", "sample_id"], kind="stable", ignore_index=True),
-        "pathway_scores": pd.DataFrame(
-            {
-                "collection": coll_col,
-                "pathway": name_col,
-                "set_size": memb.set_size,
-                "n_in_panel": memb.n_in_panel,
-                "n_scored": paths.n_scored,
-                "gpc": paths.gpc,
-                "gpc_sd": paths.gpc_sd,
-                "n_wsi": paths.n_wsi,
-                "variance": pathway_variance(var, scored, memb) if var is not None else np.nan,
-                "variance_level": levels_col(pw_level) if pw_level is not None else pd.NA,
-                "status": paths.status,
-            }
-        ),
-        "pathway_genes": pd.DataFrame(
-            {
-                "collection": coll_col[p],
-                "pathway": name_col[p],
-                "gene": ids[g].astype(str),
-                "symbol": symbols[g].astype(str),
-                "scored": scored[g],
-            }
-        ),
+        "pathway_scores": pathway_scores_table(
+            coll_col,
+            name_col,
+            memb,
+            paths,
+            pathway_variance(var, scored, memb) if var is not None else np.nan,
+            _levels(pw_level) if pw_level is not None else pd.NA,
+        ),  # fmt: skip
+        "pathway_genes": pathway_genes_table(coll_col, name_col, memb, ids, symbols, scored),
         "hvg_scores": pd.DataFrame(
             {
                 "sample_id": samples,
@@ -265,7 +243,7 @@ def score_correlations(
             {
                 "gene": genes,
                 "variance": var if var is not None else np.nan,
-                "variance_level": levels_col(gene_level) if gene_level is not None else pd.NA,
+                "variance_level": _levels(gene_level) if gene_level is not None else pd.NA,
             }
         ),
         "variance_levels": pd.DataFrame(
