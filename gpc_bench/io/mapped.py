@@ -136,17 +136,6 @@ def byte_range(offsets: np.ndarray, rows: np.ndarray, n_cols: int) -> tuple[int,
     return None if hi - lo > MAX_SPAN * len(rows) * n_cols * _F32.itemsize else (lo, hi)
 
 
-def advise(path: str | Path, start: int, stop: int) -> None:
-    """``posix_fadvise(WILLNEED)`` on a file range: the OS starts reading it into the page cache."""
-    if not hasattr(os, "posix_fadvise"):  # not on macOS or Windows: a hint only
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, start, stop - start, os.POSIX_FADV_WILLNEED)
-    finally:
-        os.close(fd)
-
-
 #: map a WSI only when at least this fraction of its pages is in the page cache (docs/performance.md)
 MIN_RESIDENT = 0.75
 
