@@ -1,36 +1,76 @@
-"""The long result tables of a scoring run, built from arrays (no per-gene Python objects)."""
+"""The long result tables of a scoring run, built from arrays (no per-gene Python objects, no pandas)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from ._table import NullableInt, Table, categorical, levels
 from .metrics.pcc import FLAG_NAMES
 
-
-def _categorical(codes: np.ndarray, categories):
-    """``categories[codes]`` as a pandas Categorical (an object array if they repeat)."""
-    import pandas as pd
-
-    cats = pd.Index(np.asarray(categories, dtype=object), dtype=object)
-    if cats.hasnans or not cats.is_unique:
-        return cats.to_numpy()[codes]
-    return pd.Categorical.from_codes(codes, cats)
-
-
-def _levels(levels: np.ndarray):
-    """Variance levels as a nullable integer column (0, no level, becomes NA)."""
-    import pandas as pd
-
-    col = pd.array(levels, dtype="Int64")
-    col[levels == 0] = pd.NA
-    return col
+#: the run folder's tables, in the order they are written (docs/outputs.md)
+PARQUET_TABLES = ("gene_scores", "truth_moments")
+CSV_TABLES = (
+    "pathway_wsi_scores",
+    "pathway_scores",
+    "pathway_genes",
+    "hvg_scores",
+    "gene_variance",
+    "variance_levels",
+)
 
 
-def pathway_scores_table(coll_col, name_col, memb, paths, variance, levels):
+def _obj(values) -> np.ndarray:
+    return np.asarray(values, dtype=object)
+
+
+def gene_scores_table(r_mat, sample_ids, wsi_types, genes, n_spots: NullableInt | np.ndarray, flag) -> Table:
+    """``gene_scores.parquet``: one row per WSI and gene, WSI-major (built from codes, not strings)."""
+    n_wsi, n_genes = r_mat.shape
+    types, type_code = np.unique(np.asarray(wsi_types, dtype=str), return_inverse=True)
+    return Table(
+        {
+            "sample_id": categorical(np.repeat(np.arange(n_wsi), n_genes), sample_ids),
+            "cancer_type": categorical(np.repeat(type_code, n_genes), types),
+            "gene": categorical(np.tile(np.arange(n_genes), n_wsi), np.asarray(genes).astype(str)),
+            "pcc": r_mat.ravel(),
+            "n_spots": n_spots,
+            "flag": flag,
+        }
+    )
+
+
+def pathway_wsi_table(coll_col, name_col, units, unit_types, paths) -> Table:
+    """``pathway_wsi_scores.csv``: one row per pathway and WSI (or pooled unit), sorted by
+    collection, pathway and sample id."""
+    n_sets, n_units = len(coll_col), len(units)
+    table = Table(
+        {
+            "collection": np.tile(coll_col, n_units),
+            "pathway": np.tile(name_col, n_units),
+            "sample_id": np.repeat(_obj(units), n_sets),
+            "cancer_type": np.repeat(_obj(unit_types), n_sets),
+            "score": paths.per_wsi.ravel(),
+            "n_scored": paths.n_scored_wsi.ravel(),
+        }
+    )
+    # rank of each row's (collection, pathway) and sample id: equal names share a rank, so the
+    # order is that of a stable sort by the three columns
+    set_rank = _rank(list(zip(coll_col.tolist(), name_col.tolist(), strict=True)))
+    unit_rank = _rank([str(u) for u in units])
+    order = np.lexsort((np.repeat(unit_rank, n_sets), np.tile(set_rank, n_units)))
+    return table.take(order)
+
+
+def _rank(keys: list) -> np.ndarray:
+    """Dense rank of each key in sorted order (equal keys share a rank)."""
+    distinct = sorted(set(keys))
+    where = {k: i for i, k in enumerate(distinct)}
+    return np.array([where[k] for k in keys], dtype=np.int64)
+
+
+def pathway_scores_table(coll_col, name_col, memb, paths, variance, level: NullableInt) -> Table:
     """``pathway_scores.csv``: one row per pathway."""
-    import pandas as pd
-
-    return pd.DataFrame(
+    return Table(
         {
             "collection": coll_col,
             "pathway": name_col,
@@ -41,116 +81,91 @@ def pathway_scores_table(coll_col, name_col, memb, paths, variance, levels):
             "gpc_sd": paths.gpc_sd,
             "n_wsi": paths.n_wsi,
             "variance": variance,
-            "variance_level": levels,
+            "variance_level": level,
             "status": paths.status,
         }
     )
 
 
-def pathway_genes_table(coll_col, name_col, memb, genes, symbols, scored):
+def pathway_genes_table(coll_col, name_col, memb, genes, symbols, scored) -> Table:
     """``pathway_genes.csv``: the panel genes each pathway was matched to, by pathway then gene."""
-    import pandas as pd
-
     order = np.lexsort((memb.gene, memb.pathway))
     g, p = memb.gene[order], memb.pathway[order]
-    return pd.DataFrame(
+    return Table(
         {
             "collection": coll_col[p],
             "pathway": name_col[p],
-            "gene": np.asarray(genes)[g].astype(str),
-            "symbol": np.asarray(symbols)[g].astype(str),
+            "gene": _obj(np.asarray(genes)[g].astype(str)),
+            "symbol": _obj(np.asarray(symbols)[g].astype(str)),
             "scored": scored[g],
         }
     )
 
 
-def build_tables(per, cohort, panel, wsis, cfg) -> dict:
-    """The seven tables of docs/outputs.md, long format, stable order."""
-    import pandas as pd
+def hvg_table(units, unit_types, count, score) -> Table:
+    """``hvg_scores.csv``: one row per WSI (or pooled unit)."""
+    return Table({"sample_id": _obj(units), "cancer_type": _obj(unit_types), "n_genes": count, "pcc": score})
 
-    r_mat, flags = per.r, per.flags
-    n_wsi, n_genes = r_mat.shape
-    gmap, sets, memb, paths = panel.gmap, panel.sets, panel.memb, cohort.paths
-    sample_ids = [w.sample_id for w in wsis]
-    wsi_types = [w.cancer_type for w in wsis]
-    # object arrays throughout: numpy would make fixed-width unicode arrays of Python lists, which
-    # pandas then converts string by string (0.6 s for 23 WSIs x 38,982 genes)
-    obj = lambda values: np.asarray(values, dtype=object)  # noqa: E731
-    n_spots = np.array([w.n_spots for w in wsis])
-    flag_names = np.array([FLAG_NAMES[i] for i in range(3)], dtype=object)
-    types, type_code = np.unique(np.asarray(wsi_types, dtype=str), return_inverse=True)
-    gene_scores = pd.DataFrame(  # categorical: 23 x 38,982 rows are built from codes, not strings
-        {
-            "sample_id": _categorical(np.repeat(np.arange(n_wsi), n_genes), sample_ids),
-            "cancer_type": _categorical(np.repeat(type_code, n_genes), types),
-            "gene": _categorical(np.tile(np.arange(n_genes), n_wsi), gmap.genes.astype(str)),
-            "pcc": r_mat.ravel(),
-            "n_spots": np.repeat(n_spots, n_genes),
-            "flag": _categorical(flags.ravel(), flag_names),
-        }
-    )
-    truth_moments = pd.DataFrame(  # what the truth was, per WSI and gene: checked by the leaderboard
-        {
-            "sample_id": gene_scores["sample_id"],
-            "gene": gene_scores["gene"],
-            "n_spots": gene_scores["n_spots"],
-            "mean": per.truth_mean.ravel(),
-            "m2": per.truth_m2.ravel(),
-        }
-    )
-    n_sets = len(sets)
-    coll_col = obj([s.collection for s in sets])
-    name_col = obj([s.name for s in sets])
-    n_units = len(cohort.units)  # WSIs, or pooled cancer types (protocol hest-pooled)
-    pathway_wsi = pd.DataFrame(
-        {
-            "collection": np.tile(coll_col, n_units),
-            "pathway": np.tile(name_col, n_units),
-            "sample_id": np.repeat(obj(cohort.units), n_sets),
-            "cancer_type": np.repeat(obj(cohort.unit_types), n_sets),
-            "score": paths.per_wsi.ravel(),
-            "n_scored": paths.n_scored_wsi.ravel(),
-        }
-    ).sort_values(["collection", "pathway", "sample_id"], kind="stable", ignore_index=True)
-    pathway_scores = pathway_scores_table(
-        coll_col, name_col, memb, paths, cohort.pathway_variance, _levels(cohort.pathway_level)
-    )
-    pathway_genes = pathway_genes_table(
-        coll_col, name_col, memb, gmap.genes, gmap.symbols, cohort.scored_gene
-    )
-    hvg_scores = pd.DataFrame(
-        {
-            "sample_id": cohort.units,
-            "cancer_type": cohort.unit_types,
-            "n_genes": cohort.hvg_count,
-            "pcc": cohort.hvg_score,
-        }
-    )
-    gene_variance = pd.DataFrame(
-        {
-            "gene": gmap.genes.astype(str),
-            "variance": cohort.variance,
-            "variance_level": _levels(cohort.gene_level),
-        }
-    )
-    n_levels = cfg.n_levels
-    edges = np.concatenate([[0.0], cohort.thresholds, [np.inf]])
-    variance_levels = pd.DataFrame(
+
+def gene_variance_table(genes, variance, level: NullableInt) -> Table:
+    """``gene_variance.csv``: one row per panel gene."""
+    return Table({"gene": _obj(np.asarray(genes).astype(str)), "variance": variance, "variance_level": level})
+
+
+def variance_levels_table(n_levels: int, thresholds, gene_level, pathway_level) -> Table:
+    """``variance_levels.csv``: one row per level, with its bounds and counts."""
+    edges = np.concatenate([[0.0], thresholds, [np.inf]])
+    return Table(
         {
             "level": np.arange(1, n_levels + 1),
             "lower": edges[:-1],
             "upper": edges[1:],
-            "n_genes": np.bincount(cohort.gene_level, minlength=n_levels + 1)[1:],
-            "n_pathways": np.bincount(cohort.pathway_level, minlength=n_levels + 1)[1:],
+            "n_genes": np.bincount(gene_level, minlength=n_levels + 1)[1:],
+            "n_pathways": np.bincount(pathway_level, minlength=n_levels + 1)[1:],
         }
     )
+
+
+def build_tables(per, cohort, panel, wsis, cfg) -> dict[str, Table]:
+    """The eight tables of docs/outputs.md, long format, stable order."""
+    n_wsi, n_genes = per.r.shape
+    gmap, sets, memb = panel.gmap, panel.sets, panel.memb
+    n_spots = np.repeat(np.array([w.n_spots for w in wsis], dtype=np.int64), n_genes)
+    flag_names = _obj([FLAG_NAMES[i] for i in range(3)])
+    gene_scores = gene_scores_table(
+        per.r,
+        [w.sample_id for w in wsis],
+        [w.cancer_type for w in wsis],
+        gmap.genes,
+        n_spots,
+        categorical(per.flags.ravel(), flag_names),
+    )
+    cols = gene_scores.columns
+    truth_moments = Table(  # what the truth was, per WSI and gene: checked by the leaderboard
+        {
+            "sample_id": cols["sample_id"],
+            "gene": cols["gene"],
+            "n_spots": n_spots,
+            "mean": per.truth_mean.ravel(),
+            "m2": per.truth_m2.ravel(),
+        }
+    )
+    coll_col, name_col = _obj([s.collection for s in sets]), _obj([s.name for s in sets])
     return {
         "gene_scores": gene_scores,
         "truth_moments": truth_moments,
-        "pathway_wsi_scores": pathway_wsi,
-        "pathway_scores": pathway_scores,
-        "pathway_genes": pathway_genes,
-        "hvg_scores": hvg_scores,
-        "gene_variance": gene_variance,
-        "variance_levels": variance_levels,
+        "pathway_wsi_scores": pathway_wsi_table(
+            coll_col, name_col, cohort.units, cohort.unit_types, cohort.paths
+        ),
+        "pathway_scores": pathway_scores_table(
+            coll_col, name_col, memb, cohort.paths, cohort.pathway_variance, levels(cohort.pathway_level)
+        ),
+        "pathway_genes": pathway_genes_table(
+            coll_col, name_col, memb, gmap.genes, gmap.symbols, cohort.scored_gene
+        ),
+        "hvg_scores": hvg_table(cohort.units, cohort.unit_types, cohort.hvg_count, cohort.hvg_score),
+        "gene_variance": gene_variance_table(gmap.genes, cohort.variance, levels(cohort.gene_level)),
+        "variance_levels": variance_levels_table(
+            cfg.n_levels, cohort.thresholds, cohort.gene_level, cohort.pathway_level
+        ),
     }

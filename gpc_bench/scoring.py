@@ -15,21 +15,22 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ._errors import InputError, examples
 from ._per_wsi import score_wsis
-from ._tables import build_tables
+from ._table import Table
+from ._tables import CSV_TABLES, PARQUET_TABLES, build_tables
 from ._version import __version__
 from .config import ScoreConfig, deviations, resolve_config
 from .io.align import align_genes, align_spots
 from .io.checksum import file_sha256
 from .io.gmt import check_pathway_paths, load_pathways
 from .io.h5ad import open_source
-from .io.runfolder import atomic_dir, check_out_dir, dumps_json, write_parquet
+from .io.runfolder import atomic_dir, check_out_dir, dumps_json
 from .io.stream import WsiReader
 from .metrics.pathway import PathwayScores, membership, pathway_scores, pathway_variance
 from .metrics.pcc import PREDICTION_CONSTANT, TRUTH_CONSTANT, default_threads, kernel_name, warm_up
@@ -39,25 +40,51 @@ from .settings import Settings
 logger = logging.getLogger(__name__)
 
 TRUTH_LAYER = "truth"
+#: every table of a run folder
+TABLES = PARQUET_TABLES + CSV_TABLES
 
 
-@dataclass
+def _table_property(name: str, doc: str) -> property:
+    def get(self):
+        if name not in self._frames:
+            self._frames[name] = self.tables[name].to_pandas()
+        return self._frames[name]
+
+    return property(get, doc=doc)
+
+
 class ScoreResult:
     """Tables of one scoring run (long format) and its summary.
 
-    Use :meth:`write` to save them as a run folder (see docs/outputs.md).
+    Each table is a :class:`pandas.DataFrame` built on first access (the command line writes
+    the run folder without importing pandas). Use :meth:`write` to save them as a run folder
+    (see docs/outputs.md).
+
+    Parameters
+    ----------
+    tables
+        Table name to :class:`gpc_bench._table.Table`, for every name in :data:`TABLES`.
+    summary, run_info
+        ``summary.json`` and ``run_info.json``.
     """
 
-    gene_scores: object
-    pathway_wsi_scores: object
-    pathway_scores: object
-    pathway_genes: object
-    hvg_scores: object
-    gene_variance: object
-    variance_levels: object
-    truth_moments: object
-    summary: dict
-    run_info: dict = field(default_factory=dict)
+    def __init__(self, tables: dict[str, Table], summary: dict, run_info: dict | None = None) -> None:
+        missing = set(TABLES) - set(tables)
+        if missing:
+            raise ValueError(f"missing tables: {sorted(missing)}")
+        self.tables = tables
+        self.summary = summary
+        self.run_info = run_info or {}
+        self._frames: dict = {}
+
+    gene_scores = _table_property("gene_scores", "Per WSI and gene: r, spots and flag.")
+    truth_moments = _table_property("truth_moments", "Per WSI and gene: spots, mean and M2 of the truth.")
+    pathway_wsi_scores = _table_property("pathway_wsi_scores", "Per pathway and WSI: mean r of its genes.")
+    pathway_scores = _table_property("pathway_scores", "Per pathway: GPC, its SD over WSIs, variance level.")
+    pathway_genes = _table_property("pathway_genes", "The panel genes each pathway was matched to.")
+    hvg_scores = _table_property("hvg_scores", "Per WSI: mean r of its cancer type's HVGs.")
+    gene_variance = _table_property("gene_variance", "Per gene: variance over the cohort and its level.")
+    variance_levels = _table_property("variance_levels", "Per level: bounds and counts.")
 
     @property
     def headline(self) -> dict:
@@ -70,26 +97,14 @@ class ScoreResult:
 
     def write(self, out: str | Path, overwrite: bool = False) -> Path:
         """Write every table into ``out`` atomically (a temporary folder renamed into place)."""
-        from concurrent.futures import ThreadPoolExecutor
-
         out = Path(out)
-        with atomic_dir(out, overwrite=overwrite) as tmp, ThreadPoolExecutor(1) as pool:
-            # the parquet writer works outside the GIL: the CSVs are written meanwhile
-            parquet = pool.submit(write_parquet, self.gene_scores, tmp / "gene_scores.parquet")
-            moments = pool.submit(write_parquet, self.truth_moments, tmp / "truth_moments.parquet")
-            for name in (
-                "pathway_wsi_scores",
-                "pathway_scores",
-                "pathway_genes",
-                "hvg_scores",
-                "gene_variance",
-                "variance_levels",
-            ):
-                getattr(self, name).to_csv(tmp / f"{name}.csv", index=False, lineterminator="\n")
+        with atomic_dir(out, overwrite=overwrite) as tmp:
+            for name in PARQUET_TABLES:
+                self.tables[name].write_parquet(tmp / f"{name}.parquet")
+            for name in CSV_TABLES:
+                self.tables[name].write_csv(tmp / f"{name}.csv")
             (tmp / "summary.json").write_text(dumps_json(self.summary))
             (tmp / "run_info.json").write_text(dumps_json(self.run_info))
-            parquet.result()
-            moments.result()
         logger.info("wrote %s", out)
         return out
 
@@ -393,8 +408,8 @@ def score(
             _stage("genes and pathways aligned", t_start)
             kernel = kernel_name(n_elements, choice=settings.kernel) if kernel == "numba" else kernel
             n_threads = settings.threads or default_threads()
-            if kernel == "numba":  # pandas (for the tables) imports next to the GIL-free compiled loops;
-                _import_ahead("pandas")  # next to the numpy kernel's many short calls it would slow them
+            if kernel == "numba":  # pyarrow (for writing) imports next to the GIL-free compiled loops;
+                _import_ahead("pyarrow")  # next to the numpy kernel's many short calls it would slow them
             per = score_wsis(
                 reader,
                 panel.gmap,
@@ -410,7 +425,7 @@ def score(
         summary = _summary(inputs, panel, per, cohort, wsis, cfg)
         _stage("tables built", t_start)
         run_info = _run_info(t_start, kernel, n_threads, reader.counts, inputs.checks)
-    result = ScoreResult(**tables, summary=summary, run_info=run_info)
+    result = ScoreResult(tables, summary=summary, run_info=run_info)
     logger.info(
         "%s: hvg macro %.4f, micro %.4f, GPC %s",
         inputs.model,
@@ -558,7 +573,7 @@ def _outcome_warnings(
 def _run_info(t_start: float, kernel: str, threads: int, reads: dict, checks: _Checksums) -> dict:
     """``run_info.json``: how the run went (host, versions, kernel, reads); never compared."""
     import h5py
-    import pandas as pd
+    import pyarrow
 
     return {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -568,7 +583,7 @@ def _run_info(t_start: float, kernel: str, threads: int, reads: dict, checks: _C
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "h5py": h5py.__version__,
-        "pandas": pd.__version__,
+        "pyarrow": pyarrow.__version__,
         "kernel": f"{kernel} shifted-sum float64, {threads} thread(s)",
         "matrix_reads": reads,
         "sha256": {k: {True: "cached", False: "computed"}.get(v) for k, v in checks.cached.items()},

@@ -107,7 +107,17 @@ def score_correlations(
     """
     import pandas as pd
 
-    from ._tables import _categorical, _levels, pathway_genes_table, pathway_scores_table
+    from ._table import NullableInt, Table, levels
+    from ._tables import (
+        _obj,
+        gene_scores_table,
+        gene_variance_table,
+        hvg_table,
+        pathway_genes_table,
+        pathway_scores_table,
+        pathway_wsi_table,
+        variance_levels_table,
+    )
     from .genes import detect_id_style, to_symbols
     from .io.gmt import check_pathway_paths, load_pathways
     from .io.runfolder import check_out_dir
@@ -197,69 +207,53 @@ def score_correlations(
         "gpc_by_variance_level": by_level,
     }
     n_wsi, n_genes = r.shape
-    type_names, type_code = np.unique(np.asarray(types, dtype=str), return_inverse=True)
-    gene_scores = pd.DataFrame(
-        {
-            "sample_id": _categorical(np.repeat(np.arange(n_wsi), n_genes), samples),
-            "cancer_type": _categorical(np.repeat(type_code, n_genes), type_names),
-            "gene": _categorical(np.tile(np.arange(n_genes), n_wsi), np.asarray(genes)),
-            "pcc": r.ravel(),
-            "n_spots": pd.array([pd.NA] * (n_wsi * n_genes), dtype="Int64"),
-            "flag": np.where(np.isfinite(r.ravel()), "given", "undefined"),
-        }
-    )
-    n_sets = len(sets)
-
+    nan_genes = np.full(n_genes, np.nan)
+    no_level = levels(np.zeros(n_genes, np.int64))
     tables_out = {
-        "gene_scores": gene_scores,
-        "pathway_wsi_scores": pd.DataFrame(
+        "gene_scores": gene_scores_table(
+            r,
+            samples,
+            types,
+            genes,
+            NullableInt(np.zeros(n_wsi * n_genes, np.int64), np.ones(n_wsi * n_genes, bool)),
+            _obj(np.where(np.isfinite(r.ravel()), "given", "undefined")),
+        ),
+        "truth_moments": Table(
             {
-                "collection": np.tile(coll_col, n_wsi),
-                "pathway": np.tile(name_col, n_wsi),
-                "sample_id": np.repeat(np.asarray(samples, dtype=object), n_sets),
-                "cancer_type": np.repeat(np.asarray(types, dtype=object), n_sets),
-                "score": paths.per_wsi.ravel(),
-                "n_scored": paths.n_scored_wsi.ravel(),
+                "sample_id": _obj([]),
+                "gene": _obj([]),
+                "n_spots": np.zeros(0, np.int64),
+                "mean": np.zeros(0),
+                "m2": np.zeros(0),
             }
-        ).sort_values(["collection", "pathway", "sample_id"], kind="stable", ignore_index=True),
+        ),
+        "pathway_wsi_scores": pathway_wsi_table(coll_col, name_col, samples, types, paths),
         "pathway_scores": pathway_scores_table(
             coll_col,
             name_col,
             memb,
             paths,
-            pathway_variance(var, scored, memb) if var is not None else np.nan,
-            _levels(pw_level) if pw_level is not None else pd.NA,
-        ),  # fmt: skip
+            pathway_variance(var, scored, memb) if var is not None else np.full(len(sets), np.nan),
+            levels(pw_level if pw_level is not None else np.zeros(len(sets), np.int64)),
+        ),
         "pathway_genes": pathway_genes_table(coll_col, name_col, memb, ids, symbols, scored),
-        "hvg_scores": pd.DataFrame(
-            {
-                "sample_id": samples,
-                "cancer_type": types,
-                "n_genes": hvg_count if hvg_count is not None else 0,
-                "pcc": hvg_score if hvg_score is not None else np.nan,
-            }
+        "hvg_scores": hvg_table(
+            samples,
+            types,
+            hvg_count if hvg_count is not None else np.zeros(n_wsi, np.int64),
+            hvg_score if hvg_score is not None else np.full(n_wsi, np.nan),
         ),
-        "gene_variance": pd.DataFrame(
-            {
-                "gene": genes,
-                "variance": var if var is not None else np.nan,
-                "variance_level": _levels(gene_level) if gene_level is not None else pd.NA,
-            }
+        "gene_variance": gene_variance_table(
+            genes,
+            var if var is not None else nan_genes,
+            levels(gene_level) if gene_level is not None else no_level,
         ),
-        "variance_levels": pd.DataFrame(
-            {
-                "level": np.arange(1, cfg.n_levels + 1),
-                "lower": np.concatenate([[0.0], thresholds]) if thresholds is not None else np.nan,
-                "upper": np.concatenate([thresholds, [np.inf]]) if thresholds is not None else np.nan,
-                "n_genes": np.bincount(gene_level, minlength=cfg.n_levels + 1)[1:]
-                if gene_level is not None
-                else 0,
-                "n_pathways": np.bincount(pw_level, minlength=cfg.n_levels + 1)[1:]
-                if pw_level is not None
-                else 0,
-            }
+        "variance_levels": variance_levels_table(
+            cfg.n_levels,
+            thresholds if thresholds is not None else np.full(cfg.n_levels - 1, np.nan),
+            gene_level if gene_level is not None else np.zeros(0, np.int64),
+            pw_level if pw_level is not None else np.zeros(0, np.int64),
         ),
-        "truth_moments": pd.DataFrame(columns=["sample_id", "gene", "n_spots", "mean", "m2"]),
     }
     summary = {
         "model": name or "model",
@@ -270,7 +264,7 @@ def score_correlations(
             "n_wsi": n_wsi,
             "n_genes": n_genes,
             "n_gene_wsi_nan": int((~np.isfinite(r)).sum()),
-            "n_pathways": n_sets,
+            "n_pathways": len(sets),
             "n_pathways_scored": int(paths.ok.sum()),
         },
         "cancer_types": {c: types.count(c) for c in sorted(set(types))},
@@ -295,9 +289,7 @@ def score_correlations(
         "protocol": {"name": cfg.protocol, "deviations_from_published": deviations(cfg)},
         "warnings": [f"not computable from correlations: {k} ({v})" for k, v in not_computable.items()],
     }
-    res = ScoreResult(
-        **tables_out, summary=summary, run_info={"elapsed_s": round(time.perf_counter() - t0, 3)}
-    )
+    res = ScoreResult(tables_out, summary=summary, run_info={"elapsed_s": round(time.perf_counter() - t0, 3)})
     if out is not None:
         res.write(out, overwrite=overwrite)
     return res
