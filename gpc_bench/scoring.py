@@ -399,8 +399,8 @@ def score(
             raise InputError("the predictions hold no spots")
         n_elements = sum(w.n_spots for w in wsis) * inputs.pred.n_vars
         kernel = kernel_name(n_elements, load=False, choice=settings.kernel)
-        # the numba kernel reads cached WSIs in place (memory map) where the platform allows it
-        mapped = kernel == "numba" and settings.mmap and cfg.truth_normalize is None
+        # the kernels read cached WSIs in place (memory map) where the platform allows it
+        mapped = settings.mmap and cfg.truth_normalize is None
         with WsiReader(
             inputs.pred, inputs.truth, inputs.layer, wsis, block_bytes=settings.block_bytes, mapped=mapped
         ) as reader:

@@ -76,8 +76,15 @@ class RowMatrix:
 
 
 def as_array(a) -> np.ndarray:
-    """``a`` as a 2-D array (a copy when it is a :class:`RowMatrix`)."""
-    return a.rows() if isinstance(a, RowMatrix) else a
+    """``a`` as a 2-D array: a :class:`RowMatrix` whose rows follow each other in its buffer
+    becomes a view (a mapped WSI is read in place), any other one a copy."""
+    if not isinstance(a, RowMatrix):
+        return a
+    n, g = a.shape
+    o = a.offsets
+    if n and int(o[0]) + n * g <= len(a.buf) and np.array_equal(o, o[0] + np.arange(n, dtype=np.int64) * g):
+        return a.buf[int(o[0]) : int(o[0]) + n * g].reshape(n, g)
+    return a.rows()
 
 
 @dataclass
@@ -134,33 +141,33 @@ def _take(a: np.ndarray, rows: slice, cols) -> np.ndarray:
 
 
 def _block_sums(x, y, xcols, ycols, log1p_x: bool, x0: np.ndarray, y0: np.ndarray) -> np.ndarray:
-    """The sums of rows of ``x`` and ``y`` shifted by ``x0`` and ``y0`` (``(5, width)``), numpy only."""
+    """The sums of rows of ``x`` and ``y`` shifted by ``x0`` and ``y0`` (``(5, width)``), numpy only.
+
+    Rows are taken :data:`_ROW_CHUNK` at a time into two float64 buffers that stay in cache; the
+    squares and cross products are summed by ``einsum`` without writing them out.
+    """
     n = x.shape[0]
     width = (xcols.stop - xcols.start) if isinstance(xcols, slice) else len(xcols)
     rc = min(_ROW_CHUNK, n)
-    acc = np.zeros((5, rc, width))
+    acc = np.zeros((5, width))
     dx = np.empty((rc, width))
     dy = np.empty((rc, width))
-    prod = np.empty((rc, width))
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         for i in range(0, n, rc):
             r = min(rc, n - i)
-            bx, by, bp = dx[:r], dy[:r], prod[:r]
+            bx, by = dx[:r], dy[:r]
             if log1p_x:
                 np.log1p(_take(x, slice(i, i + r), xcols), out=bx, dtype=np.float64)
                 bx -= x0
             else:
                 np.subtract(_take(x, slice(i, i + r), xcols), x0, out=bx, dtype=np.float64)
             np.subtract(_take(y, slice(i, i + r), ycols), y0, out=by, dtype=np.float64)
-            acc[0, :r] += bx
-            acc[1, :r] += by
-            np.multiply(bx, bx, out=bp)
-            acc[2, :r] += bp
-            np.multiply(by, by, out=bp)
-            acc[3, :r] += bp
-            np.multiply(bx, by, out=bp)
-            acc[4, :r] += bp
-        return acc.sum(axis=1)
+            acc[0] += bx.sum(axis=0)
+            acc[1] += by.sum(axis=0)
+            acc[2] += np.einsum("ij,ij->j", bx, bx)
+            acc[3] += np.einsum("ij,ij->j", by, by)
+            acc[4] += np.einsum("ij,ij->j", bx, by)
+        return acc
 
 
 def _as_index(cols, n: int):
