@@ -221,9 +221,10 @@ def test_small_blocks_and_shuffled_spots_match_the_reference(cohort, tmp_path):
     np.testing.assert_allclose(ps.loc[gpc_ref.index].to_numpy(), gpc_ref.to_numpy(), atol=1e-10)
 
 
-def test_without_mmap_or_direct_io_the_numbers_are_the_same(cohort_files, tmp_path, monkeypatch):
+@pytest.mark.parametrize("kernel", ["numba", "numpy"])
+def test_without_mmap_or_direct_io_the_numbers_are_the_same(cohort_files, tmp_path, monkeypatch, kernel):
     """A platform without mmap.MAP_SHARED/PROT_READ, os.O_DIRECT, os.RWF_NOWAIT (Windows, macOS)."""
-    monkeypatch.setenv("GPC_BENCH_KERNEL", "numba")  # the kernel that takes the mapped route
+    monkeypatch.setenv("GPC_BENCH_KERNEL", kernel)  # both kernels read mapped WSIs in place
     kw = dict(pathways=cohort_files["pathways"], checksum=False, cluster="spot")
     fast = score(cohort_files["noisy"], cohort_files["truth"], out=tmp_path / "default", **kw)
     assert fast.run_info["matrix_reads"]["mmap"] == fast.summary["counts"]["n_wsi"]  # every WSI mapped
