@@ -5,13 +5,14 @@ Arrow's multi-threaded writer), so that the command line never imports pandas (0
 A :class:`Table` becomes a :class:`pandas.DataFrame` only when a caller asks for one.
 
 Column kinds: a 1-D numpy array (float, integer, bool, or strings as an object or unicode array),
-a :class:`Categorical` (codes into unique string categories: 23 x 38,982 gene rows stay codes),
-or a :class:`NullableInt` (an integer column with missing values, e.g. variance levels).
+a :class:`Categorical` (codes into a few strings: 23 x 38,982 gene rows stay codes), or a
+:class:`NullableInt` (an integer column with missing values, e.g. variance levels).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +20,40 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Categorical:
-    """``categories[codes]``: a string column stored as codes (categories unique; code -1 is a
-    missing value)."""
+    """``categories[codes]``: a string column stored as codes into ``categories`` (code -1 is a
+    missing value). Long tables repeat a few strings many times (WSIs, genes, pathways), and
+    are built, reordered and written without making a string per row.
+
+    Attributes
+    ----------
+    codes, categories
+        Integer codes and the strings they point to.
+    pandas_category
+        Whether :meth:`Table.to_pandas` gives a ``category`` column (when the categories are
+        unique strings) or a plain ``object`` one.
+    """
 
     codes: np.ndarray
     categories: np.ndarray
+    pandas_category: bool = True
 
     def __len__(self) -> int:
         return len(self.codes)
 
     def take(self, order: np.ndarray) -> Categorical:
-        return Categorical(self.codes[order], self.categories)
+        return Categorical(self.codes[order], self.categories, self.pandas_category)
+
+    @cached_property
+    def unique(self) -> bool:
+        """Whether the categories are distinct strings (a pandas or Arrow dictionary)."""
+        cats = self.categories.tolist()
+        return all(isinstance(c, str) for c in cats) and len(set(cats)) == len(cats)
+
+    def values(self) -> np.ndarray:
+        """The strings, as an object array (None where missing)."""
+        if not len(self.categories):
+            return np.full(len(self.codes), None, dtype=object)
+        return np.where(self.codes >= 0, self.categories[np.maximum(self.codes, 0)], None)
 
 
 @dataclass(frozen=True)
@@ -46,17 +70,10 @@ class NullableInt:
         return NullableInt(self.values[order], self.missing[order])
 
 
-def categorical(codes: np.ndarray, categories) -> Categorical | np.ndarray:
-    """``categories[codes]`` as a :class:`Categorical`, or a plain object array when the
-    categories repeat or hold a missing value (a categorical needs unique categories)."""
+def categorical(codes: np.ndarray, categories, *, pandas_category: bool = True) -> Categorical:
+    """``categories[codes]`` as a :class:`Categorical` (``int32`` codes, object categories)."""
     cats = np.asarray(categories, dtype=object)
-    codes = np.asarray(codes)
-    strings = all(isinstance(c, str) for c in cats.tolist())
-    if not strings or len(set(cats.tolist())) != len(cats):
-        if not len(cats):
-            return np.full(len(codes), None, dtype=object)
-        return np.where(codes >= 0, cats[np.maximum(codes, 0)], None)
-    return Categorical(codes.astype(np.int32), cats)
+    return Categorical(np.asarray(codes).astype(np.int32), cats, pandas_category)
 
 
 def levels(values: np.ndarray) -> NullableInt:
@@ -97,8 +114,10 @@ class Table:
 
         data = {}
         for name, col in self.columns.items():
-            if isinstance(col, Categorical):
+            if isinstance(col, Categorical) and col.pandas_category and col.unique:
                 data[name] = pd.Categorical.from_codes(col.codes, pd.Index(col.categories, dtype=object))
+            elif isinstance(col, Categorical):
+                data[name] = col.values()
             elif isinstance(col, NullableInt):
                 data[name] = pd.arrays.IntegerArray(col.values.astype(np.int64), col.missing.copy())
             elif col.dtype.kind == "U":
@@ -117,10 +136,12 @@ class Table:
 
         arrays = []
         for col in self.columns.values():
-            if isinstance(col, Categorical):
+            if isinstance(col, Categorical) and col.unique:  # dictionary-encoded, as parquet stores it
                 missing = col.codes < 0
                 codes = _arrow_values(pa.int32(), col.codes.astype(np.int32), missing)
                 arrays.append(pa.DictionaryArray.from_arrays(codes, _arrow_strings(col.categories)))
+            elif isinstance(col, Categorical):
+                arrays.append(_arrow_strings(col.categories, col.codes))
             elif isinstance(col, NullableInt):
                 arrays.append(_arrow_values(pa.int64(), col.values.astype(np.int64), col.missing))
             elif col.dtype.kind in "OU":
@@ -194,18 +215,26 @@ def _arrow_values(kind, values: np.ndarray, missing: np.ndarray | None):
     return pa.Array.from_buffers(kind, len(values), [validity, pa.py_buffer(values)], null_count=n_missing)
 
 
-def _arrow_strings(values: np.ndarray):
-    """A UTF-8 Arrow array of ``values`` (strings; None is a null)."""
+def _arrow_strings(values: np.ndarray, codes: np.ndarray | None = None):
+    """A UTF-8 Arrow array of ``values`` (strings; None is a null), or of ``values[codes]``
+    (code -1 a null): each distinct value is encoded once."""
     import pyarrow as pa
 
     items = values.tolist()
-    missing = np.fromiter((v is None for v in items), bool, len(items))
     encoded = [b"" if v is None else str(v).encode() for v in items]
-    offsets = np.zeros(len(encoded) + 1, np.int64)
-    np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
+    missing = np.fromiter((v is None for v in items), bool, len(items))
+    if codes is not None:
+        where = np.asarray(codes, dtype=np.int64)
+        missing = (where < 0) | (missing[where] if len(items) else True)
+        encoded = list(map(encoded.__getitem__, np.maximum(where, 0).tolist())) if len(items) else []
+        encoded = encoded or [b""] * len(where)
+    n = len(missing)
+    lengths = np.fromiter(map(len, encoded), np.int64, n)
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
     large = offsets[-1] >= 2**31
     kind, offsets = (pa.large_string(), offsets) if large else (pa.string(), offsets.astype(np.int32))
     n_missing = int(missing.sum())
     validity = None if not n_missing else pa.py_buffer(np.packbits(~missing, bitorder="little"))
     buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
-    return pa.Array.from_buffers(kind, len(encoded), buffers, null_count=n_missing)
+    return pa.Array.from_buffers(kind, n, buffers, null_count=n_missing)

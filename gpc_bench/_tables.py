@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._table import NullableInt, Table, categorical, levels
+from ._table import Categorical, NullableInt, Table, categorical, levels
 from .metrics.pcc import FLAG_NAMES
 
 #: the run folder's tables, in the order they are written (docs/outputs.md)
@@ -21,6 +21,11 @@ CSV_TABLES = (
 
 def _obj(values) -> np.ndarray:
     return np.asarray(values, dtype=object)
+
+
+def _strings(codes: np.ndarray, values) -> Categorical:
+    """A string column ``values[codes]``, kept as codes (plain strings in a DataFrame)."""
+    return categorical(codes, values, pandas_category=False)
 
 
 def gene_scores_table(r_mat, sample_ids, wsi_types, genes, n_spots: NullableInt | np.ndarray, flag) -> Table:
@@ -45,10 +50,10 @@ def pathway_wsi_table(coll_col, name_col, units, unit_types, paths) -> Table:
     n_sets, n_units = len(coll_col), len(units)
     table = Table(
         {
-            "collection": np.tile(coll_col, n_units),
-            "pathway": np.tile(name_col, n_units),
-            "sample_id": np.repeat(_obj(units), n_sets),
-            "cancer_type": np.repeat(_obj(unit_types), n_sets),
+            "collection": _strings(np.tile(np.arange(n_sets), n_units), coll_col),
+            "pathway": _strings(np.tile(np.arange(n_sets), n_units), name_col),
+            "sample_id": _strings(np.repeat(np.arange(n_units), n_sets), units),
+            "cancer_type": _strings(np.repeat(np.arange(n_units), n_sets), unit_types),
             "score": paths.per_wsi.ravel(),
             "n_scored": paths.n_scored_wsi.ravel(),
         }
@@ -93,10 +98,10 @@ def pathway_genes_table(coll_col, name_col, memb, genes, symbols, scored) -> Tab
     g, p = memb.gene[order], memb.pathway[order]
     return Table(
         {
-            "collection": coll_col[p],
-            "pathway": name_col[p],
-            "gene": _obj(np.asarray(genes)[g].astype(str)),
-            "symbol": _obj(np.asarray(symbols)[g].astype(str)),
+            "collection": _strings(p, coll_col),
+            "pathway": _strings(p, name_col),
+            "gene": _strings(g, np.asarray(genes).astype(str)),
+            "symbol": _strings(g, np.asarray(symbols).astype(str)),
             "scored": scored[g],
         }
     )

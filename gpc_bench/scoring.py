@@ -97,14 +97,19 @@ class ScoreResult:
 
     def write(self, out: str | Path, overwrite: bool = False) -> Path:
         """Write every table into ``out`` atomically (a temporary folder renamed into place)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         out = Path(out)
-        with atomic_dir(out, overwrite=overwrite) as tmp:
-            for name in PARQUET_TABLES:
-                self.tables[name].write_parquet(tmp / f"{name}.parquet")
+        with atomic_dir(out, overwrite=overwrite) as tmp, ThreadPoolExecutor(1) as pool:
+            # Arrow writes parquet outside the GIL: the CSVs are written meanwhile
+            tables = self.tables
+            parquet = [pool.submit(tables[n].write_parquet, tmp / f"{n}.parquet") for n in PARQUET_TABLES]
             for name in CSV_TABLES:
                 self.tables[name].write_csv(tmp / f"{name}.csv")
             (tmp / "summary.json").write_text(dumps_json(self.summary))
             (tmp / "run_info.json").write_text(dumps_json(self.run_info))
+            for done in parquet:
+                done.result()
         logger.info("wrote %s", out)
         return out
 

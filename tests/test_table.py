@@ -98,14 +98,24 @@ def test_parquet_has_plain_types_and_the_values(table, tmp_path):
     assert back["level"].isna().tolist() == [v is None for v in ref["level"]]
 
 
-def test_categorical_falls_back_to_strings_and_keeps_missing_codes():
-    assert isinstance(categorical([0, 1, 0], ["a", "b"]), Categorical)
-    rep = categorical(np.array([0, 1, -1]), ["a", "a"])  # repeated categories: a plain column
-    assert isinstance(rep, np.ndarray) and rep.tolist() == ["a", "a", None]
-    col = Categorical(np.array([1, -1, 0], dtype=np.int32), np.array(["x", "y"], dtype=object))
-    t = Table({"c": col})
-    assert t.to_pandas()["c"].astype(object).where(lambda s: s.notna(), None).tolist() == ["y", None, "x"]
-    assert t.to_arrow().column("c").to_pylist() == ["y", None, "x"]
+def test_categorical_columns_with_repeats_missing_codes_or_plain_strings(tmp_path):
+    codes = np.array([1, -1, 0, 1])
+    unique = categorical(codes, ["x", "y"])
+    repeated = categorical(codes, ["a", "a"])  # not a valid pandas/Arrow dictionary: decoded
+    plain = categorical(codes, ["x", "y"], pandas_category=False)
+    t = Table({"u": unique, "r": repeated, "p": plain})
+    df = t.to_pandas()
+    assert isinstance(df["u"].dtype, pd.CategoricalDtype)
+    assert df["r"].dtype == object and df["p"].dtype == object
+    as_list = lambda s: s.astype(object).where(s.notna(), None).tolist()  # noqa: E731
+    assert as_list(df["u"]) == ["y", None, "x", "y"]
+    assert as_list(df["r"]) == ["a", None, "a", "a"]
+    assert as_list(df["p"]) == ["y", None, "x", "y"]
+    arrow = t.to_arrow()
+    assert arrow.column("r").to_pylist() == ["a", None, "a", "a"]
+    assert arrow.column("p").to_pylist() == ["y", None, "x", "y"]
+    t.write_csv(tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text() == "u,r,p\ny,a,y\n,,\nx,a,x\ny,a,y\n"
 
 
 def test_take_reorders_every_kind_and_lengths_are_checked(table):
