@@ -40,7 +40,7 @@ class Settings:
     block_bytes
         Bytes per matrix in a row block read at a time.
     mmap
-        Let the numba kernel read cached WSIs in place through a memory map (where the platform
+        Let the kernel read cached WSIs in place through a memory map (where the platform
         can; :mod:`gpc_bench.io.mapped`).
     cache_dir
         Cache folder; ``None``: the platform's user cache dir.

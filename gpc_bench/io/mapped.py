@@ -10,8 +10,8 @@ checksum) is applied.  Anything else returns ``None`` and the caller reads throu
 The layout is verified once per dataset: the first and last rows read through the mapping
 must equal what h5py reads, or mapping is not used for that file.
 
-This is an optional fast route of :class:`gpc_bench.io.stream.WsiReader`, taken only with the
-numba kernel, on platforms whose ``mmap`` has ``MAP_SHARED`` and ``PROT_READ`` (not Windows), for
+This is an optional fast route of :class:`gpc_bench.io.stream.WsiReader`, taken with either
+kernel on platforms whose ``mmap`` has ``MAP_SHARED`` and ``PROT_READ`` (not Windows), for
 WSIs whose pages are mostly in the page cache, and unless ``GPC_BENCH_MMAP=0``. Any failure
 falls back to the h5py route for the rest of the run.
 """

@@ -5,9 +5,8 @@ rows are read with h5py (:meth:`~gpc_bench.io.h5ad.H5adSource.read_rows`, sorted
 order) in blocks of at most :data:`BLOCK_BYTES` per matrix, into two reused pairs of buffers, one
 block ahead of the consumer. Memory is bounded by the block size, whatever the WSI size.
 
-One optional fast route (``mapped``): with the numba kernel, a WSI whose two matrices are stored
-raw and mostly in the page cache is mapped instead of copied, and the kernel reads the page cache
-in place (:mod:`gpc_bench.io.mapped`). It is taken only where the platform can map files, and any
+One optional fast route (``mapped``): a WSI whose two matrices are stored raw and mostly in the
+page cache is mapped instead of copied, and the kernel reads the page cache in place (:mod:`gpc_bench.io.mapped`). It is taken only where the platform can map files, and any
 failure turns it off for the rest of the run.
 """
 
