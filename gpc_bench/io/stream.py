@@ -6,8 +6,9 @@ order) in blocks of at most :data:`BLOCK_BYTES` per matrix, into two reused pair
 block ahead of the consumer. Memory is bounded by the block size, whatever the WSI size.
 
 One optional fast route (``mapped``): a WSI whose two matrices are stored raw and mostly in the
-page cache is mapped instead of copied, and the kernel reads the page cache in place (:mod:`gpc_bench.io.mapped`). It is taken only where the platform can map files, and any
-failure turns it off for the rest of the run.
+page cache is mapped instead of copied, and the kernel reads the page cache in place
+(:mod:`gpc_bench.io.mapped`). It is taken only where the platform can map files, and any failure
+turns it off for the rest of the run.
 """
 
 from __future__ import annotations
