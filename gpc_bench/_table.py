@@ -216,22 +216,22 @@ def _arrow_values(kind, values: np.ndarray, missing: np.ndarray | None):
 
 
 def _arrow_strings(values: np.ndarray, codes: np.ndarray | None = None):
-    """A UTF-8 Arrow array of ``values`` (strings; None is a null), or of ``values[codes]``
+    """A UTF-8 Arrow array of ``values`` (strings; None or NaN is a null), or of ``values[codes]``
     (code -1 a null): each distinct value is encoded once."""
     import pyarrow as pa
 
-    items = values.tolist()
-    encoded = [b"" if v is None else str(v).encode() for v in items]
-    missing = np.fromiter((v is None for v in items), bool, len(items))
+    items = [None, *values.tolist()]  # item 0: the null that code -1 points to
+    missing = np.fromiter((v is None or v != v for v in items), bool, len(items))
+    encoded = [b"" if m else str(v).encode() for v, m in zip(items, missing.tolist(), strict=True)]
     if codes is not None:
-        where = np.asarray(codes, dtype=np.int64)
-        missing = (where < 0) | (missing[where] if len(items) else True)
-        encoded = list(map(encoded.__getitem__, np.maximum(where, 0).tolist())) if len(items) else []
-        encoded = encoded or [b""] * len(where)
-    n = len(missing)
-    lengths = np.fromiter(map(len, encoded), np.int64, n)
+        where = np.asarray(codes, dtype=np.int64) + 1
+        missing = missing[where]
+        encoded = list(map(encoded.__getitem__, where.tolist()))
+    else:
+        missing, encoded = missing[1:], encoded[1:]
+    n = len(encoded)
     offsets = np.zeros(n + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    np.cumsum(np.fromiter(map(len, encoded), np.int64, n), out=offsets[1:])
     large = offsets[-1] >= 2**31
     kind, offsets = (pa.large_string(), offsets) if large else (pa.string(), offsets.astype(np.int32))
     n_missing = int(missing.sum())

@@ -118,6 +118,21 @@ def test_categorical_columns_with_repeats_missing_codes_or_plain_strings(tmp_pat
     assert (tmp_path / "t.csv").read_text() == "u,r,p\ny,a,y\n,,\nx,a,x\ny,a,y\n"
 
 
+def test_missing_strings_and_empty_columns(tmp_path):
+    t = Table(
+        {
+            "s": np.array(["a", None, np.nan, ""], dtype=object),  # None and NaN are missing, "" is not
+            "c": categorical(np.array([-1, -1, -1, -1]), []),
+        }
+    )
+    assert t.to_arrow().column("s").to_pylist() == ["a", None, None, ""]
+    assert t.to_arrow().column("c").to_pylist() == [None] * 4
+    empty = Table({"s": np.array([], dtype=object), "x": np.zeros(0)})
+    empty.write_csv(tmp_path / "e.csv")
+    assert (tmp_path / "e.csv").read_text() == "s,x\n"
+    assert len(pd.read_csv(tmp_path / "e.csv")) == 0
+
+
 def test_take_reorders_every_kind_and_lengths_are_checked(table):
     order = np.argsort(-np.arange(len(table)))
     flipped = table.take(order).to_pandas()
