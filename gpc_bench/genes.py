@@ -18,6 +18,7 @@ import numpy as np
 IdStyle = Literal["ensembl", "symbol"]
 
 _ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{11}(\.\d+)?$")
+_ENSEMBL_LINE = re.compile(r"^ENS[A-Z]*G\d{11}(?:\.\d+)?$", re.MULTILINE)
 
 
 def strip_version(ids) -> np.ndarray:
@@ -34,7 +35,11 @@ def detect_id_style(ids) -> IdStyle:
     ids = [str(g) for g in ids]
     if not ids:
         return "symbol"
-    n_ens = sum(1 for g in ids if g.startswith("ENS") and _ENSEMBL.match(g))
+    joined = "\n".join(ids)
+    if joined.count("\n") == len(ids) - 1:  # one ID per line: count the matching lines in one scan
+        n_ens = len(_ENSEMBL_LINE.findall(joined))
+    else:
+        n_ens = sum(1 for g in ids if g.startswith("ENS") and _ENSEMBL.match(g))
     return "ensembl" if n_ens * 2 > len(ids) else "symbol"
 
 

@@ -42,6 +42,26 @@ def test_misaligned_spots_counts(cohort, cohort_files, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_a_spot_listed_twice_is_refused_in_either_file(cohort, cohort_files, tmp_path):
+    import warnings
+
+    truth = cohort.truth.copy()
+    names = truth.obs_names.tolist()
+    names[5] = names[4]  # the same barcode twice in one sample
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # anndata warns about non-unique names
+        truth.obs_names = names
+    sample = truth.obs["sample_id"].iloc[4]
+    twice = rf"truth file: spot '{names[4]}' appears twice in sample '{sample}'"
+    with pytest.raises(InputError, match=twice):
+        run(cohort_files, cohort.predictions["good"], truth, tmp_path=tmp_path)
+    pred = truth.copy()
+    pred.layers["truth"] = truth.X.copy()
+    with pytest.raises(InputError, match=rf"predictions: spot '{names[4]}' appears twice"):
+        score(pred, None, pathways=cohort_files["pathways"], out=tmp_path / "run")
+    assert not list(tmp_path.iterdir())
+
+
 def test_no_shared_genes_shows_both_styles(cohort, cohort_files, tmp_path):
     pred = cohort.predictions["good"].copy()
     pred.var_names = [f"ENSG{i:011d}" for i in range(pred.n_vars)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
 
@@ -49,10 +50,13 @@ class GeneMap:
 
 
 def obs_labels(source, name: str) -> np.ndarray | None:
+    """``obs[name]`` as strings, None where missing (None or NaN); None when there is no column."""
     col = source.obs_column(name)
     if col is None:
         return None
-    return np.array([None if v is None or v != v else str(v) for v in col], dtype=object)
+    values = col.tolist()
+    clean = {v: None if v is None or v != v else str(v) for v in set(values)}  # per distinct value
+    return np.array(list(map(clean.get, values)), dtype=object)  # a NaN that is not the key: None
 
 
 def sample_ids(source) -> np.ndarray:
@@ -93,18 +97,12 @@ def align_spots(pred, truth, same_file: bool) -> list[Wsi]:
     else:
         t_sample = sample_ids(truth)
         t_bc = truth.obs_names()
-        lookup: dict[tuple[str, str], int] = {}
-        for i, key in enumerate(zip(t_sample.tolist(), t_bc.tolist(), strict=True)):
-            if lookup.setdefault(key, i) != i:
-                raise InputError(
-                    f"truth file: spot {key[1]!r} appears twice in sample {key[0]!r}",
-                    "(sample_id, barcode) must identify a spot uniquely",
-                )
-        t_row = np.fromiter(
-            (lookup.get(k, -1) for k in zip(p_sample.tolist(), p_bc.tolist(), strict=True)),
-            dtype=np.int64,
-            count=pred.n_obs,
-        )
+        t_keys = list(zip(t_sample.tolist(), t_bc.tolist(), strict=True))
+        lookup = dict(zip(t_keys, range(len(t_keys)), strict=True))
+        if len(lookup) != len(t_keys):
+            _refuse_repeated_spot("truth file", t_keys)
+        p_keys = zip(p_sample.tolist(), p_bc.tolist(), strict=True)
+        t_row = np.fromiter(map(lookup.get, p_keys, repeat(-1)), dtype=np.int64, count=pred.n_obs)
         matched = int((t_row >= 0).sum())
         if matched != pred.n_obs or matched != truth.n_obs:
             missing = np.flatnonzero(t_row < 0)
@@ -129,15 +127,10 @@ def align_spots(pred, truth, same_file: bool) -> list[Wsi]:
         if cancer is None:
             t_cancer = obs_labels(truth, CANCER_KEY)
             cancer = None if t_cancer is None else t_cancer[t_row]
-    seen: set[tuple[str, str]] = set()
     if same_file:
-        for key in zip(p_sample.tolist(), p_bc.tolist(), strict=True):
-            if key in seen:
-                raise InputError(
-                    f"predictions: spot {key[1]!r} appears twice in sample {key[0]!r}",
-                    "(sample_id, barcode) must identify a spot uniquely",
-                )
-            seen.add(key)
+        p_keys = list(zip(p_sample.tolist(), p_bc.tolist(), strict=True))
+        if len(set(p_keys)) != len(p_keys):
+            _refuse_repeated_spot("predictions", p_keys)
     order = np.argsort(p_sample.astype(str), kind="stable")
     samples, starts = np.unique(p_sample[order].astype(str), return_index=True)
     bounds = np.append(starts, len(order))
@@ -154,14 +147,27 @@ def align_spots(pred, truth, same_file: bool) -> list[Wsi]:
     return wsis
 
 
+def _refuse_repeated_spot(where: str, keys: list[tuple[str, str]]) -> None:
+    """Raise for the first (sample_id, barcode) key that occurs twice."""
+    seen: set[tuple[str, str]] = set()
+    for key in keys:
+        if key in seen:
+            raise InputError(
+                f"{where}: spot {key[1]!r} appears twice in sample {key[0]!r}",
+                "(sample_id, barcode) must identify a spot uniquely",
+            )
+        seen.add(key)
+
+
 def _first_occurrence(keys: np.ndarray) -> tuple[np.ndarray, int]:
     """Indices of the first occurrence of each non-empty key, and how many were dropped."""
-    seen: dict[str, int] = {}
-    for i, k in enumerate(keys.tolist()):
-        if k and k not in seen:
-            seen[k] = i
-    keep = np.fromiter(seen.values(), dtype=np.int64, count=len(seen))
-    return keep, int(sum(1 for k in keys.tolist() if k)) - len(keep)
+    items = keys.tolist()
+    n = len(items)
+    first = dict(zip(reversed(items), range(n - 1, -1, -1), strict=True))  # backwards: the first wins
+    first.pop("", None)
+    first.pop(None, None)
+    keep = np.sort(np.fromiter(first.values(), dtype=np.int64, count=len(first)))
+    return keep, n - items.count("") - items.count(None) - len(keep)
 
 
 def _repeated(keys: np.ndarray) -> list[str]:

@@ -24,10 +24,20 @@ _SCATTER_CHUNK = 256  # rows read at once when rows must be reordered
 
 def _decode(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind in "SO":
-        return np.array([v.decode() if isinstance(v, bytes) else v for v in values.tolist()], dtype=object)
+        items = values.tolist()
+        if set(map(type, items)) == {bytes}:  # h5py's variable-length strings: decode in one map
+            return np.array(list(map(bytes.decode, items)), dtype=object)
+        return np.array([v.decode() if isinstance(v, bytes) else v for v in items], dtype=object)
     if values.dtype.kind == "U":
         return values.astype(object)
     return values
+
+
+def _str_objects(values: np.ndarray) -> np.ndarray:
+    """``values`` as an object array of ``str`` (no copy when it already is one)."""
+    if values.dtype == object and set(map(type, values.tolist())) <= {str}:
+        return values
+    return values.astype(str).astype(object)
 
 
 def _read_array(node: h5py.Dataset | h5py.Group) -> np.ndarray:
@@ -139,10 +149,10 @@ class H5adSource:
         return self._cache[key]
 
     def obs_names(self) -> np.ndarray:
-        return self._column("obs", None).astype(str).astype(object)
+        return _str_objects(self._column("obs", None))
 
     def var_names(self) -> np.ndarray:
-        return self._column("var", None).astype(str).astype(object)
+        return _str_objects(self._column("var", None))
 
     def obs_column(self, name: str) -> np.ndarray | None:
         return self._column("obs", name)
