@@ -42,15 +42,12 @@ def test_misaligned_spots_counts(cohort, cohort_files, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.filterwarnings("ignore:Observation names are not unique")
 def test_a_spot_listed_twice_is_refused_in_either_file(cohort, cohort_files, tmp_path):
-    import warnings
-
     truth = cohort.truth.copy()
     names = truth.obs_names.tolist()
     names[5] = names[4]  # the same barcode twice in one sample
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # anndata warns about non-unique names
-        truth.obs_names = names
+    truth.obs_names = names
     sample = truth.obs["sample_id"].iloc[4]
     twice = rf"truth file: spot '{names[4]}' appears twice in sample '{sample}'"
     with pytest.raises(InputError, match=twice):
