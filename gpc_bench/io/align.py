@@ -131,12 +131,15 @@ def align_spots(pred, truth, same_file: bool) -> list[Wsi]:
         p_keys = list(zip(p_sample.tolist(), p_bc.tolist(), strict=True))
         if len(set(p_keys)) != len(p_keys):
             _refuse_repeated_spot("predictions", p_keys)
-    order = np.argsort(p_sample.astype(str), kind="stable")
-    samples, starts = np.unique(p_sample[order].astype(str), return_index=True)
-    bounds = np.append(starts, len(order))
+    # group rows by sample id, ids in sorted order, rows in file order within each
+    labels = p_sample.tolist()
+    samples = sorted(set(labels))
+    code = np.fromiter(map({s: i for i, s in enumerate(samples)}.__getitem__, labels), np.int64, len(labels))
+    order = np.argsort(code, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(code, minlength=len(samples)))])
     wsis = []
     for k, sample in enumerate(samples):
-        prow = np.sort(order[bounds[k] : bounds[k + 1]])
+        prow = order[bounds[k] : bounds[k + 1]]
         ctypes = {UNKNOWN_CANCER} if cancer is None else {(c if c else UNKNOWN_CANCER) for c in cancer[prow]}
         if len(ctypes) > 1:
             raise InputError(
@@ -192,10 +195,12 @@ def align_genes(pred, truth, same_file: bool) -> GeneMap:
     p_style = detect_id_style(p_ids)
     p_sym_col = pred.var_column("gene_symbol")
     if same_file:
-        t_ids, t_style, t_sym_col = p_ids, p_style, p_sym_col
+        t_ids, t_style = p_ids, p_style
     else:
         t_ids = strip_version(truth.var_names())
         t_style = detect_id_style(t_ids)
+    t_sym_col = None  # read only when needed below
+    if not same_file and (p_style != t_style or (p_style == "ensembl" and p_sym_col is None)):
         t_sym_col = truth.var_column("gene_symbol")
     if p_style == t_style:
         p_keys, t_keys = p_ids, t_ids
@@ -211,8 +216,9 @@ def align_genes(pred, truth, same_file: bool) -> GeneMap:
             f"{examples(_repeated(t_keys))}; the first column of each is used"
         )
         logger.warning("%s", warnings[-1])
-    t_index = {t_keys[i]: i for i in t_keep.tolist()}
-    pred_cols = np.array([i for i in p_keep.tolist() if p_keys[i] in t_index], dtype=np.int64)
+    t_index = dict(zip(t_keys[t_keep].tolist(), t_keep.tolist(), strict=True))
+    kept = p_keys[p_keep].tolist()
+    pred_cols = p_keep[np.fromiter(map(t_index.__contains__, kept), bool, len(kept))]
     if len(pred_cols) == 0:
         raise InputError(
             "no shared genes between predictions and truth: predictions have "
@@ -220,7 +226,7 @@ def align_genes(pred, truth, same_file: bool) -> GeneMap:
             f"{examples(t_ids)} ({t_style} IDs)",
             "use the same gene IDs in both files, or add var['gene_symbol'] next to Ensembl IDs",
         )
-    truth_cols = np.array([t_index[p_keys[i]] for i in pred_cols.tolist()], dtype=np.int64)
+    truth_cols = np.fromiter(map(t_index.__getitem__, p_keys[pred_cols].tolist()), np.int64, len(pred_cols))
     # symbols used to match pathway gene sets
     if p_style == "symbol":
         symbols = p_ids[pred_cols]
