@@ -106,6 +106,25 @@ def test_ensembl_ids_against_symbols(tmp_path):
     )
 
 
+def test_symbols_come_from_the_truth_when_only_it_has_them(tmp_path):
+    """Both files with Ensembl IDs, var['gene_symbol'] only in the truth: pathways match through it;
+    and predictions with symbols against an Ensembl truth use the truth's symbol column."""
+    c = make_small(seed=7, ensembl=True)
+    pred = c.predictions["noisy"].copy()
+    pred.var = pred.var.drop(columns="gene_symbol")  # these IDs are not in the shipped table
+    res = score(pred, c.truth, pathways=_gmt(tmp_path, c))
+    genes = res.pathway_genes
+    want = dict(zip(c.truth.var_names, c.truth.var["gene_symbol"], strict=True))
+    assert len(genes) and (genes["symbol"] == genes["gene"].map(want)).all()
+    assert res.summary["counts"]["n_genes_without_symbol"] == 0
+    sym = c.predictions["noisy"].copy()
+    sym.var_names = list(sym.var["gene_symbol"])
+    sym.var = sym.var.drop(columns="gene_symbol")
+    res = score(sym, c.truth, pathways=_gmt(tmp_path, c))
+    assert res.summary["counts"]["n_genes_shared"] == c.truth.n_vars
+    assert res.summary["inputs"]["truth"]["gene_id_style"] == "ensembl"
+
+
 def test_ensembl_versions_match_unversioned(cohort, tmp_path):
     c = make_small(seed=6, ensembl=True)
     pred = c.predictions["good"].copy()
