@@ -309,7 +309,7 @@ def test_outputs_are_byte_identical(cohort_files, tmp_path):
 
 
 def test_write_parquet_plain_types(tmp_path):
-    from gpc_bench.io.runfolder import write_parquet
+    from gpc_bench._table import Table
 
     df = pd.DataFrame(
         {
@@ -319,7 +319,7 @@ def test_write_parquet_plain_types(tmp_path):
             "d": np.arange(4),
         }
     )
-    write_parquet(df, tmp_path / "t.parquet")
+    Table.from_pandas(df).write_parquet(tmp_path / "t.parquet")
     back = pd.read_parquet(tmp_path / "t.parquet")
     assert back["a"].tolist() == ["x", None, "y", "x"] and back["a"].dtype == object
     pd.testing.assert_frame_equal(back.drop(columns="a"), df.drop(columns="a"))

@@ -124,15 +124,3 @@ def _clean(obj):
 def dumps_json(obj) -> str:
     """Deterministic JSON (sorted keys, NaN as null)."""
     return json.dumps(_clean(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
-
-
-def write_parquet(df, path: str | Path) -> None:
-    """Write a DataFrame to parquet with plain (string, numeric) column types.
-
-    Categorical columns go in as Arrow dictionaries (no conversion to strings). No Arrow or pandas
-    schema is stored, so every reader sees plain string columns whichever dtype the table had in
-    memory (:meth:`gpc_bench._table.Table.write_parquet`).
-    """
-    from .._table import Table
-
-    Table.from_pandas(df).write_parquet(path)
