@@ -105,7 +105,7 @@ class ScoreResult:
             tables = self.tables
             parquet = [pool.submit(tables[n].write_parquet, tmp / f"{n}.parquet") for n in PARQUET_TABLES]
             for name in CSV_TABLES:
-                self.tables[name].write_csv(tmp / f"{name}.csv")
+                tables[name].write_csv(tmp / f"{name}.csv")
             (tmp / "summary.json").write_text(dumps_json(self.summary))
             (tmp / "run_info.json").write_text(dumps_json(self.run_info))
             for done in parquet:
