@@ -189,15 +189,21 @@ def test_settings_read_the_environment_in_one_place(monkeypatch, tmp_path):
 
 
 # ------------------------------------------------------------------------------------- read path
-def test_small_blocks_and_shuffled_spots_match_the_reference(cohort, tmp_path):
-    """WSIs read in row blocks of a few spots, truth spots in another order: the scipy reference."""
-    truth = cohort.truth[np.random.default_rng(0).permutation(cohort.truth.n_obs)].copy()
-    truth.write_h5ad(tmp_path / "truth.h5ad")
-    cohort.predictions["noisy"].write_h5ad(tmp_path / "pred.h5ad")
-    sets = {n: g for s in cohort.gene_sets.values() for n, g in s.items()}
+def _shuffled_files(cohort, tmp_path, model: str, seed: int):
+    """Write truth.h5ad (spots shuffled), pred.h5ad (``model``) and sets.gmt; return the sets."""
     from gpc_bench.io.gmt import GeneSet, write_gmt
 
+    truth = cohort.truth[np.random.default_rng(seed).permutation(cohort.truth.n_obs)].copy()
+    truth.write_h5ad(tmp_path / "truth.h5ad")
+    cohort.predictions[model].write_h5ad(tmp_path / "pred.h5ad")
+    sets = {n: g for s in cohort.gene_sets.values() for n, g in s.items()}
     write_gmt(tmp_path / "sets.gmt", [GeneSet("go", n, tuple(g)) for n, g in sets.items()])
+    return sets
+
+
+def test_small_blocks_and_shuffled_spots_match_the_reference(cohort, tmp_path):
+    """WSIs read in row blocks of a few spots, truth spots in another order: the scipy reference."""
+    sets = _shuffled_files(cohort, tmp_path, "noisy", seed=0)
     block = 7 * 4 * cohort.truth.n_vars  # 7 spots per block
     res = score(
         tmp_path / "pred.h5ad",
@@ -264,13 +270,7 @@ def test_mapped_rows_equal_h5py_rows_and_odd_storage_falls_back(cohort, tmp_path
 def test_backed_anndata_truth_with_shuffled_spots_equals_the_file_run(cohort, tmp_path):
     import anndata as ad
 
-    truth = cohort.truth[np.random.default_rng(1).permutation(cohort.truth.n_obs)].copy()
-    truth.write_h5ad(tmp_path / "truth.h5ad")
-    cohort.predictions["good"].write_h5ad(tmp_path / "pred.h5ad")
-    sets = {n: g for s in cohort.gene_sets.values() for n, g in s.items()}
-    from gpc_bench.io.gmt import GeneSet, write_gmt
-
-    write_gmt(tmp_path / "sets.gmt", [GeneSet("go", n, tuple(g)) for n, g in sets.items()])
+    _shuffled_files(cohort, tmp_path, "good", seed=1)
     kw = dict(pathways=tmp_path / "sets.gmt", checksum=False)
     files = score(tmp_path / "pred.h5ad", tmp_path / "truth.h5ad", **kw)
     backed_truth = ad.read_h5ad(tmp_path / "truth.h5ad", backed="r")
