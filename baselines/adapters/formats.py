@@ -3,8 +3,6 @@ STFlow's evaluation dict."""
 
 from __future__ import annotations
 
-import io
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -59,53 +57,22 @@ def stpath_h5ad(folder: str | Path, *, pattern: str = "pred_{sample_id}.h5ad", e
     return Converted(adata, report)
 
 
-def _stpath_globals() -> list:
-    """The classes a ``torch.save``d list of AnnData names: anndata, pandas and numpy containers only."""
-    import collections
-    import importlib
-
-    import numpy as np
-
-    names = [
-        ("anndata._core.anndata", "AnnData"), ("anndata._core.file_backing", "AnnDataFileManager"),
-        ("pandas.core.frame", "DataFrame"), ("pandas.core.series", "Series"),
-        ("pandas.core.indexes.base", "Index"), ("pandas.core.indexes.base", "_new_Index"),
-        ("pandas.core.indexes.range", "RangeIndex"), ("pandas.core.internals.managers", "BlockManager"),
-        ("pandas._libs.internals", "_unpickle_block"), ("pandas.core.arrays.categorical", "Categorical"),
-        ("pandas.core.dtypes.dtypes", "CategoricalDtype"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "_reconstruct"),
-    ]  # fmt: skip
-    out = [collections.OrderedDict, np.ndarray, np.dtype, slice]
-    out += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
-    for module, name in names:
-        try:
-            out.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):  # another pandas/numpy layout: not needed there
-            continue
-    return out
-
-
 def stpath_results(path: str | Path, *, embeddings=None, cancer_types=None) -> Converted:
     """STPath's benchmark inference output ``results.pth``: ``torch.save`` of a list of AnnData, one per
     WSI, X the prediction, ``layers["groundtruth"]`` the log1p truth, ``uns["sample_id"]`` the WSI.
-    Read without STPath's code, with ``weights_only=True`` and only anndata/pandas/numpy classes
-    allowed (nothing that runs arbitrary code)."""
-    import torch
+    Read without STPath's code, with ``weights_only=True``: the AnnData objects are never built by
+    the unpickler (their state is kept as plain data and rebuilt here), and nothing outside numpy
+    and pandas containers is allowed (:mod:`gpc_bench.io.safeload`)."""
+    from gpc_bench.io.safeload import anndata_from_record, load_torch
 
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path} not found")
-    try:
-        with torch.serialization.safe_globals(_stpath_globals()):
-            objs = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # an unexpected class: refused rather than executed
-        first = str(err).splitlines()[0][:300]
+    objs = load_torch(path, "STPath's results.pth (a list of AnnData)", pandas=True, records=True)
+    if not isinstance(objs, list) or not objs:
         raise InputError(
-            f"{path} could not be read safely: {first}",
-            "results.pth should hold AnnData objects only (STPath's benchmark inference writes them)",
-        ) from None
-    if not isinstance(objs, list) or not objs or not all(hasattr(a, "layers") for a in objs):
-        raise InputError(f"{path}: expected a list of AnnData")
+            f"{path}: expected a list of AnnData, got {type(objs).__name__}",
+            "results.pth is what STPath's benchmark inference torch.saves",
+        )
+    objs = [anndata_from_record(a, f"{path} item {k}") for k, a in enumerate(objs)]
     genes = [str(g) for g in objs[0].var_names]
     blocks, truths = [], []
     for k, a in enumerate(objs):
@@ -207,32 +174,24 @@ def stem(tensor: str | Path, *, slide, genes, n_draws: int, sample_id: str | Non
     return Converted(adata, report)
 
 
-_NUMPY_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"), ("builtins", "dict"), ("builtins", "list"),
-}  # fmt: skip
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Only dicts and lists of numpy arrays: nothing that runs code."""
-
-    def find_class(self, module, name):
-        if (module, name) in _NUMPY_GLOBALS:
-            return super().find_class(module, name)
-        raise InputError(f"refusing to load {module}.{name} from a pickle", "expected a dict of numpy arrays")
-
-
 def _load_dict(path: Path) -> dict:
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    if path.suffix in (".pt", ".pth"):
-        import torch
+    from gpc_bench.io.safeload import load_pickle, load_torch
 
-        d = torch.load(path, map_location="cpu", weights_only=True)
+    what = "STFlow's evaluation dict {preds_all, targets_all}"
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except Exception as err:  # not a zip, or object arrays (which would need pickle)
+            raise InputError(
+                f"{path} is not a readable .npz of plain arrays: {type(err).__name__}: {str(err)[:200]}"
+            ) from None
+    if path.suffix in (".pt", ".pth"):
+        d = load_torch(path, what)
+        if not isinstance(d, dict):
+            raise InputError(f"{path}: expected a dict with preds_all and targets_all, not {type(d).__name__}")
         return {k: (v.numpy() if hasattr(v, "numpy") else np.asarray(v)) for k, v in d.items()}
-    return _ArrayUnpickler(io.BytesIO(path.read_bytes())).load()
+    return load_pickle(path, what)
 
 
 def stflow(results: str | Path, *, samples, genes, embeddings=None, cancer_types=None) -> Converted:
