@@ -95,12 +95,16 @@ class ScoreResult:
         """The config the run was scored under (``collection_id`` filled in)."""
         return ScoreConfig.from_dict(self.summary["config"])
 
-    def write(self, out: str | Path, overwrite: bool = False) -> Path:
-        """Write every table into ``out`` atomically (a temporary folder renamed into place)."""
+    def write(self, out: str | Path, overwrite: bool = False, inputs=()) -> Path:
+        """Write every table into ``out`` atomically (a temporary folder renamed into place).
+
+        ``overwrite`` replaces only an earlier run folder, and never one that is or holds one of
+        ``inputs`` (:mod:`gpc_bench.io.runfolder`)."""
         from concurrent.futures import ThreadPoolExecutor
 
         out = Path(out)
-        with atomic_dir(out, overwrite=overwrite) as tmp, ThreadPoolExecutor(1) as pool:
+        folder = atomic_dir(out, overwrite=overwrite, kind="run", inputs=inputs)
+        with folder as tmp, ThreadPoolExecutor(1) as pool:
             # Arrow writes parquet outside the GIL: the CSVs are written meanwhile
             tables = self.tables
             parquet = [pool.submit(tables[n].write_parquet, tmp / f"{n}.parquet") for n in PARQUET_TABLES]
@@ -394,7 +398,7 @@ def score(
     cfg = resolve_config(config, **options)
     settings = (settings or Settings.from_env()).replace(**({"threads": threads} if threads else {}))
     if out is not None:  # paths first: a wrong one must not cost a scoring pass
-        check_out_dir(out, overwrite)
+        check_out_dir(out, overwrite, inputs=_input_paths(predictions, truth, cfg))
     check_pathway_paths(cfg.pathways)
     with _open_inputs(predictions, truth, name, checksum, settings.kernel) as inputs:  # 1. open, validate
         _stage("inputs opened", t_start)
@@ -439,8 +443,16 @@ def score(
         ", ".join(f"{c} {v:.4f}" for c, v in summary["headline"]["gpc"].items() if v is not None),
     )
     if out is not None:  # 7. the run folder, atomically
-        result.write(out, overwrite=overwrite)
+        result.write(out, overwrite=overwrite, inputs=_input_paths(predictions, truth, cfg))
     return result
+
+
+def _input_paths(predictions, truth, cfg: ScoreConfig) -> list:
+    """The files a run reads (the output may neither be nor hold one of them)."""
+    paths = [predictions, truth, *(cfg.pathways or ())]
+    if isinstance(cfg.hvg, str) and not cfg.hvg.isdigit():
+        paths.append(cfg.hvg)
+    return [p for p in paths if isinstance(p, str | Path)]
 
 
 def _stage(what: str, t_start: float) -> None:

@@ -130,7 +130,7 @@ def score_correlations(
     t0 = time.perf_counter()
     cfg = resolve_config(config, **options)
     if out is not None:
-        check_out_dir(out, overwrite)
+        check_out_dir(out, overwrite, inputs=[tables, truth, gene_variance, *(cfg.pathways or ())])
     check_pathway_paths(cfg.pathways)
     info = {}
     if not isinstance(tables, pd.DataFrame):
@@ -291,5 +291,5 @@ def score_correlations(
     }
     res = ScoreResult(tables_out, summary=summary, run_info={"elapsed_s": round(time.perf_counter() - t0, 3)})
     if out is not None:
-        res.write(out, overwrite=overwrite)
+        res.write(out, overwrite=overwrite, inputs=[tables, truth, gene_variance])
     return res

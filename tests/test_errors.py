@@ -138,8 +138,14 @@ def test_existing_output_needs_overwrite(cohort_files, tmp_path):
     with pytest.raises(InputError, match="already exists"):
         run(cohort_files, cohort_files["good"], tmp_path=tmp_path)
     assert (out / "keep.txt").exists()
+    with pytest.raises(InputError, match="replaces only a gpc-bench run folder"):  # not ours
+        run(cohort_files, cohort_files["good"], tmp_path=tmp_path, overwrite=True)
+    assert (out / "keep.txt").read_text() == "x"
+    (out / "keep.txt").unlink()
+    run(cohort_files, cohort_files["good"], tmp_path=tmp_path)
+    (out / "extra.txt").write_text("y")  # a run folder (with a note added) may be replaced
     run(cohort_files, cohort_files["good"], tmp_path=tmp_path, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "summary.json").exists()
+    assert not (out / "extra.txt").exists() and (out / "summary.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary folders left
 
 

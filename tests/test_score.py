@@ -288,6 +288,7 @@ def test_outputs_are_byte_identical(cohort_files, tmp_path):
             "variance_levels.csv",
             "summary.json",
             "run_info.json",
+            ".gpc-bench.json",  # the marker: --overwrite replaces only folders that hold it
         ]
     )
     for name in files:

@@ -189,7 +189,7 @@ def _load_dict(path: Path) -> dict:
     if path.suffix in (".pt", ".pth"):
         d = load_torch(path, what)
         if not isinstance(d, dict):
-            raise InputError(f"{path}: expected a dict with preds_all and targets_all, not {type(d).__name__}")
+            raise InputError(f"{path}: expected a dict of preds_all and targets_all, not {type(d).__name__}")
         return {k: (v.numpy() if hasattr(v, "numpy") else np.asarray(v)) for k, v in d.items()}
     return load_pickle(path, what)
 

@@ -33,7 +33,7 @@ class CurationResult:
         return self.hallmark + self.go
 
     def write(self, out: str | Path, overwrite: bool = False) -> Path:
-        with atomic_dir(out, overwrite=overwrite) as tmp:
+        with atomic_dir(out, overwrite=overwrite, kind="collection") as tmp:
             if self.hallmark:
                 write_gmt(tmp / "hallmark.gmt", self.hallmark)
             if self.go:

@@ -134,7 +134,7 @@ def import_histoprism(files, out: str | Path, overwrite: bool = False) -> dict:
         "sources": sources,
         "collections": {c: len(v) for c, v in by_coll.items()},
     }
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind="collection", inputs=files) as tmp:
         for coll, sets in by_coll.items():
             write_gmt(tmp / f"{coll}.gmt", sets)
         (tmp / "manifest.json").write_text(dumps_json(manifest))
