@@ -50,9 +50,13 @@ def demo(out: str | Path = "gpc-demo", seed: int = 0, overwrite: bool = True, ex
     """
     import pandas as pd
 
+    from .io.runfolder import check_out, write_marker
     from .scoring import score
 
-    out = Path(out)
+    out = Path(out)  # a folder of its own: any other folder is refused, even with overwrite
+    check_out(out, kind="demo", overwrite=overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, "demo")
     paths = write_cohort(out / "data", seed=seed)
     rows = []
     # one line per model, not per WSI, unless -v (debug)
@@ -103,7 +107,9 @@ def _extras(out: Path, seed: int) -> None:
 
     runs = [out / "runs" / m for m in MODELS]
     lb = leaderboard(runs, "good", seed=seed, controls=["mean"])
-    lb.write(out / "leaderboard.csv")
-    save(scatter(out / "runs" / "partial", out / "runs" / "good", label_top=3), out / "scatter.png")
-    report(runs, out / "report.html", reference="good", seed=seed, controls=["mean"], title="gpc-bench demo")
+    lb.write(out / "leaderboard.csv", overwrite=True)
+    fig = scatter(out / "runs" / "partial", out / "runs" / "good", label_top=3)
+    save(fig, out / "scatter.png", overwrite=True)
+    report(runs, out / "report.html", reference="good", seed=seed, controls=["mean"], title="gpc-bench demo",
+           overwrite=True)  # fmt: skip
     logger.info("wrote %s, %s and %s", out / "leaderboard.csv", out / "scatter.png", out / "report.html")

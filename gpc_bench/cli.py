@@ -26,6 +26,10 @@ def _setup_logging(verbosity: int) -> None:
 _friendly = friendly
 
 
+_OVERWRITE = click.option(
+    "--overwrite", is_flag=True, help="Replace an existing output that gpc-bench wrote (never anything else)."
+)
+
 _GLOBAL_FLAGS = {"-q", "--quiet", "-v", "--verbose"}
 
 
@@ -180,9 +184,12 @@ def score_cmd(
 ):  # fmt: skip
     """Score PREDICTIONS (.h5ad) against measured expression and write a run folder."""
     from .config import ScoreConfig
+    from .io.runfolder import check_out_dir
     from .scoring import score
 
     adapter = {k: options.pop(k) for k in _ADAPTER_KEYS}
+    # the output first: a wrong one must cost neither a conversion nor a scoring pass
+    check_out_dir(out, overwrite, inputs=[predictions, truth, *options["pathways"], gene_variance])
     conversion = None
     if fmt is not None:
         from .baselines.adapters import convert
@@ -225,7 +232,7 @@ def score_cmd(
     )
     if conversion is not None:  # the run records what was converted, and from what
         res.summary["conversion"] = conversion.report
-        res.write(out, overwrite=overwrite)
+        res.write(out, overwrite=overwrite, inputs=[predictions, truth])
     _print_headline(res, out)
 
 
@@ -450,10 +457,19 @@ def _compare_options(fn):
     type=click.Choice(["default", "published", "hest-pooled"]),
     help="Refuse runs not scored under this protocol (published: the HistoPrism paper's computation).",
 )
+@_OVERWRITE
 @_friendly
-def leaderboard_cmd(runs, out, reference, intersect, controls, n_boot, seed, rank_by, fmt, protocol):
+def leaderboard_cmd(
+    runs, out, reference, intersect, controls, n_boot, seed, rank_by, fmt, protocol, overwrite
+):
     """Rank the models of several run folders, with bootstrap intervals, win rates and tests."""
     from .compare import leaderboard
+    from .compare.leaderboard import leaderboard_files
+    from .io.runfolder import check_files
+
+    if out is not None:
+        check_files(Path(out).parent, leaderboard_files(out), kind="leaderboard", overwrite=overwrite,
+                    inputs=runs)  # fmt: skip
 
     lb = leaderboard(
         list(runs),
@@ -466,7 +482,7 @@ def leaderboard_cmd(runs, out, reference, intersect, controls, n_boot, seed, ran
         protocol=protocol,
     )
     if out is not None:
-        lb.write(out)
+        lb.write(out, overwrite=overwrite, inputs=runs)
     if fmt == "md":
         click.echo(lb.to_markdown(), nl=False)
     else:
@@ -486,13 +502,16 @@ def leaderboard_cmd(runs, out, reference, intersect, controls, n_boot, seed, ran
 @click.option(
     "--out", type=click.Path(path_type=Path), help="Folder for pathway_null.csv/.json (default: RUN)."
 )
+@_OVERWRITE
 @_friendly
-def null_cmd(run, draws, seed, out):
+def null_cmd(run, draws, seed, out, overwrite):
     """Is each pathway predicted better than variance-matched random gene sets? Writes pathway_null.csv."""
     from .compare.null import pathway_null
+    from .io.runfolder import check_files
 
+    check_files(out or run, ["pathway_null.csv", "pathway_null.json"], kind="null", overwrite=overwrite)
     res = pathway_null(run, n_draws=draws, seed=seed)
-    path = res.write(out or run)
+    path = res.write(out or run, overwrite=overwrite)
     t = res.table.dropna(subset=["z"])
     click.echo(f"{len(t)} pathways, {draws} draws each; z > 2 for {int((t['z'] > 2).sum())}  -> {path}")
 
@@ -534,15 +553,26 @@ def plot_grp() -> None:
     """Figures (PNG, SVG or PDF by the --out extension)."""
 
 
-_OUT = click.option(
-    "--out", type=click.Path(path_type=Path), required=True, help="Figure file: .png, .svg or .pdf."
-)
+def _OUT(fn):
+    """``--out FIGURE`` and ``--overwrite``: the figure path is checked before any work, and the
+    command's returned figure saved there."""
+    import functools
 
+    @functools.wraps(fn)
+    @friendly
+    def wrapper(*args, out, overwrite, **kwargs):
+        from .io.runfolder import check_out
+        from .plot import save
 
-def _save(fig, out) -> None:
-    from .plot import save
+        inputs = [v for v in kwargs.values() if isinstance(v, Path)]
+        inputs += [p for v in kwargs.values() if isinstance(v, tuple | list) for p in v if isinstance(p, Path)]
+        check_out(out, kind="figure", overwrite=overwrite, inputs=inputs, folder=False)
+        click.echo(f"figure         {save(fn(*args, **kwargs), out, overwrite=overwrite, inputs=inputs)}")
 
-    click.echo(f"figure         {save(fig, out)}")
+    wrapper = _OVERWRITE(wrapper)
+    return click.option(
+        "--out", type=click.Path(path_type=Path), required=True, help="Figure file: .png, .svg or .pdf."
+    )(wrapper)
 
 
 @plot_grp.command("scatter")
@@ -553,44 +583,44 @@ def _save(fig, out) -> None:
     "--label-top", type=int, default=0, show_default=True, help="Name the K pathways that differ most."
 )
 @_friendly
-def plot_scatter(run_a, run_b, out, label_top):
+def plot_scatter(run_a, run_b, label_top):
     """RUN_A's pathway GPC (y) against RUN_B's (x), coloured by variance level."""
     from .plot import scatter
 
-    _save(scatter(run_a, run_b, label_top=label_top), out)
+    return scatter(run_a, run_b, label_top=label_top)
 
 
 @plot_grp.command("levels")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_OUT
 @_friendly
-def plot_levels(runs, out):
+def plot_levels(runs):
     """GPC by variance level for several models."""
     from .plot import levels
 
-    _save(levels(list(runs)), out)
+    return levels(list(runs))
 
 
 @plot_grp.command("variance")
 @click.argument("run", type=click.Path(path_type=Path))
 @_OUT
 @_friendly
-def plot_variance(run, out):
+def plot_variance(run):
     """Density of gene variance with the level thresholds."""
     from .plot import variance
 
-    _save(variance(run), out)
+    return variance(run)
 
 
 @plot_grp.command("leaderboard")
 @click.argument("table", type=click.Path(path_type=Path, exists=True))
 @_OUT
 @_friendly
-def plot_leaderboard(table, out):
+def plot_leaderboard(table):
     """A leaderboard.csv as a table figure."""
     from .plot import leaderboard_table
 
-    _save(leaderboard_table(table), out)
+    return leaderboard_table(table)
 
 
 @plot_grp.command("spatial")
@@ -607,11 +637,11 @@ def plot_leaderboard(table, out):
 )
 @_OUT
 @_friendly
-def plot_spatial(predictions, truth, sample, pathway, spec, image, spot_size, out):
+def plot_spatial(predictions, truth, sample, pathway, spec, image, spot_size):
     """Measured and predicted pathway activity side by side on the tissue."""
     from .plot import spatial
 
-    fig = spatial(
+    return spatial(
         predictions,
         truth,
         sample=sample,
@@ -620,7 +650,6 @@ def plot_spatial(predictions, truth, sample, pathway, spec, image, spot_size, ou
         image=image,
         spot_size=spot_size,
     )
-    _save(fig, out)
 
 
 @main.command("report")
@@ -629,8 +658,9 @@ def plot_spatial(predictions, truth, sample, pathway, spec, image, spot_size, ou
 @click.option("--reference", help="Model to compare against (default: the first run that is not a control).")
 @_compare_options
 @click.option("--title", default="gpc-bench report", show_default=True, help="Title of the report.")
+@_OVERWRITE
 @_friendly
-def report_cmd(runs, out, reference, intersect, controls, n_boot, seed, title):
+def report_cmd(runs, out, reference, intersect, controls, n_boot, seed, title, overwrite):
     """One self-contained HTML report: leaderboard, figures, provenance, metric explanations."""
     from .report import report
 
@@ -645,6 +675,7 @@ def report_cmd(runs, out, reference, intersect, controls, n_boot, seed, title):
                 intersect=intersect,
                 controls=controls,
                 title=title,
+                overwrite=overwrite,
             )
         )
     )
@@ -665,9 +696,13 @@ def report_cmd(runs, out, reference, intersect, controls, n_boot, seed, title):
 def convert_cmd(source, fmt, out, truth, overwrite, **adapter):
     """Convert another model's prediction file into the format `gpc-bench score` reads."""
     from .baselines.adapters import convert
+    from .io.runfolder import check_files
 
+    inputs = [source, truth, *(v for v in adapter.values() if isinstance(v, Path))]
+    check_files(out.parent, [out.name, out.name + ".conversion.json"], kind="predictions",
+                overwrite=overwrite, inputs=inputs)  # fmt: skip
     conv = convert(fmt, source, truth=truth, **adapter)
-    conv.write(out, overwrite=overwrite)
+    conv.write(out, overwrite=overwrite, inputs=inputs)
     r = conv.report
     click.echo(f"predictions    {out}: {r['n_spots']} spots x {r['n_genes']} genes from {r['n_wsi']} WSI(s)")
     click.echo(f"spot order     {r['spot_order']}; truth: {r['truth']}; report {out}.conversion.json")

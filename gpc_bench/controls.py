@@ -59,10 +59,20 @@ def _type_means(src, groups, layer) -> dict[str, np.ndarray]:
     return {c: (sums[c] / counts[c]).astype(np.float32) for c in sums}
 
 
+def _row_chunks(n_obs: int, n_vars: int, target_bytes: int = 1 << 20) -> tuple[int, int]:
+    """Whole-row chunks of about ``target_bytes``: no padding of the gene axis (a (64, 4096) chunk
+    pads 12,997 genes to 16,384), and rows read as the scorer reads them."""
+    return (max(1, min(n_obs, target_bytes // (4 * max(n_vars, 1)))), max(n_vars, 1))
+
+
 def _write_one(truth_path: Path, out: Path, kind: str, src, groups, layer, make_block) -> Path:
     import h5py
 
-    with atomic_file(out) as tmp, h5py.File(truth_path, "r") as f, h5py.File(tmp, "w") as g:
+    with (
+        atomic_file(out, check=True, kind="control", overwrite=True, inputs=[truth_path]) as tmp,
+        h5py.File(truth_path, "r") as f,
+        h5py.File(tmp, "w") as g,
+    ):
         g.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
         for key in ("obs", "var", "obsm"):
             if key in f:
@@ -74,7 +84,7 @@ def _write_one(truth_path: Path, out: Path, kind: str, src, groups, layer, make_
         tag = g["uns"].create_dataset("gpc_bench_control", data=kind, dtype=h5py.string_dtype())
         tag.attrs.update({"encoding-type": "string", "encoding-version": "0.2.0"})
         x = g.create_dataset(
-            "X", shape=(src.n_obs, src.n_vars), dtype="f4", chunks=(min(src.n_obs, 64), min(src.n_vars, 4096))
+            "X", shape=(src.n_obs, src.n_vars), dtype="f4", chunks=_row_chunks(src.n_obs, src.n_vars)
         )
         x.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
         for k, (sample, (rows, ctype)) in enumerate(groups.items()):
@@ -149,11 +159,14 @@ def write_controls(
                 return (block + rng.standard_normal(block.shape) * sd).astype(np.float32)
 
             plan.append((f"noise-snr{s:g}", noisy))
+    from .io.runfolder import check_out
+
+    for kind, _ in plan:  # every file checked before the first is written
+        check_out(out / f"control-{kind}.h5ad", kind="control", overwrite=overwrite, inputs=[truth_path],
+                  folder=False)  # fmt: skip
     paths = []
     for kind, fn in plan:
         path = out / f"control-{kind}.h5ad"
-        if path.exists() and not overwrite:
-            raise InputError(f"{path} exists", "pass --overwrite to replace it")
         logger.info("writing %s", path)
         paths.append(_write_one(truth_path, path, kind, src, groups, layer, fn))
     src.close()

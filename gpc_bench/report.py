@@ -224,6 +224,7 @@ def report(
     intersect: bool = False,
     controls=(),
     title: str = "gpc-bench report",
+    overwrite: bool = False,
 ) -> Path:
     """Write one self-contained HTML report for several run folders.
 
@@ -233,8 +234,11 @@ def report(
     """
     from .compare import leaderboard
     from .compare.runs import load_runs
+    from .io.runfolder import check_out
     from .plot import leaderboard_table, levels, scatter, variance
 
+    inputs = [r for r in runs if isinstance(r, str | Path)]
+    check_out(out, kind="report", overwrite=overwrite, inputs=inputs, folder=False)
     rs = load_runs(runs, intersect=intersect, controls=controls)
     lb = leaderboard(rs, reference, n_boot=n_boot, seed=seed)
     ref = lb.info["reference"]
@@ -253,6 +257,7 @@ def report(
     metrics = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in METRICS)
     doc = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="generator" content="gpc-bench {__version__}">'
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>"
         f'<p id="reference">Reference model: <b>{html.escape(ref)}</b>; win rates and tests compare each '
@@ -274,7 +279,7 @@ def report(
         "</body></html>\n"
     )
     out = Path(out)
-    with atomic_file(out) as tmp:
+    with atomic_file(out, check=True, kind="report", overwrite=overwrite, inputs=inputs) as tmp:
         tmp.write_text(doc, encoding="utf-8")
     logger.info("wrote %s (%d figures, %.1f MB)", out, len(figures), out.stat().st_size / 1e6)
     return out

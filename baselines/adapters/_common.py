@@ -18,22 +18,27 @@ class Converted:
     adata: object
     report: dict = field(default_factory=dict)
 
-    def write(self, out: str | Path, overwrite: bool = False) -> Path:
-        """Write ``out`` (.h5ad, with the report in ``uns``) and ``out.conversion.json``, atomically."""
+    def write(self, out: str | Path, overwrite: bool = False, inputs=()) -> Path:
+        """Write ``out`` (.h5ad, with the report in ``uns``) and ``out.conversion.json`` as one unit
+        (:func:`gpc_bench.io.runfolder.atomic_files`); ``overwrite`` replaces only an earlier
+        conversion, and never one of ``inputs``."""
         import warnings
 
-        from gpc_bench.io.runfolder import atomic_file, dumps_json
+        from gpc_bench.io.runfolder import atomic_files, dumps_json
 
         out = Path(out)
-        if out.exists() and not overwrite:
-            raise InputError(f"{out} already exists", "choose another --out or pass --overwrite")
         self.adata.uns["gpc_bench_conversion"] = json.loads(dumps_json(self.report))
-        with warnings.catch_warnings():  # barcodes repeat across WSIs by design
-            warnings.filterwarnings("ignore", message="Observation names are not unique")
-            with atomic_file(out) as tmp:
-                self.adata.write_h5ad(tmp)
-        with atomic_file(out.with_name(out.name + ".conversion.json")) as tmp:
-            tmp.write_text(dumps_json(self.report))
+
+        def h5ad(path):
+            with warnings.catch_warnings():  # barcodes repeat across WSIs by design
+                warnings.filterwarnings("ignore", message="Observation names are not unique")
+                self.adata.write_h5ad(path)
+
+        files = {
+            out.name: h5ad,
+            out.name + ".conversion.json": lambda p: p.write_text(dumps_json(self.report)),
+        }
+        atomic_files(out.parent, files, kind="predictions", overwrite=overwrite, inputs=inputs)
         return out
 
 
@@ -130,7 +135,10 @@ def base_report(fmt: str, source: Path, adata, order: str) -> dict:
     ids = np.asarray(adata.var_names, dtype=object)
     style = detect_id_style(ids)
     files = sorted(source.iterdir()) if source.is_dir() else [source]
+    from gpc_bench._version import __version__
+
     return {
+        "gpc_bench_version": __version__,
         "format": fmt,
         "source": source.name,
         "source_sha256": sha256_file(source) if source.is_file() else None,

@@ -22,18 +22,12 @@ logger = logging.getLogger("gpc_bench.model")
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """An H&E image as ``H x W x 3`` uint8 (whole-slide JPEG/PNG/TIFF; no pixel-count limit)."""
-    from PIL import Image
+    """An H&E image as ``H x W x 3`` uint8 (JPEG/PNG/TIFF; at most
+    :data:`gpc_bench.io.image.MAX_PIXELS` pixels: larger files are refused as decompression bombs)."""
+    from gpc_bench.io.image import open_image
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"image {path} not found")
-    Image.MAX_IMAGE_PIXELS = None  # H&E scans are legitimately larger than PIL's bomb guard
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except OSError as err:
-        raise InputError(f"cannot read image {path}: {err}") from None
+    with open_image(path) as im:
+        return np.asarray(im.convert("RGB"))
 
 
 def read_spots(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -158,6 +152,18 @@ def featurize(
     return len(barcodes)
 
 
+def check_sample_id(sid, where) -> None:
+    """A sample id becomes a file name (``<sample_id>.h5``): letters, digits, ``.``, ``_``, ``-``
+    only, so that no id can name a path outside the output folder (``../x``, ``/etc/x``)."""
+    import re
+
+    if not isinstance(sid, str) or not re.fullmatch(r"[A-Za-z0-9._-]+", sid) or set(sid) == {"."}:
+        raise InputError(
+            f"{where}: sample_id {sid!r} cannot be a file name",
+            "use letters, digits, '.', '_' and '-' only (no '/', '..' or absolute paths)",
+        )
+
+
 def featurize_manifest(
     manifest: str | Path,
     out_dir: str | Path,
@@ -181,6 +187,11 @@ def featurize_manifest(
         raise InputError(f"manifest {manifest} lacks column(s) {sorted(missing)}")
     if not (df["split"] == "train").any():
         raise InputError(f"manifest {manifest} has no train row to fit the PCA on")
+    for sid in df["sample_id"]:
+        check_sample_id(sid, manifest)
+    dup = df["sample_id"][df["sample_id"].duplicated()].tolist()
+    if dup:
+        raise InputError(f"manifest {manifest} repeats sample_id(s) {dup[:5]}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     base = manifest.parent

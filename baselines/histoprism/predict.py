@@ -65,10 +65,11 @@ def predict(
     import pandas as pd
 
     from gpc_bench.io.checksum import sha256_file
+    from gpc_bench.io.runfolder import check_out
 
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise InputError(f"{out} already exists", "choose another --out or pass --overwrite")
+    inputs = [checkpoint, *(() if data is None else (data.metadata, data.embeddings, data.expression))]
+    check_out(out, kind="predictions", overwrite=overwrite, inputs=inputs, folder=False)
     model, ckpt = load_checkpoint(checkpoint, device)
     if data is None:
         raw = dict(ckpt["run_config"]["data"])
@@ -126,7 +127,7 @@ def predict(
     a.uns["gpc_bench_model"] = {k: v for k, v in info.items()}
     with warnings.catch_warnings():  # barcodes repeat across WSIs by design: (sample_id, barcode) is the key
         warnings.filterwarnings("ignore", message="Observation names are not unique")
-        with atomic_file(out) as tmp:
+        with atomic_file(out, check=True, kind="predictions", overwrite=overwrite, inputs=inputs) as tmp:
             a.write_h5ad(tmp)
     logger.info("wrote %s: %d spots x %d genes from %d WSIs", out, a.n_obs, a.n_vars, len(ids))
     return info

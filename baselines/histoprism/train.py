@@ -13,7 +13,6 @@ import dataclasses
 import io
 import logging
 import os
-import shutil
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -97,17 +96,6 @@ def evaluate(model: HistoPrism, cohort: Cohort, ids: list[str], device) -> tuple
     return total, len(ids)
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise InputError(
-                f"model output folder {out} already exists and is not empty",
-                "choose another out (or --out), or pass --overwrite",
-            )
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def save_checkpoint(
     path: Path, model: HistoPrism, genes: list[str], cancer_types: list[str], cfg: RunConfig, extra: dict
 ) -> None:
@@ -158,8 +146,24 @@ def train(cfg: RunConfig, overwrite: bool = False, device: str = "auto") -> dict
         torch.set_num_threads(tc.threads)
     seed_all(tc.seed)
     out = Path(cfg.out)
+    folder = nullcontext(out)  # other ranks write nothing
     if dist_info.main:
-        _prepare_out(out, overwrite)
+        from gpc_bench.io.runfolder import atomic_dir
+
+        inputs = [cfg.data.metadata, cfg.data.embeddings, cfg.data.expression, cfg.data.genes]
+        folder = atomic_dir(out, overwrite, kind="training run", inputs=inputs)
+    with folder as work:  # an interrupted or failed run leaves no folder behind
+        summary = _fit(cfg, dist_info, work, t0)
+    if dist_info.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+    return summary
+
+
+def _fit(cfg: RunConfig, dist_info, work: Path, t0: float) -> dict:
+    """The training loop; the main rank writes into ``work`` (the run folder being built)."""
+    tc = cfg.train
     cohort = Cohort(cfg.data)
     train_ids, val_ids = cohort.sample_ids("train"), cohort.sample_ids("val")
     if not train_ids:
@@ -200,7 +204,7 @@ def train(cfg: RunConfig, overwrite: bool = False, device: str = "auto") -> dict
         range(len(train_ids)), num_replicas=dist_info.world, rank=dist_info.rank, shuffle=True, seed=tc.seed
     )
     history, best, best_epoch, stale = [], float("inf"), -1, 0
-    ckpt_path = out / "checkpoint.pt"
+    ckpt_path = work / "checkpoint.pt"
     for epoch in progress(range(1, tc.max_epochs + 1), tc.max_epochs, "epochs", logger):
         te = time.perf_counter()
         model.train()
@@ -269,14 +273,10 @@ def train(cfg: RunConfig, overwrite: bool = False, device: str = "auto") -> dict
         "world_size": dist_info.world,
         "seconds": time.perf_counter() - t0,
         "seconds_per_epoch": float(np.median([r["seconds"] for r in history])),
-        "checkpoint": str(ckpt_path),
+        "checkpoint": str(Path(cfg.out) / "checkpoint.pt"),
     }
     if dist_info.main:
-        _write_run_files(out, cfg, history, summary)
-    if dist_info.world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
+        _write_run_files(work, cfg, history, summary)
     return summary
 
 

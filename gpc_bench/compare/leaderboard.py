@@ -11,7 +11,7 @@ import numpy as np
 from .._errors import InputError
 from .._progress import Progress
 from .._version import __version__
-from ..io.runfolder import atomic_file, dumps_json
+from ..io.runfolder import atomic_files, dumps_json
 from ..metrics.registry import RANK_COLUMNS
 from .runs import RunSet, load_runs
 from .stats import bh_adjust, bootstrap_weights, nanmean, percentile_ci, weighted_mean, wilcoxon
@@ -47,21 +47,15 @@ class Leaderboard:
     comparison: object
     info: dict
 
-    def write(self, out: str | Path) -> Path:
+    def write(self, out: str | Path, overwrite: bool = False, inputs=()) -> Path:
         """Write ``out`` (the wide CSV) and, next to it, ``*_long.csv``, ``pathway_comparison.csv``
-        and ``*.json`` (provenance); each file atomically."""
+        and ``*.json`` (provenance), as one unit (:func:`gpc_bench.io.runfolder.atomic_files`)."""
         out = Path(out)
-        stem = out.name[: -len(".csv")] if out.name.endswith(".csv") else out.name
-        files = {
-            out: self.table,
-            out.with_name(f"{stem}_long.csv"): self.long,
-            out.with_name("pathway_comparison.csv"): self.comparison,
-        }
-        for path, df in files.items():
-            with atomic_file(path) as tmp:
-                df.to_csv(tmp, index=False, lineterminator="\n")
-        with atomic_file(out.with_name(f"{stem}.json")) as tmp:
-            tmp.write_text(dumps_json(self.info))
+        files = {name: _csv_writer(df) for name, df in zip(leaderboard_files(out)[:3],
+                 (self.table, self.long, self.comparison), strict=True)}  # fmt: skip
+        info = dict(self.info, files=leaderboard_files(out), kind="leaderboard")
+        files[leaderboard_files(out)[3]] = lambda p: p.write_text(dumps_json(info))
+        atomic_files(out.parent, files, kind="leaderboard", overwrite=overwrite, inputs=inputs)
         return out
 
     def display(self, digits: int = 3, intervals: bool = True):
@@ -73,6 +67,17 @@ class Leaderboard:
     def to_markdown(self, digits: int = 3) -> str:
         """The headline table as Markdown (see :meth:`display`)."""
         return markdown_table(self.display(digits))
+
+
+def leaderboard_files(out: str | Path) -> list[str]:
+    """The names a leaderboard written to ``out`` takes: wide CSV, long CSV, comparison, JSON."""
+    out = Path(out)
+    stem = out.name[: -len(".csv")] if out.name.endswith(".csv") else out.name
+    return [out.name, f"{stem}_long.csv", "pathway_comparison.csv", f"{stem}.json"]
+
+
+def _csv_writer(df):
+    return lambda p: df.to_csv(p, index=False, lineterminator="\n")
 
 
 def fmt_value(v, digits: int = 3) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 from .._errors import InputError
 from .._version import __version__
 from ..io.run import Run, load_run
-from ..io.runfolder import atomic_file, dumps_json
+from ..io.runfolder import atomic_files, dumps_json
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +43,15 @@ class PathwayNull:
     table: object
     info: dict
 
-    def write(self, folder: str | Path) -> Path:
-        """Write ``pathway_null.csv`` and ``pathway_null.json`` into ``folder`` (atomically)."""
+    def write(self, folder: str | Path, overwrite: bool = False) -> Path:
+        """Write ``pathway_null.csv`` and ``pathway_null.json`` into ``folder`` (atomically, as one
+        unit: see :func:`gpc_bench.io.runfolder.atomic_files`)."""
         folder = Path(folder)
-        with atomic_file(folder / "pathway_null.csv") as tmp:
-            self.table.to_csv(tmp, index=False, lineterminator="\n")
-        with atomic_file(folder / "pathway_null.json") as tmp:
-            tmp.write_text(dumps_json(self.info))
+        files = {
+            "pathway_null.csv": lambda p: self.table.to_csv(p, index=False, lineterminator="\n"),
+            "pathway_null.json": lambda p: p.write_text(dumps_json(self.info)),
+        }
+        atomic_files(folder, files, kind="null", overwrite=overwrite)
         return folder / "pathway_null.csv"
 
 

@@ -163,7 +163,7 @@ def _check_writable(out: Path) -> None:
         parent = parent.parent
     if not parent.is_dir():
         _refuse(f"--out {out}: {parent} is a file, not a folder", "give a path inside a folder")
-    probe = (missing[-1] if missing else out.parent / _tmp_name(out.name, "probe"))
+    probe = missing[-1] if missing else out.parent / _tmp_name(out.name, "probe")
     try:
         probe.mkdir()
         probe.rmdir()
@@ -342,6 +342,82 @@ def atomic_file(
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def check_files(
+    folder: str | Path, names: Iterable[str], *, kind: str, overwrite: bool = False, inputs: Iterable = ()
+) -> None:
+    """:func:`check_out` for each of several files written together into ``folder``."""
+    for name in names:
+        check_out(Path(folder) / name, kind=kind, overwrite=overwrite, inputs=inputs, folder=False)
+
+
+@contextmanager
+def _lock(path: Path, timeout: float = 60.0) -> Iterator[None]:
+    """An exclusive lock file (``O_EXCL``, portable); one left by a dead process of this host is
+    taken over."""
+    import time
+
+    me = f"{_host()} {os.getpid()}"
+    t0 = time.monotonic()
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                host, pid = path.read_text().split()
+                if host == _host() and pid.isdigit() and not _alive(int(pid)):
+                    path.unlink(missing_ok=True)
+                    continue
+            except (OSError, ValueError):  # being written or removed: wait
+                pass
+            if time.monotonic() - t0 > timeout:
+                raise InputError(
+                    f"{path.parent} is locked by another gpc-bench command ({path.name})",
+                    "wait for it to finish, or remove the lock file if no such command runs",
+                ) from None
+            time.sleep(0.05)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(me)
+        break
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def atomic_files(
+    folder: str | Path, files: dict, *, kind: str, overwrite: bool = False, inputs: Iterable = ()
+) -> list[Path]:
+    """Write several files into ``folder`` as one unit.
+
+    ``files`` maps a name to a function that writes that file at the path it is given. Every file
+    is checked first (:func:`check_files`), then all are written into a temporary sibling folder,
+    and moved into place together under a lock, so that two commands writing the same outputs at
+    once leave one's complete set, never a mix. Nothing is left behind on error, and leftovers of
+    killed commands are cleaned up.
+    """
+    folder = Path(folder)
+    names = list(files)
+    check_files(folder, names, kind=kind, overwrite=overwrite, inputs=inputs)
+    unit = folder / names[0]
+    tmp = folder / _tmp_name(names[0])
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        recover_stale(unit)
+        tmp.mkdir()
+        for name, write in files.items():
+            write(tmp / name)
+        with _lock(folder / f".{names[0]}.lock"):
+            check_files(folder, names, kind=kind, overwrite=overwrite, inputs=inputs)  # another may have won
+            for name in names:
+                os.replace(tmp / name, folder / name)
+    except OSError as err:
+        raise _write_error(unit, err) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [folder / n for n in names]
 
 
 def _clean(obj):

@@ -34,14 +34,21 @@ def level_cmap(n_levels: int = 10):
     return cmap, norm
 
 
-def save(fig, out: str | Path, dpi: int = 150) -> Path:
-    """Save by extension (PNG, SVG with editable text, PDF), atomically."""
+def save(fig, out: str | Path, dpi: int = 150, overwrite: bool = False, inputs=()) -> Path:
+    """Save by extension (PNG, SVG with editable text, PDF), atomically, signed as gpc-bench's (an
+    existing file is replaced only with ``overwrite``, and only when gpc-bench wrote it)."""
     import matplotlib as mpl
+
+    from .._version import __version__
 
     out = Path(out)
     fmt = FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise InputError(f"cannot tell the figure format of {out.name}", "use .png, .svg or .pdf")
-    with mpl.rc_context({"svg.fonttype": "none", "pdf.fonttype": 42}), atomic_file(out) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=dpi, metadata=None if fmt == "png" else {"Date": None})
+    sign = f"gpc-bench {__version__} (matplotlib {mpl.__version__})"
+    meta = {"png": {"Software": sign}, "svg": {"Creator": sign, "Date": None},
+            "pdf": {"Creator": sign, "CreationDate": None}}[fmt]  # fmt: skip
+    target = atomic_file(out, check=True, kind="figure", overwrite=overwrite, inputs=inputs)
+    with mpl.rc_context({"svg.fonttype": "none", "pdf.fonttype": 42}), target as tmp:
+        fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta)
     return out

@@ -84,24 +84,14 @@ def _load_image(path, max_side: int = MAX_DISPLAY_SIDE):
     Whole-slide JPEGs are often > 90 Mpx: JPEG draft mode decodes them at a reduced scale
     directly, and the image is then shrunk to ``max_side`` pixels on its longest side.
     """
-    from PIL import Image
+    from ..io.image import open_image
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"image not found: {path}")
-    limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # the user's own slide, not an untrusted upload
-    try:
-        with Image.open(path) as im:
-            size = im.size
-            im.draft("RGB", (max_side, max_side))
-            im = im.convert("RGB")
-            im.thumbnail((max_side, max_side))
-            pixels = np.asarray(im)
-    except OSError as err:
-        raise InputError(f"cannot read image {path}: {err}") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
+    with open_image(path) as im:
+        size = im.size
+        im.draft("RGB", (max_side, max_side))
+        im = im.convert("RGB")
+        im.thumbnail((max_side, max_side))
+        pixels = np.asarray(im)
     return pixels, size
 
 
