@@ -25,7 +25,7 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Iterator:
     if not path.is_file():
         raise InputError(f"image {path} not found")
     limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels // 2  # PIL refuses above twice its limit: ours, exactly
+    Image.MAX_IMAGE_PIXELS = max_pixels  # PIL itself refuses above twice that; the rest is checked here
     try:
         with warnings.catch_warnings(), Image.open(path) as im:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit is checked below
@@ -38,7 +38,11 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Iterator:
             yield im
     except InputError:
         raise
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError as err:
+        raise InputError(
+            f"image {path}: {err}", "a decompression bomb, or a scan to downsample first"
+        ) from None
+    except (OSError, ValueError) as err:
         raise InputError(f"cannot read image {path}: {err}") from None
     finally:
         Image.MAX_IMAGE_PIXELS = limit
