@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import platform
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -181,11 +182,32 @@ class _Inputs:
     model: str
     control: str | None
     checks: _Checksums
+    stats: dict = field(default_factory=dict)
+
+    def check_unchanged(self) -> None:
+        """Refuse the run when an input file changed while it was read (size, mtime or inode):
+        its numbers would mix two versions of the file."""
+        for role, (path, before) in self.stats.items():
+            try:
+                now = _file_stat(path)
+            except OSError:
+                now = None
+            if now != before:
+                raise InputError(
+                    f"the {role} file {path} changed while it was being scored (it was "
+                    f"{'removed' if now is None else 'modified'}): the numbers would mix two versions",
+                    "score again once the file is complete (no copy or write still running)",
+                )
 
     def close(self) -> None:
         self.pred.close()
         if not self.same_file:
             self.truth.close()
+
+
+def _file_stat(path) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 @contextmanager
@@ -210,6 +232,7 @@ def _open_inputs(predictions, truth, name: str | None, checksum: bool, kernel: s
         tsrc.check_matrix(layer)
         model = name or (Path(predictions).stem if isinstance(predictions, str | Path) else "model")
         paths = {"predictions": pred.path, "truth": None if same_file else tsrc.path}
+        stats = {role: (p, _file_stat(p)) for role, p in paths.items() if p is not None}
         inputs = _Inputs(
             pred,
             tsrc,
@@ -218,6 +241,7 @@ def _open_inputs(predictions, truth, name: str | None, checksum: bool, kernel: s
             model,
             pred.uns_string("gpc_bench_control"),
             _Checksums(paths, checksum),
+            stats,
         )
     except BaseException:
         pred.close()
@@ -427,6 +451,7 @@ def score(
                 threads=n_threads,
                 kernel=kernel,
             )  # 4. stream WSIs through the kernel
+        inputs.check_unchanged()
         _stage("WSIs scored", t_start)
         cfg = cfg.replace(collection_id=panel.collection.collection_id)
         cohort = _reduce(per, panel, wsis, cfg)  # 5. cohort numbers

@@ -72,7 +72,7 @@ def read_gmt(path: str | Path) -> list[tuple[str, str, tuple[str, ...]]]:
     out: list[tuple[str, str, tuple[str, ...]]] = []
     seen: set[str] = set()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first name
     except UnicodeDecodeError:
         raise InputError(f"{path} is not a UTF-8 text file", "GMT files are tab-separated text") from None
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -146,6 +146,12 @@ def check_pathway_paths(spec) -> None:
                 f"--pathways {kind} not found: {path}",
                 "give GMT files or a collection folder (gpc-bench curate writes one); "
                 "leave --pathways out for the shipped collection",
+            )
+        if path.suffix.lower() in (".pkl", ".pickle"):
+            raise InputError(
+                f"--pathways {path} is a pickle, not a GMT file or collection folder",
+                f"import it first: gpc-bench pathways import histoprism {path} --out SETS; "
+                "then pass --pathways SETS",
             )
 
 

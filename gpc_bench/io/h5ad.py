@@ -83,6 +83,27 @@ def _read_frame_column(group: h5py.Group, name: str | None) -> np.ndarray | None
         return np.asarray(col, dtype=object if name is None else None)
 
 
+def check_csr(node: h5py.Group, n_obs: int, where: str, name: str) -> None:
+    """A CSR group's structure: ``indptr`` of n_obs + 1 non-decreasing offsets from 0 to the length
+    of ``indices`` and ``data``."""
+    missing = [k for k in ("data", "indices", "indptr") if k not in node]
+    if missing:
+        raise InputError(f"{where}: the sparse {name} lacks {missing}", "re-write it with AnnData.write_h5ad")
+    indptr = node["indptr"][...]
+    nnz, n_data = node["indices"].shape[0], node["data"].shape[0]
+    problem = None
+    if indptr.ndim != 1 or len(indptr) != n_obs + 1:
+        problem = f"indptr has {indptr.size} entries, not n_obs + 1 = {n_obs + 1}"
+    elif indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+        problem = "indptr does not rise from 0"
+    elif int(indptr[-1]) != nnz or nnz != n_data:
+        problem = f"indptr ends at {int(indptr[-1])} but indices has {nnz} and data {n_data} entries"
+    if problem:
+        raise InputError(
+            f"{where}: the sparse {name} is damaged: {problem}", "re-write it with AnnData.write_h5ad"
+        )
+
+
 def _buffer(out: np.ndarray | None, n_rows: int, n_cols: int) -> np.ndarray:
     """A ``(n_rows, n_cols)`` float32 array: a view of ``out`` when it fits, else a new one."""
     if out is None:
@@ -200,8 +221,20 @@ class H5adSource:
         return node
 
     def check_matrix(self, layer: str | None = None) -> None:
-        """Raise :class:`InputError` now if the matrix cannot be streamed (CSC, wrong shape)."""
-        self._matrix(layer)
+        """Raise :class:`InputError` now if the matrix cannot be streamed: CSC, a shape that
+        disagrees with obs or var, or a damaged CSR structure (``indptr``; ``indices`` are checked
+        block by block as they are read)."""
+        node = self._matrix(layer)
+        name = "X" if layer is None else f"layers/{layer}"
+        where = f"{self.role} file {self.path}"
+        n_obs, n_vars = len(self.obs_names()), len(self.var_names())
+        if (n_obs, n_vars) != (self.n_obs, self.n_vars):
+            raise InputError(
+                f"{where}: {name} is {self.n_obs} x {self.n_vars} but obs has {n_obs} rows and var {n_vars}",
+                "the file is damaged or was written by hand; re-write it with AnnData.write_h5ad",
+            )
+        if isinstance(node, h5py.Group):
+            check_csr(node, self.n_obs, where, name)
 
     def _offsets(self, layer: str | None) -> np.ndarray | None:
         from .mapped import verified_offsets
@@ -261,8 +294,7 @@ class H5adSource:
                     out[order[k0:k1]] = tmp
         return out
 
-    @staticmethod
-    def _read_run(node, a: int, b: int, out: np.ndarray, k0: int, k1: int) -> None:
+    def _read_run(self, node, a: int, b: int, out: np.ndarray, k0: int, k1: int) -> None:
         if isinstance(node, h5py.Dataset):
             node.read_direct(out, np.s_[a:b], np.s_[k0:k1])
             return
@@ -271,7 +303,14 @@ class H5adSource:
         block = out[k0:k1]
         block.fill(0)
         spot = np.repeat(np.arange(b - a), np.diff(indptr))
-        block[spot, node["indices"][lo:hi]] = node["data"][lo:hi]
+        idx = node["indices"][lo:hi]
+        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= self.n_vars):
+            raise InputError(
+                f"{self.role} file {self.path}: the sparse matrix is damaged: a column index of rows "
+                f"{a}-{b - 1} is outside 0-{self.n_vars - 1} (var has {self.n_vars} genes)",
+                "re-write the file with AnnData.write_h5ad",
+            )
+        block[spot, idx] = node["data"][lo:hi]
 
     def close(self) -> None:
         self._file.close()
