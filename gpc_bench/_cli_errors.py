@@ -9,6 +9,9 @@ import click
 
 from ._errors import GpcBenchError
 
+#: seeds as numpy's legacy and new generators both take them (a 32-bit unsigned integer)
+SEED = click.IntRange(0, 2**32 - 1)
+
 
 def friendly(fn):
     """Turn expected errors into a clear message and exit status 2 (no traceback)."""

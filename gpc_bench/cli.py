@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ._cli_errors import friendly
+from ._cli_errors import SEED, friendly
 from ._version import __version__
 
 logger = logging.getLogger("gpc_bench")
@@ -98,7 +98,7 @@ def _adapter_options(fn):
     help="r for genes whose prediction is constant in a WSI.",
 )
 @click.option(
-    "--min-genes", type=int, default=10, show_default=True, help="Minimum scored genes for a pathway score."
+    "--min-genes", type=click.IntRange(min=0), default=10, show_default=True, help="Minimum scored genes for a pathway score."
 )
 @click.option(
     "--variance-bins",
@@ -108,7 +108,7 @@ def _adapter_options(fn):
     help="Variance levels: equal-count (quantile) or equal-width in log10 variance (log).",
 )
 @click.option(
-    "--levels", "n_levels", type=int, default=10, show_default=True, help="Number of variance levels."
+    "--levels", "n_levels", type=click.IntRange(min=1), default=10, show_default=True, help="Number of variance levels."
 )
 @click.option(
     "--hvg",
@@ -124,7 +124,7 @@ def _adapter_options(fn):
     help="Clustering agreement with cancer types.",
 )
 @click.option(
-    "--cluster-spots", type=int, default=2000, show_default=True, help="Spots subsampled for --cluster spot."
+    "--cluster-spots", type=click.IntRange(min=1), default=2000, show_default=True, help="Spots subsampled for --cluster spot."
 )
 @click.option("--truth-log1p", is_flag=True, help="Raw counts as truth: apply log1p only (no normalisation).")
 @click.option(
@@ -134,7 +134,7 @@ def _adapter_options(fn):
     help="Raw counts as truth: scale each spot to this total (e.g. 1e4), then log1p.",
 )
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of the clustering and spot subsample."
+    "--seed", type=SEED, default=0, show_default=True, help="Seed of the clustering and spot subsample."
 )
 @click.option(
     "--config",
@@ -143,7 +143,7 @@ def _adapter_options(fn):
     help="Score under a recorded config (a run's summary.json, or a JSON config); options given here override it.",
 )
 @click.option("--no-checksum", is_flag=True, help="Skip sha256 of the input files.")
-@click.option("--threads", type=int, default=None, help="Kernel threads (default: usable cores).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Kernel threads (default: usable cores).")
 @click.option(
     "--protocol",
     type=click.Choice(["default", "published", "hest-pooled"]),
@@ -205,10 +205,7 @@ def score_cmd(
         options |= {k: v for k, v in PUBLISHED.items() if ctx.get_parameter_source(k) != given}
     base = ScoreConfig()
     if config_file is not None:
-        import json
-
-        raw = json.loads(Path(config_file).read_text())
-        base = ScoreConfig.from_dict(raw.get("config", raw))
+        base = ScoreConfig.from_file(config_file)
         given = click.core.ParameterSource.COMMANDLINE
         options = {k: v for k, v in options.items() if ctx.get_parameter_source(k) == given}
     if gene_pcc:  # correlations only: GPC from the given r
@@ -420,12 +417,12 @@ def _compare_options(fn):
             click.option(
                 "--bootstrap",
                 "n_boot",
-                type=int,
+                type=click.IntRange(min=0),
                 default=1000,
                 show_default=True,
                 help="Bootstrap draws over WSIs (0: none).",
             ),
-            click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap."),
+            click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the bootstrap."),
         ]
     ):
         fn = opt(fn)
@@ -497,8 +494,8 @@ def leaderboard_cmd(
 
 @main.command("null")
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--draws", type=int, default=1000, show_default=True, help="Random gene sets per pathway.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random gene sets.")
+@click.option("--draws", type=click.IntRange(min=1), default=1000, show_default=True, help="Random gene sets per pathway.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random gene sets.")
 @click.option(
     "--out", type=click.Path(path_type=Path), help="Folder for pathway_null.csv/.json (default: RUN)."
 )
@@ -530,7 +527,7 @@ def null_cmd(run, draws, seed, out, overwrite):
     "--snr", default="0.25,1,4", show_default=True, help="Comma-separated SNRs of the noise ladder."
 )
 @click.option("--layer", help="Read measured expression from layers[LAYER] instead of X.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the shuffles and noise.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the shuffles and noise.")
 @click.option("--overwrite", is_flag=True, help="Replace existing control files.")
 @_friendly
 def controls_cmd(truth, out, kinds, snr, layer, seed, overwrite):
@@ -580,7 +577,7 @@ def _OUT(fn):
 @click.argument("run_b", type=click.Path(path_type=Path))
 @_OUT
 @click.option(
-    "--label-top", type=int, default=0, show_default=True, help="Name the K pathways that differ most."
+    "--label-top", type=click.IntRange(min=0), default=0, show_default=True, help="Name the K pathways that differ most."
 )
 @_friendly
 def plot_scatter(run_a, run_b, label_top):
@@ -716,7 +713,7 @@ def convert_cmd(source, fmt, out, truth, overwrite, **adapter):
     show_default=True,
     help="Folder for the demo cohort, runs and figures.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic cohort.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the synthetic cohort.")
 @_friendly
 def demo_cmd(out, seed):
     """Build a synthetic cohort, score four demo models and print their headline numbers."""

@@ -76,6 +76,7 @@ class ScoreConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise in place once
+        self._check_types()
         if self.cluster == "none":
             set_(self, "cluster", None)
         set_(self, "hvg", str(self.hvg))
@@ -123,6 +124,26 @@ class ScoreConfig:
             if not isinstance(value, int) or value < low:
                 raise InputError(f"{name} must be an integer >= {low}, not {value!r}")
 
+    def _check_types(self) -> None:
+        """Refuse values of the wrong type (a hand-edited or foreign config), naming the field."""
+        expect = {
+            "constant_prediction": (str,), "min_genes": (int,), "variance_bins": (str,), "n_levels": (int,),
+            "hvg": (str, int), "cluster": (str, type(None)), "cluster_spots": (int,), "truth_log1p": (bool,),
+            "truth_normalize": (int, float, type(None)), "seed": (int,),
+            "pathways": (str, Path, list, tuple, type(None)), "collection_id": (str, type(None)),
+            "protocol": (str,),
+        }  # fmt: skip
+        for name, types in expect.items():
+            value = getattr(self, name)
+            bad = not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
+            if name == "pathways" and isinstance(value, list | tuple):
+                bad = not all(isinstance(v, str | Path) for v in value)
+            if bad:
+                names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+                raise InputError(f"config field {name} must be {names}, not {value!r}")
+        if not 0 <= self.seed < 2**32:
+            raise InputError(f"seed must be between 0 and 2**32 - 1, not {self.seed}")
+
     def replace(self, **changes) -> ScoreConfig:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
@@ -134,8 +155,33 @@ class ScoreConfig:
         return d
 
     @classmethod
+    def from_file(cls, path: str | Path) -> ScoreConfig:
+        """The config of a run's ``summary.json`` (its ``config`` block) or of a JSON config file."""
+        import json
+
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise InputError(
+                f"--config {path} is not a readable JSON file: {err}",
+                "give a run's summary.json, or a JSON object of config fields",
+            ) from None
+        if isinstance(raw, dict) and isinstance(raw.get("config"), dict):
+            raw = raw["config"]
+        if not isinstance(raw, dict):
+            what = "null" if raw is None else type(raw).__name__
+            raise InputError(
+                f"--config {path} holds {what}, not a JSON object",
+                "give a run's summary.json, or a JSON object of config fields",
+            )
+        return cls.from_dict(raw)
+
+    @classmethod
     def from_dict(cls, d: dict) -> ScoreConfig:
         """Read a recorded config back (unknown keys are refused)."""
+        if not isinstance(d, dict):
+            raise InputError(f"a score config must be a JSON object, not {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:

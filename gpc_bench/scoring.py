@@ -420,7 +420,7 @@ def score(
     """
     t_start = time.perf_counter()
     cfg = resolve_config(config, **options)
-    settings = (settings or Settings.from_env()).replace(**({"threads": threads} if threads else {}))
+    settings = (settings or Settings.from_env()).replace(**({} if threads is None else {"threads": threads}))
     if out is not None:  # paths first: a wrong one must not cost a scoring pass
         check_out_dir(out, overwrite, inputs=_input_paths(predictions, truth, cfg))
     check_pathway_paths(cfg.pathways)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from gpc_bench._cli_errors import SEED
 from gpc_bench._cli_errors import friendly as _friendly
 from gpc_bench._errors import InputError
 
@@ -43,7 +44,7 @@ def model_grp() -> None:
 )
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder (overrides the config's out).")
 @click.option("--max-epochs", type=int, help="Override train.max_epochs.")
-@click.option("--seed", type=int, help="Override train.seed.")
+@click.option("--seed", type=SEED, help="Override train.seed.")
 @click.option(
     "--pos-enc", is_flag=True, default=None, help="Ablation: add a 2-D sinusoidal position encoding."
 )
@@ -143,7 +144,11 @@ def predict_cmd(checkpoint, split, out, metadata, embeddings, expression, no_tru
     help="Folder for <sample_id>.h5 and pca.npz (with --manifest).",
 )
 @click.option(
-    "--n-components", type=int, default=64, show_default=True, help="PCA components (with --manifest)."
+    "--n-components",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="PCA components (with --manifest).",
 )
 @click.option("--patch-size", type=int, default=224, show_default=True, help="Patch side in pixels.")
 @click.option(

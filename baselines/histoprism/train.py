@@ -318,7 +318,18 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[HistoPrism, 
             f"{path} is not a gpc-bench HistoPrism checkpoint",
             "a published state dict is converted with 'gpc-bench model import-published'",
         )
-    model = HistoPrism(ModelConfig(**ckpt["model_config"]))
-    model.load_state_dict(ckpt["state_dict"])
+    raw = ckpt.get("model_config")
+    names = {f.name for f in dataclasses.fields(ModelConfig)}
+    if not isinstance(raw, dict) or set(raw) - names:
+        unknown = sorted(set(raw) - names) if isinstance(raw, dict) else raw
+        raise InputError(
+            f"checkpoint {path}: its model config has unknown key(s) {unknown}",
+            f"written by another version of gpc-bench, or edited; known keys: {', '.join(sorted(names))}",
+        )
+    try:
+        model = HistoPrism(ModelConfig(**raw))
+        model.load_state_dict(ckpt["state_dict"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as err:
+        raise InputError(f"checkpoint {path} does not fit its model config: {str(err)[:300]}") from None
     model.to(device).eval()
     return model, ckpt

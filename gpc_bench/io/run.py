@@ -8,6 +8,18 @@ from pathlib import Path
 
 from .._errors import InputError
 
+#: the columns each table must have for the readers (leaderboard, report, null, plots)
+REQUIRED = {
+    "pathway_scores.csv": ("collection", "pathway", "gpc", "variance_level"),
+    "pathway_wsi_scores.csv": ("collection", "pathway", "sample_id", "score"),
+    "hvg_scores.csv": ("sample_id", "cancer_type", "pcc"),
+    "gene_variance.csv": ("gene", "variance"),
+    "pathway_genes.csv": ("collection", "pathway", "gene"),
+    "gene_scores.parquet": ("sample_id", "gene", "pcc"),
+    "truth_moments.parquet": ("sample_id", "gene", "n_spots", "mean", "m2"),
+}
+_HINT = "the run folder is damaged; score the model again (gpc-bench score ... --out NEW)"
+
 
 @dataclass
 class Run:
@@ -38,9 +50,14 @@ class Run:
         p = self.path / name
         if not p.exists():
             raise InputError(f"run folder {self.path} has no {name}", "re-run gpc-bench score")
-        if name.endswith(".parquet"):
-            return pd.read_parquet(p)
-        return pd.read_csv(p, keep_default_na=True)
+        try:
+            df = pd.read_parquet(p) if name.endswith(".parquet") else pd.read_csv(p, keep_default_na=True)
+        except Exception as err:  # truncated parquet, garbage CSV: any reader error
+            raise InputError(f"{p} cannot be read: {type(err).__name__}: {str(err)[:200]}", _HINT) from None
+        missing = [c for c in REQUIRED.get(name, ()) if c not in df.columns]
+        if missing:
+            raise InputError(f"{p} lacks the column(s) {missing}", _HINT)
+        return df
 
     @property
     def pathway_scores(self):
@@ -81,4 +98,13 @@ def load_run(path: str | Path) -> Run:
             f"{path} is not a gpc-bench run folder (no summary.json)",
             "give folders written by 'gpc-bench score --out DIR'",
         )
-    return Run(path, json.loads(p.read_text()))
+    try:
+        summary = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise InputError(f"{p} is not valid JSON: {err}", _HINT) from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("model"), str):
+        raise InputError(f"{p} is not a gpc-bench run summary (no model name)", _HINT)
+    for key in ("headline", "config", "counts"):
+        if key in summary and not isinstance(summary[key], dict):
+            raise InputError(f"{p}: {key} must be a JSON object", _HINT)
+    return Run(path, summary)

@@ -245,6 +245,13 @@ def recover_stale(out: Path) -> None:
             os.rename(p, out)
 
 
+def _check_interrupt() -> None:
+    """Nothing is committed after Ctrl-C, even one that a library swallowed."""
+    from .._entry import check_interrupt
+
+    check_interrupt()
+
+
 def _write_error(out: Path, err: OSError) -> InputError:
     return InputError(
         f"could not write {out}: {err.strerror or err}" + (f" ({err.filename})" if err.filename else ""),
@@ -283,6 +290,7 @@ def atomic_dir(
     try:
         yield tmp
         write_marker(tmp, kind)
+        _check_interrupt()
         if overwrite and out.exists() and any(out.iterdir()):
             check_out(out, kind=kind, overwrite=True, inputs=inputs)
             old = out.parent / _tmp_name(out.name, "old")
@@ -336,6 +344,7 @@ def atomic_file(
         path.parent.mkdir(parents=True, exist_ok=True)
         recover_stale(path)
         yield tmp
+        _check_interrupt()
         os.replace(tmp, path)
     except OSError as err:
         raise _write_error(path, err) from None
@@ -409,6 +418,7 @@ def atomic_files(
         tmp.mkdir()
         for name, write in files.items():
             write(tmp / name)
+        _check_interrupt()
         with _lock(folder / f".{names[0]}.lock"):
             check_files(folder, names, kind=kind, overwrite=overwrite, inputs=inputs)  # another may have won
             for name in names:
