@@ -24,7 +24,6 @@ logger = logging.getLogger(__name__)
 
 
 def _gene_variance(source, genes: list[str]) -> np.ndarray | None:
-    import pandas as pd
 
     if source is None:
         return None
@@ -32,7 +31,9 @@ def _gene_variance(source, genes: list[str]) -> np.ndarray | None:
     p = p / "gene_variance.csv" if p.is_dir() else p
     if not p.is_file():
         raise InputError(f"gene variance file {p} not found", "give a run folder written by gpc-bench score")
-    t = pd.read_csv(p, usecols=["gene", "variance"]).astype({"gene": str})
+    from .io.run import Run
+
+    t = Run(p.parent, {}).table(p.name).astype({"gene": str})
     v = t.set_index("gene")["variance"].reindex(genes).to_numpy(dtype=np.float64)
     if np.isnan(v).all():
         raise InputError(f"none of the tables' genes is in {p}", "use the run scored on the same panel")

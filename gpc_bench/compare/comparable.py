@@ -80,9 +80,7 @@ def _genes(run: Run) -> list | None:
     p = run.path / "gene_variance.csv"
     if not p.is_file():
         return None
-    import pandas as pd
-
-    return pd.read_csv(p, usecols=["gene"])["gene"].astype(str).tolist()
+    return run.gene_variance["gene"].astype(str).tolist()
 
 
 def check(runs: list[Run], intersect: bool, wsi_sets: dict) -> Comparison:
@@ -179,12 +177,11 @@ def require_comparable(runs: list[Run]) -> None:
 def _truth_differences(runs: list[Run], wsis: list, genes: list) -> str | None:
     """'' when every run saw the same truth on the shared WSIs and genes, a description otherwise,
     None when it cannot be told."""
-    import pandas as pd
 
     if any(not (r.path / "truth_moments.parquet").is_file() for r in runs):
         return None
     ref = None
-    frames = {r.name: pd.read_parquet(r.path / "truth_moments.parquet") for r in runs}
+    frames = {r.name: r.truth_moments for r in runs}
     if any(t.empty for t in frames.values()):  # scored from correlations only: nothing to compare
         return None
     for r in runs:
