@@ -564,7 +564,13 @@ def _OUT(fn):
         inputs = [v for v in kwargs.values() if isinstance(v, Path)]
         inputs += [p for v in kwargs.values() if isinstance(v, tuple | list) for p in v if isinstance(p, Path)]
         check_out(out, kind="figure", overwrite=overwrite, inputs=inputs, folder=False)
-        click.echo(f"figure         {save(fn(*args, **kwargs), out, overwrite=overwrite, inputs=inputs)}")
+        fig = fn(*args, **kwargs)
+        try:
+            click.echo(f"figure         {save(fig, out, overwrite=overwrite, inputs=inputs)}")
+        finally:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
 
     wrapper = _OVERWRITE(wrapper)
     return click.option(

@@ -261,3 +261,21 @@ def test_console_entry_point_and_exit_codes(tmp_path):
     assert r.returncode == 2 and "Missing argument" in r.stderr
     r = cli("score", "missing.h5ad", "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_speed_settings_move_numbers_by_rounding_only(cohort_files, monkeypatch):
+    """The README's promise: kernels and block sizes agree to floating-point rounding."""
+    pytest.importorskip("numba", reason="one kernel only without numba")
+    kw = dict(pathways=cohort_files["pathways"], checksum=False)
+    runs = {}
+    for kernel, block in (("numba", "64"), ("numpy", "64"), ("numpy", "1"), ("numba", "1")):
+        monkeypatch.setenv("GPC_BENCH_KERNEL", kernel)
+        monkeypatch.setenv("GPC_BENCH_BLOCK_MB", block)
+        runs[kernel, block] = score(cohort_files["noisy"], cohort_files["truth"], **kw)
+    ref = runs["numba", "64"]
+    for key, res in runs.items():
+        d = np.abs(res.gene_scores["pcc"].to_numpy() - ref.gene_scores["pcc"].to_numpy())
+        assert np.nanmax(d) < 1e-13, key
+        np.testing.assert_array_equal(np.isnan(res.gene_scores["pcc"]), np.isnan(ref.gene_scores["pcc"]))
+        g = np.abs(res.pathway_scores["gpc"].to_numpy() - ref.pathway_scores["gpc"].to_numpy())
+        assert np.nanmax(g) < 1e-13, key

@@ -67,11 +67,17 @@ def test_hand_computed_table(runs):
     # ranks: mean rank over hvg macro (ref 1, m 2), hvg micro, gpc hallmark, gpc go (m 1) -> m first
     assert t.loc["m", "rank"] == 1 and t.loc["ref", "rank"] == 2
     assert pd.isna(t.loc["ctrl", "rank"]) and bool(t.loc["ctrl", "control"])
-    # Wilcoxon over GO pathways: d = (+0.1, -0.05, +0.2), ranks 2, 1, 3 -> W- = 1; exact two-sided
-    # p = 2 * P(W+ >= 5) = 2 * 2/8 = 0.5; Hallmark: one non-zero difference -> p = 1
-    assert t.loc["m", "wilcoxon_p_go"] == pytest.approx(0.5)
-    assert t.loc["m", "wilcoxon_p_hallmark"] == pytest.approx(1.0)
+    # Wilcoxon paired over WSIs (the unit), on each WSI's mean over the collection's pathways.
+    # GO: ref 0.1 on every WSI, m 0.55 / 3 on every WSI -> four equal positive differences: the
+    # smallest two-sided p four WSIs allow, 2 / 2**4
+    from scipy.stats import wilcoxon as sp_wilcoxon
+
+    assert t.loc["m", "wilcoxon_p_go"] == pytest.approx(2 / 2**4)
+    # Hallmark per WSI: ref (0.3, 0.35, 0.3 [H2 missing], 0.45), m 0.4 everywhere
+    ref_h, m_h = np.array([0.3, 0.35, 0.3, 0.45]), np.full(4, 0.4)
+    assert t.loc["m", "wilcoxon_p_hallmark"] == pytest.approx(sp_wilcoxon(m_h, ref_h).pvalue, rel=1e-6)
     assert np.isnan(t.loc["ref", "wilcoxon_p_go"])
+    assert lb.info["smallest_p"] == 2 / 2**4
 
 
 def test_rank_by_one_metric_and_markdown(runs):

@@ -211,10 +211,14 @@ def test_writers_refuse_existing_outputs_without_overwrite(scored_runs, tmp_path
 
 
 def test_figures_and_reports_are_signed(scored_runs, tmp_path):
+    import matplotlib.pyplot as plt
+
     from gpc_bench.plot import save, variance
 
     for ext in ("png", "svg", "pdf"):
-        p = save(variance(scored_runs["good"]), tmp_path / f"v.{ext}")
+        fig = variance(scored_runs["good"])
+        p = save(fig, tmp_path / f"v.{ext}")
+        plt.close(fig)
         assert runfolder.file_is_ours(p), ext
     (tmp_path / "x.png").write_bytes(b"\x89PNG not ours")
     assert not runfolder.file_is_ours(tmp_path / "x.png")

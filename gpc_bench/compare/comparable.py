@@ -33,10 +33,26 @@ OPTIONS = {
     "seed": "--seed",
     "protocol": "--protocol",
 }
+#: options that only make the truth: compared through the recorded truth moments when those exist
+TRUTH_OPTIONS = ("truth_log1p", "truth_normalize")
 #: config fields that --intersect cannot reconcile (every number-changing option but the panel)
 NOT_RECONCILABLE = tuple(OPTIONS)
-#: relative tolerance of the truth check (two runs of the same truth agree to the last bits)
-TRUTH_RTOL = 1e-9
+#: relative tolerance of the truth check: the same counts normalised in float32 by one pipeline and
+#: in float64 by another (``--truth-normalize``) agree to ~1e-7 relative; a different truth does not
+TRUTH_RTOL = 1e-5
+#: absolute tolerance per spot (mean: per value; M2: summed over the WSI's spots)
+TRUTH_ATOL = 1e-6
+
+
+def user_value(v) -> str:
+    """An option value as a user types it on the command line (``none``, not ``None``)."""
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, list | tuple):
+        return ",".join(map(str, v))
+    return str(v)
 
 
 @dataclass
@@ -76,14 +92,45 @@ def _config(run: Run) -> dict | None:
     return cfg
 
 
+def gene_keys(run: Run) -> dict[str, str]:
+    """Each recorded gene ID of a run -> its canonical key, the HGNC symbol (the run's own mapping
+    for pathway genes, the shipped table for the others; an ID without a symbol keeps itself), so
+    that runs of Ensembl-keyed and symbol-keyed predictions share their genes. When two IDs map to
+    one symbol only the first (in the run's gene order) keeps it."""
+    cached = getattr(run, "_gene_keys", None)
+    if cached is not None:
+        return cached
+    from ..genes import detect_id_style, to_symbols
+
+    genes = run.gene_variance["gene"].astype(str).tolist()
+    ids = np.asarray(genes, dtype=object)
+    sym = list(to_symbols(ids, detect_id_style(ids))) if genes else []
+    own = {}
+    if (run.path / "pathway_genes.csv").is_file():
+        pg = run.pathway_genes
+        if "symbol" in pg.columns:
+            pairs = zip(pg["gene"].astype(str), pg["symbol"], strict=True)
+            own = {g: s for g, s in pairs if isinstance(s, str) and s}
+    keys, taken = {}, set()
+    for g, s in zip(genes, sym, strict=True):
+        k = own.get(g) or s or g
+        if k not in taken:
+            keys[g] = k
+            taken.add(k)
+    run._gene_keys = keys
+    return keys
+
+
 def _genes(run: Run) -> list | None:
     p = run.path / "gene_variance.csv"
     if not p.is_file():
         return None
-    return run.gene_variance["gene"].astype(str).tolist()
+    return list(gene_keys(run).values())
 
 
-def check(runs: list[Run], intersect: bool, wsi_sets: dict) -> Comparison:
+def check(
+    runs: list[Run], intersect: bool, wsi_sets: dict, remedy: str = "pass --intersect"
+) -> Comparison:
     """Compare runs; see :class:`Comparison`.
 
     Parameters
@@ -94,6 +141,8 @@ def check(runs: list[Run], intersect: bool, wsi_sets: dict) -> Comparison:
         Compare on what the runs share (genes and WSIs) instead of refusing differences there.
     wsi_sets
         model -> its WSIs.
+    remedy
+        How the caller's user compares what runs share (where ``--intersect`` helps).
     """
     refusals, notes = [], []
     # 1. config: every option that changes numbers
@@ -102,10 +151,15 @@ def check(runs: list[Run], intersect: bool, wsi_sets: dict) -> Comparison:
     unverified = []
     if len(known) < len(configs):
         unverified.append(f"no recorded config for {sorted(set(configs) - set(known))}: options not compared")
+    # the truth options only say how the measured values were made: where the recorded truth itself
+    # can be compared (step 4), it is, and runs of one truth made two ways stay comparable
+    truth_checked = all((r.path / "truth_moments.parquet").is_file() for r in runs)
     for key in OPTIONS:
+        if truth_checked and key in TRUTH_OPTIONS:
+            continue
         values = {n: c.get(key) for n, c in known.items() if key in c}
         if len(set(map(repr, values.values()))) > 1:
-            listing = ", ".join(f"{n}: {v!r}" for n, v in values.items())
+            listing = ", ".join(f"{n}: {user_value(v)}" for n, v in values.items())
             refusals.append(f"scored with different {key} ({listing}); re-score them with one {OPTIONS[key]}")
     # 2. WSIs
     common = set.intersection(*wsi_sets.values())
@@ -123,7 +177,7 @@ def check(runs: list[Run], intersect: bool, wsi_sets: dict) -> Comparison:
         else:
             refusals.append(
                 f"scored on different WSI sets ({detail}); score every model on the same test WSIs, "
-                "or pass --intersect to compare the common ones"
+                f"or {remedy} to compare the common ones"
             )
     # 3. gene panels
     panels = {r.name: _genes(r) for r in runs}
@@ -140,7 +194,7 @@ def check(runs: list[Run], intersect: bool, wsi_sets: dict) -> Comparison:
         else:
             refusals.append(
                 f"scored on different gene panels ({sizes}; {len(genes):,} shared): a pathway's score "
-                "averages over the genes in the panel, so every score changes with it; pass --intersect "
+                f"averages over the genes in the panel, so every score changes with it; {remedy} "
                 "to compare the shared genes"
             )
     # 4. truth: the recorded moments of the measured values, on the shared WSIs and genes
@@ -163,14 +217,16 @@ def require_comparable(runs: list[Run]) -> None:
     if len(runs) < 2:
         return
     wsi_sets = {r.name: set(r.hvg_scores["sample_id"].astype(str)) for r in runs}
-    cmp = check(runs, intersect=False, wsi_sets=wsi_sets)
+    remedy = "use `gpc-bench leaderboard --intersect` or `report --intersect` (figures take runs as they are)"
+    cmp = check(runs, intersect=False, wsi_sets=wsi_sets, remedy=remedy)
     ids = {r.name: r.summary.get("pathways", {}).get("collection_id") for r in runs}
     if len(set(ids.values())) > 1:
-        cmp.refusals.append(f"scored on different pathway collections ({ids}); re-score on one --pathways")
+        listing = ", ".join(f"{n}: {c}" for n, c in ids.items())
+        cmp.refusals.append(f"scored on different pathway collections ({listing}); use one --pathways")
     if cmp.refusals:
         raise InputError(
             "these runs are not comparable:\n  - " + "\n  - ".join(cmp.refusals),
-            "docs/comparing.md; `gpc-bench leaderboard --intersect` compares what they share",
+            "each line says what resolves it (docs/comparing.md)",
         )
 
 
@@ -186,7 +242,8 @@ def _truth_differences(runs: list[Run], wsis: list, genes: list) -> str | None:
         return None
     for r in runs:
         t = frames[r.name]
-        t = t[t["sample_id"].astype(str).isin(wsis) & t["gene"].astype(str).isin(genes)]
+        t = t.assign(gene=t["gene"].astype(str).map(gene_keys(r)))
+        t = t[t["sample_id"].astype(str).isin(wsis) & t["gene"].isin(genes)]
         t = t.assign(sample_id=t["sample_id"].astype(str), gene=t["gene"].astype(str))
         t = t.set_index(["sample_id", "gene"]).sort_index()
         if ref is None:
@@ -197,14 +254,18 @@ def _truth_differences(runs: list[Run], wsis: list, genes: list) -> str | None:
             return f"{name} and {r.name} hold different spots or genes"
         if not np.array_equal(a["n_spots"].to_numpy(), t["n_spots"].to_numpy()):
             return f"{name} and {r.name} have different spot counts"
-        for col in ("mean", "m2"):
-            x, y = a[col].to_numpy(), t[col].to_numpy()
-            bad = ~np.isclose(x, y, rtol=TRUTH_RTOL, atol=1e-12, equal_nan=True)
+        n = a["n_spots"].to_numpy(np.float64)
+        for col, atol in (("mean", TRUTH_ATOL), ("m2", TRUTH_ATOL * n)):
+            x, y = a[col].to_numpy(np.float64), t[col].to_numpy(np.float64)
+            bad = ~np.isclose(x, y, rtol=TRUTH_RTOL, atol=atol, equal_nan=True)
             if bad.any():
                 k = int(np.flatnonzero(bad)[0])
                 w, g = a.index[k]
+                rel = abs(x[k] - y[k]) / max(abs(x[k]), abs(y[k]), 1e-300)
                 return (
-                    f"{name} and {r.name} differ, e.g. WSI {w!r}, gene {g!r}: {col} {x[k]:.6g} vs {y[k]:.6g}"
+                    f"{name} and {r.name} differ at {int(bad.sum())} (WSI, gene) pairs, e.g. WSI {w!r}, "
+                    f"gene {g!r}: {col} {x[k]:.10g} vs {y[k]:.10g} (relative difference {rel:.1e}, "
+                    f"tolerance {TRUTH_RTOL:g})"
                 )
     return ""
 
@@ -233,13 +294,16 @@ def restrict(run: Run, keys: list, wsis: list, genes: list, cancer_types: list) 
 
     cfg = run.summary["config"]
     gidx = {g: j for j, g in enumerate(genes)}
+    key = gene_keys(run)
     gs = run.gene_scores
-    gs = gs.assign(sample_id=gs["sample_id"].astype(str), gene=gs["gene"].astype(str))
+    gs = gs.assign(sample_id=gs["sample_id"].astype(str), gene=gs["gene"].astype(str).map(key))
+    gs = gs[gs["gene"].notna()]
     r = gs.pivot(index="sample_id", columns="gene", values="pcc").reindex(index=wsis, columns=genes)
     r = r.to_numpy(dtype=np.float64)
     # membership: each pathway's panel genes that are shared, as symbols for metrics.membership
     pg = run.pathway_genes
-    pg = pg[pg["gene"].astype(str).isin(gidx)]
+    pg = pg.assign(gene=pg["gene"].astype(str).map(key))
+    pg = pg[pg["gene"].isin(gidx)]
     by_path = {k: [] for k in keys}
     for c, p, g in zip(pg["collection"], pg["pathway"], pg["gene"].astype(str), strict=True):
         if (c, p) in by_path:
@@ -248,7 +312,7 @@ def restrict(run: Run, keys: list, wsis: list, genes: list, cancer_types: list) 
     ps = pathway_scores(r, memb, int(cfg["min_genes"]))
     # variance over the shared WSIs, overall and per cancer type, from the truth moments
     tm = run.truth_moments
-    tm = tm.assign(sample_id=tm["sample_id"].astype(str), gene=tm["gene"].astype(str))
+    tm = tm.assign(sample_id=tm["sample_id"].astype(str), gene=tm["gene"].astype(str).map(key))
     per_wsi = dict(iter(tm[tm["gene"].isin(gidx)].groupby("sample_id", sort=False)))  # one pass
     total = VarianceAccumulator(len(genes))
     by_type: dict[str, VarianceAccumulator] = {}
@@ -269,7 +333,9 @@ def restrict(run: Run, keys: list, wsis: list, genes: list, cancer_types: list) 
         from ..metrics.hvg import read_hvg_lists
 
         lists = read_hvg_lists(hvg)
-        ids = np.asarray(genes, dtype=object)
-        idx = {c: match_genes(lists.get(c, lists.get(None)), ids, ids) for c in by_type}
+        raw = {k: g for g, k in key.items()}  # matched by the run's own ID or by symbol, as score does
+        ids = np.asarray([raw.get(g, g) for g in genes], dtype=object)
+        syms = np.asarray(genes, dtype=object)
+        idx = {c: match_genes(lists.get(c, lists.get(None)), ids, syms) for c in by_type}
     h, _ = hvg_wsi_scores(r, list(cancer_types), idx)
     return Restricted(ps.per_wsi.T, levels.astype(np.int64), h)

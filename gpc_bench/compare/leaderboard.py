@@ -19,6 +19,16 @@ from .stats import bh_adjust, bootstrap_weights, nanmean, percentile_ci, weighte
 logger = logging.getLogger(__name__)
 
 RANK_METRICS = RANK_COLUMNS
+#: below this many WSIs no bootstrap interval is shown (resampling 2-4 WSIs says nothing)
+MIN_WSI_BOOTSTRAP = 5
+#: below this many WSIs a two-sided paired test over WSIs cannot reach p < 0.05 (2 / 2**5 = 0.0625)
+MIN_WSI_TEST = 6
+
+
+def smallest_p(n_wsi: int) -> float:
+    """The smallest two-sided p of an exact paired test over ``n_wsi`` WSIs (all differences of one
+    sign): 2 / 2**n, 0.002 with 10 WSIs."""
+    return 2.0 / 2.0**n_wsi if n_wsi > 0 else float("nan")
 COMPARISON_COLUMNS = [
     "model", "reference", "collection", "pathway", "gpc_model", "gpc_reference", "difference",
     "n_wsi", "wilcoxon_stat", "p_value", "p_adjusted",
@@ -237,6 +247,20 @@ def leaderboard(
         note = f"cancer type(s) {single} have a single WSI: the bootstrap cannot vary them"
         if note not in rs.notes:
             rs.notes.append(note)
+    n_wsi = len(rs.wsis)
+    if n_boot and n_wsi < MIN_WSI_BOOTSTRAP:
+        rs.notes.append(
+            f"only {n_wsi} WSIs: no bootstrap intervals (at least {MIN_WSI_BOOTSTRAP} are needed for them "
+            "to mean anything)"
+        )
+        n_boot = 0
+    note = (
+        f"the tests pair models over the {n_wsi} WSIs: the smallest p they can give is "
+        f"{smallest_p(n_wsi):.3g} (2 / 2^{n_wsi})"
+    )
+    if n_wsi < MIN_WSI_TEST:
+        note += f"; no difference can be significant at 0.05 below {MIN_WSI_TEST} WSIs"
+    rs.notes.append(note)
     ones = np.ones((1, len(rs.wsis)))
     weights = np.vstack([ones, bootstrap_weights(rs.cancer_types, n_boot, seed)]) if n_boot else ones
 
@@ -256,9 +280,9 @@ def leaderboard(
             if metric == "n_compared":
                 continue
             long_rows.append((m, c, metric, float(draws[0]), lo, hi))
-        for c in rs.collections:
-            p = wilcoxon(s_all[m][coll == c, 0], s_all[reference][coll == c, 0])[1]
-            long_rows.append((m, c, "wilcoxon_p", p, float("nan"), float("nan")))
+        for c in rs.collections:  # the WSI is the unit: per-WSI GPC of the collection, paired over WSIs
+            a, b = nanmean(rs.scores[m][coll == c], axis=0), nanmean(rs.scores[reference][coll == c], axis=0)
+            long_rows.append((m, c, "wilcoxon_p", wilcoxon(a, b)[1], float("nan"), float("nan")))
         for key in ("ami", "ari"):
             if summ.get(key) is not None:
                 long_rows.append((m, "all", key, float(summ[key]), float("nan"), float("nan")))
@@ -307,6 +331,9 @@ def leaderboard(
         "seed": seed,
         "ci": ci,
         "bootstrap": "WSIs resampled with replacement within each cancer type; percentile intervals",
+        "tests": "Wilcoxon signed-rank, paired over WSIs (exact below 50 WSIs): a collection's per-WSI GPC "
+        "in the headline, each pathway's per-WSI score in pathway_comparison",
+        "smallest_p": smallest_p(n_wsi),
         "rank_by": rank_by,
         "intersect": intersect,
         "n_levels": rs.n_levels,

@@ -100,25 +100,26 @@ def load_runs(paths, *, intersect: bool = False, controls=()) -> RunSet:
             "give each run a distinct name (gpc-bench score --name)",
         )
     notes: list[str] = []
+    refusals: list[str] = []
     ids = {r.name: r.summary.get("pathways", {}).get("collection_id") for r in runs}
     if len(set(ids.values())) > 1:
         listing = ", ".join(f"{n}: {c}" for n, c in ids.items())
         if not intersect:
-            raise InputError(
-                f"the runs were scored on different pathway collections ({listing})",
-                "re-score them on one collection (--pathways), or pass --intersect to compare the "
-                "pathways they share by name",
+            refusals.append(
+                f"scored on different pathway collections ({listing}); re-score them on one --pathways, "
+                "or pass --intersect to compare the pathways they share by name"
             )
-        notes.append(f"runs scored on different pathway collections ({listing}); compared on shared names")
+        else:
+            notes.append(f"scored on different pathway collections ({listing}); compared on shared names")
 
     hvg_tabs = {r.name: r.hvg_scores for r in runs}
     wsi_sets = {n: set(t["sample_id"].astype(str)) for n, t in hvg_tabs.items()}
     cmp = check(runs, intersect, wsi_sets)
-    if cmp.refusals:
+    refusals += cmp.refusals  # every difference at once, each with what resolves it
+    if refusals:
         raise InputError(
-            "these runs are not comparable:\n  - " + "\n  - ".join(cmp.refusals),
-            "docs/comparing.md says what makes runs comparable; --intersect compares what they share "
-            "(WSIs and genes) when only those differ",
+            "these runs are not comparable:\n  - " + "\n  - ".join(refusals),
+            "each line says what resolves it (docs/comparing.md)",
         )
     notes += cmp.notes
     if not cmp.wsis:
