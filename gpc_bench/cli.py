@@ -596,12 +596,13 @@ def plot_scatter(run_a, run_b, label_top):
 @plot_grp.command("levels")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_OUT
+@click.option("--control", "controls", multiple=True, help="Draw a model as a control (repeatable).")
 @_friendly
-def plot_levels(runs):
-    """GPC by variance level for several models."""
+def plot_levels(runs, controls):
+    """GPC by variance level for several models (controls drawn apart)."""
     from .plot import levels
 
-    return levels(list(runs))
+    return levels(list(runs), controls=controls)
 
 
 @plot_grp.command("variance")
@@ -635,12 +636,13 @@ def plot_leaderboard(table):
     "--pathways", "spec", multiple=True, help="GMT or collection folder (default: the shipped collection)."
 )
 @click.option("--image", type=click.Path(path_type=Path), help="H&E image that obsm['spatial'] indexes.")
+@click.option("--name", help="Model name for the title (default: the predictions file stem, as score names runs).")
 @click.option(
     "--spot-size", type=float, default=30.0, show_default=True, help="Marker size of a spot (points^2)."
 )
 @_OUT
 @_friendly
-def plot_spatial(predictions, truth, sample, pathway, spec, image, spot_size):
+def plot_spatial(predictions, truth, sample, pathway, spec, image, spot_size, name):
     """Measured and predicted pathway activity side by side on the tissue."""
     from .plot import spatial
 
@@ -652,6 +654,7 @@ def plot_spatial(predictions, truth, sample, pathway, spec, image, spot_size):
         pathways=list(spec) or None,
         image=image,
         spot_size=spot_size,
+        name=name,
     )
 
 

@@ -244,7 +244,7 @@ def report(
     ref = lb.info["reference"]
     figures = [
         ("Leaderboard", _png(leaderboard_table(lb))),
-        ("GPC by variance level", _png(levels([rs.runs[m] for m in rs.models]))),
+        ("GPC by variance level", _png(levels([rs.runs[m] for m in rs.models], controls=rs.controls))),
     ]
     others = [m for m in rs.models if m != ref][:MAX_SCATTERS]
     for m in others:

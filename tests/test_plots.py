@@ -85,7 +85,8 @@ def test_levels_variance_and_table(runs, tmp_path):
     lb = leaderboard([runs["good"], runs["noisy"], runs["mean"]], n_boot=0, controls=["mean"])
     lb.write(tmp_path / "lb.csv")
     g = svg_groups(save(leaderboard_table(tmp_path / "lb.csv"), tmp_path / "tab.svg"))
-    assert _markers(tmp_path / "tab.svg", "column-gpc_go") == 3
+    assert _markers(tmp_path / "tab.svg", "column-gpc_go") == 2  # the two models
+    assert _markers(tmp_path / "tab.svg", "control-gpc_go") == 1  # the control, apart
     texts = [t for _, (_, ts) in g.items() for t in ts]
     assert "control" in texts and f"{lb.table.set_index('model').loc['good', 'gpc_go']:.3f}" in texts
 
@@ -237,24 +238,47 @@ def test_spatial_matches_score_when_barcodes_repeat_across_wsis(cohort, tmp_path
 
 
 def test_leaderboard_figure_marks_the_reference_and_shows_intervals(runs, tmp_path):
+    import matplotlib as mpl
+
+    from gpc_bench.plot.table import CMAP, VALUE_FONTSIZE, format_interval
+
     lb = leaderboard(
         [runs["good"], runs["noisy"], runs["mean"]], reference="noisy", n_boot=30, controls=["mean"]
     )
     lb.write(tmp_path / "lb.csv")
-    out = save(leaderboard_table(tmp_path / "lb.csv"), tmp_path / "tab.svg")
-    g = svg_groups(out)
-    assert "reference" in g
-    texts = [t for _, (_, ts) in g.items() for t in ts]
-    assert "noisy (ref)" in texts
+    fig = leaderboard_table(tmp_path / "lb.csv")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axis = fig.axes[0]
+    texts = {t.get_text(): t for t in axis.texts}
+    ref = next(t for t in axis.texts if t.get_gid() == "reference")
+    assert ref.get_text() == "noisy (ref)"
+    dots = {c.get_gid(): c for c in axis.collections}
+    # the reference's label ends before the first column of circles begins
+    first = min(dots.values(), key=lambda c: c.get_offsets()[:, 0].min())
+    x_first = axis.transData.transform(first.get_offsets())[:, 0].min()
+    assert ref.get_window_extent(renderer).x1 < x_first - 5
+    # each column: the best model is the darkest colour of the scale, never white; controls apart
+    cmap = mpl.colormaps[CMAP]
+    table = lb.table.set_index("model")
+    for c in ("gpc_go", "hvg_pcc_macro"):
+        models = dots[f"column-{c}"]
+        colours = models.get_facecolors()
+        assert len(colours) == 2  # good and noisy; the control is not on the scale
+        best = int(np.argmax(table.loc[["good", "noisy"], c].to_numpy()))
+        assert np.allclose(colours[best], cmap(0.92), atol=1e-6)
+        assert np.all(colours[:, :3].min(axis=1) < 0.9)  # nothing drawn white
+        ctl = dots[f"control-{c}"]
+        assert len(ctl.get_facecolors()) == 0 or np.all(ctl.get_facecolors()[:, 3] == 0)
+    # intervals with enough digits to differ, value text readable
     lo, hi = lb.long.set_index(["model", "collection", "metric"]).loc[
         ("good", "go", "gpc"), ["ci_low", "ci_high"]
     ]
-    assert f"[{lo:.2f}, {hi:.2f}]" in texts
-    # win rates are on their fixed [0, 1] scale: the circle of a rate of 0 is the smallest possible
-    from gpc_bench.plot.table import _family_range
-
-    assert _family_range(np.array([0.2, 0.3]), "rate") == (0.0, 1.0)
-    assert _family_range(np.array([0.2, 0.3]), "pcc") == (0.0, 0.3)
+    shown = [t for t in texts if format_interval(lo, hi) in t]
+    assert shown and format_interval(lo, hi).split(", ")[0][1:] != format_interval(lo, hi).split(", ")[1][:-1]
+    assert format_interval(0.73012, 0.73049) == "[0.7301, 0.7305]"
+    values = [t for t in axis.texts if t.get_text()[:1].isdigit() or t.get_text()[:2] == "-0"]
+    assert values and min(t.get_fontsize() for t in values) >= VALUE_FONTSIZE
 
 
 def test_levels_show_bands_counts_and_a_title(runs, tmp_path):
@@ -280,3 +304,36 @@ def test_scatter_labels_do_not_collide_and_drop_prefixes(runs):
         for i in range(len(boxes)):
             for j in range(i + 1, len(boxes)):
                 assert not boxes[i].overlaps(boxes[j]), (labels[i].get_text(), labels[j].get_text())
+
+
+def test_spatial_panels_standardised_titled_and_coordinates_checked(cohort, tmp_path):
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from gpc_bench import InputError
+    from gpc_bench.io.gmt import GeneSet, write_gmt
+
+    pred = cohort.predictions["good"].copy()
+    pred.layers["truth"] = np.asarray(cohort.truth.X) * 5.0  # measured on a 5x wider scale
+    sets = {n: g for s in cohort.gene_sets.values() for n, g in s.items()}
+    write_gmt(tmp_path / "s.gmt", [GeneSet("go", n, tuple(g)) for n, g in sets.items()])
+    pred.write_h5ad(tmp_path / "model_x.h5ad")
+    kw = dict(sample="WSI01_LUAD", pathway="HALLMARK_MODULE_1", pathways=tmp_path / "s.gmt")
+    fig = spatial(tmp_path / "model_x.h5ad", name="HistoPrism", **kw)
+    spots = {c.get_gid(): c for a in fig.axes for c in a.collections}
+    for label in ("measured", "predicted"):  # neither panel is washed out by the other's scale
+        vals = spots[f"spots-{label}"].get_array()
+        assert np.std(vals) == pytest.approx(1.0, abs=1e-6) and abs(np.mean(vals)) < 1e-6
+    assert "model: HistoPrism" in fig._suptitle.get_text()
+    plt.close(fig)
+    # array coordinates (0.5-7.5) over a full-resolution image: packed into a corner -> refused
+    pred.obsm["spatial"] = pred.obsm["spatial"] / 100
+    pred.write_h5ad(tmp_path / "model_x.h5ad")
+    Image.new("RGB", (2000, 1500), "white").save(tmp_path / "he.png")
+    with pytest.raises(InputError, match="under 5% of the 2000 x 1500 image"):
+        spatial(tmp_path / "model_x.h5ad", image=tmp_path / "he.png", **kw)
+    pred.obsm["spatial"] = pred.obsm["spatial"] * 100  # pixels of the full scan over a thumbnail
+    pred.write_h5ad(tmp_path / "model_x.h5ad")
+    Image.new("RGB", (200, 150), "white").save(tmp_path / "thumb.png")
+    with pytest.raises(InputError, match="outside the 200 x 150 image"):
+        spatial(tmp_path / "model_x.h5ad", image=tmp_path / "thumb.png", **kw)

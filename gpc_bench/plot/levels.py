@@ -31,8 +31,17 @@ def _level_draws(run: Run, n: int, n_boot: int, seed: int) -> tuple[np.ndarray, 
     return draws, np.bincount(lv, minlength=n + 1)[1:]
 
 
-def levels(runs, *, ax=None, n_boot: int = 200, seed: int = 0):
+#: a level holding fewer pathways than this is drawn hollow: its mean rests on too few sets
+MIN_PATHWAYS_PER_LEVEL = 3
+
+
+def levels(runs, *, ax=None, n_boot: int = 200, seed: int = 0, controls=()):
     """GPC (all collections) at each variance level, one line per model, with bootstrap bands.
+
+    Controls (``controls``, or runs whose predictions ``gpc-bench controls`` wrote) are drawn apart:
+    thin grey dashed lines without bands, listed after the models, so that they do not squash the
+    models' scale. A level with fewer than :data:`MIN_PATHWAYS_PER_LEVEL` pathways is drawn with
+    hollow markers and its count in red.
 
     Parameters
     ----------
@@ -42,12 +51,16 @@ def levels(runs, *, ax=None, n_boot: int = 200, seed: int = 0):
         WSI bootstrap draws (within cancer types) for the 95% bands; 0 for none.
     seed
         Seed of the draws.
+    controls
+        Model names to draw as controls.
 
     Returns
     -------
     matplotlib.figure.Figure
-        Each model's line carries the gid ``level-line-<model>``, its band ``level-band-<model>``.
-        The x tick labels give the number of pathways at each level (of the first run).
+        Each model's line carries the gid ``level-line-<model>`` (``control-line-<model>`` for a
+        control), its band ``level-band-<model>``, the hollow markers of thin levels
+        ``thin-levels-<model>``. The x tick labels give the number of pathways at each level (of
+        the first run).
     """
     import warnings
 
@@ -56,16 +69,32 @@ def levels(runs, *, ax=None, n_boot: int = 200, seed: int = 0):
     from ..compare.comparable import require_comparable
 
     require_comparable(runs)
+    is_control = {r.name: r.name in set(controls) or bool(r.summary.get("control")) for r in runs}
+    runs = sorted(runs, key=lambda r: is_control[r.name])  # models first, in the given order
     x = np.arange(1, n_levels([r.summary for r in runs]) + 1)
     counts = None
     for r in runs:
         by = r.summary["headline"].get("gpc_by_variance_level", {})
         y = np.array([np.nan if by.get(str(k)) is None else by[str(k)] for k in x], dtype=float)
+        ctl = is_control[r.name]
+        n_per = _level_counts(r, len(x))
+        counts = n_per if counts is None else counts
+        if ctl:
+            (line,) = axis.plot(
+                x, y, ls="--", lw=1, color="0.55", marker="x", ms=3, label=f"{r.name} (control)"
+            )
+            line.set_gid(f"control-line-{r.name}")
+            continue
         (line,) = axis.plot(x, y, marker="o", ms=4, label=r.name)
         line.set_gid(f"level-line-{r.name}")
+        thin = (n_per > 0) & (n_per < MIN_PATHWAYS_PER_LEVEL)
+        if thin.any():  # hollow markers over the filled ones
+            pts = axis.scatter(
+                x[thin], y[thin], s=30, facecolors="white", edgecolors=line.get_color(), zorder=3
+            )
+            pts.set_gid(f"thin-levels-{r.name}")
         if n_boot:
-            draws, n_per = _level_draws(r, len(x), n_boot, seed)
-            counts = n_per if counts is None else counts
+            draws, _ = _level_draws(r, len(x), n_boot, seed)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # levels without pathways
                 lo, hi = np.nanpercentile(draws, [2.5, 97.5], axis=1)
@@ -73,16 +102,23 @@ def levels(runs, *, ax=None, n_boot: int = 200, seed: int = 0):
             band.set_gid(f"level-band-{r.name}")
     axis.axhline(0, color="0.6", lw=0.6)
     axis.set_xticks(x)
-    if counts is not None:
-        axis.set_xticklabels([f"{k}\n{c}" for k, c in zip(x, counts, strict=True)], fontsize=8)
-        axis.set_xlabel("variance level (1 = lowest); pathways per level below it")
-    else:
-        axis.set_xlabel("variance level (1 = lowest)")
+    axis.set_xticklabels([f"{k}\n{c}" for k, c in zip(x, counts, strict=True)], fontsize=8)
+    for label, c in zip(axis.get_xticklabels(), counts, strict=True):
+        if 0 < c < MIN_PATHWAYS_PER_LEVEL:
+            label.set_color("C3")
+    axis.set_xlabel(
+        f"variance level (1 = lowest); pathways per level below it (red, hollow: < {MIN_PATHWAYS_PER_LEVEL})"
+    )
     axis.set_ylabel("GPC")
     band_note = f", 95% WSI bootstrap bands ({n_boot} draws)" if n_boot else ""
     axis.set_title(f"GPC by variance level{band_note}", fontsize=10)
     axis.legend(frameon=False, fontsize=8)
     return fig
+
+
+def _level_counts(run: Run, n: int) -> np.ndarray:
+    lv = run.pathway_scores["variance_level"].fillna(0).to_numpy(dtype=np.int64)
+    return np.bincount(lv, minlength=n + 1)[1 : n + 1]
 
 
 def variance(run, *, ax=None):

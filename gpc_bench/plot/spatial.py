@@ -95,6 +95,28 @@ def _load_image(path, max_side: int = MAX_DISPLAY_SIDE):
     return pixels, size
 
 
+def _standardise(a: np.ndarray) -> np.ndarray:
+    sd = float(np.std(a))
+    return (a - float(np.mean(a))) / sd if sd > 0 else np.zeros_like(a)
+
+
+def check_coordinates(xy: np.ndarray, size: tuple[int, int], image) -> None:
+    """Refuse spot coordinates that do not index the image: outside it, or packed into a corner
+    (array coordinates drawn over a full-resolution scan)."""
+    width, height = size
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    tol = 0.05 * np.array([width, height])
+    where = f"spot coordinates span x {lo[0]:.0f}-{hi[0]:.0f}, y {lo[1]:.0f}-{hi[1]:.0f}"
+    hint = (
+        "obsm['spatial'] must hold pixel coordinates of this image: give the image they index (full "
+        "resolution, not a thumbnail), or scale obsm['spatial'] by the image's scale factor"
+    )
+    if np.any(lo < -tol) or hi[0] > width + tol[0] or hi[1] > height + tol[1]:
+        raise InputError(f"{where}, outside the {width} x {height} image {image}", hint)
+    if len(xy) > 1 and (hi - lo)[0] < 0.05 * width and (hi - lo)[1] < 0.05 * height:
+        raise InputError(f"{where}: under 5% of the {width} x {height} image {image} in each direction", hint)
+
+
 def spatial(
     predictions,
     truth=None,
@@ -142,10 +164,14 @@ def spatial(
         raise InputError(f"every gene of {pathway} is constant in the measured {sample}")
     span = np.ptp(xy, axis=0).astype(float) + 1e-9
     aspect = float(np.clip(span[1] / span[0], 0.4, 2.5))  # panel height follows the tissue's shape
+    img = None if image is None else _load_image(image)
+    if img is not None:
+        check_coordinates(xy, img[1], image)
     fig, axes = new_axes(ax, 2, width=4.2, height=4.2 * aspect + 0.7)
+    # each panel standardised within the WSI (SD units), so that neither washes the other out
+    act_t, act_p = _standardise(act_t), _standardise(act_p)
     lim = float(np.nanpercentile(np.abs(np.concatenate([act_t, act_p])), 99)) or 1.0
     norm = mpl.colors.Normalize(-lim, lim)
-    img = None if image is None else _load_image(image)
     for axis, act, label in ((axes[0], act_t, "measured"), (axes[1], act_p, "predicted")):
         if img is not None:
             pixels, (width, height) = img
@@ -170,7 +196,7 @@ def spatial(
         axis.set_yticks([])
         axis.set_title(label)
     cb = fig.colorbar(sc, ax=axes, shrink=0.8)
-    cb.set_label("pathway activity (mean z-score)")
+    cb.set_label("pathway activity, standardised within each panel (SD)")
     cb.ax.set_gid("colorbar")
     if name is None:
         name = Path(predictions).stem if isinstance(predictions, str | Path) else "model"

@@ -12,19 +12,30 @@ from ._base import new_axes
 
 COLUMNS = {m.column: m.label for m in HEADLINE}
 
-#: one colour scale per metric family: correlations share one (from min(0, lowest) to the highest
-#: value shown), agreement scores and win rates have their fixed range [0, 1]
-_FAMILY_CMAP = {"pcc": "PRGn", "clustering": "Blues", "rate": "RdBu"}
+#: one sequential scale per metric, over the ranked models only (controls are drawn apart, as
+#: hollow grey circles, so that a control cannot top the scale and wash the best model out)
+CMAP = "viridis_r"
+#: the lightest end of the scale used: a low value stays visible, never white
+_LOW, _HIGH = 0.08, 0.92
+VALUE_FONTSIZE = 8.0
 
 
-def _family_range(values: np.ndarray, family: str) -> tuple[float, float]:
-    if family in ("clustering", "rate"):
-        return 0.0, 1.0
+def _range(values: np.ndarray) -> tuple[float, float]:
     ok = values[np.isfinite(values)]
     if not ok.size:
         return 0.0, 1.0
-    lo, hi = min(0.0, float(ok.min())), float(ok.max())
-    return (lo, hi) if hi > lo else (lo, lo + 1.0)
+    lo, hi = float(ok.min()), float(ok.max())
+    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+
+def format_interval(a: float, b: float, digits: int = 3) -> str:
+    """``[a, b]`` with enough decimals that the two ends differ (up to 6), as a reader expects of a
+    95% interval that is narrow but not a point."""
+    for d in range(digits, 7):
+        lo, hi = f"{a:.{d}f}", f"{b:.{d}f}"
+        if lo != hi:
+            return f"[{lo}, {hi}]"
+    return f"[{a:.{digits}f}, {b:.{digits}f}]"
 
 
 def _read(table):
@@ -44,16 +55,16 @@ def _read(table):
 def leaderboard_table(table, *, ax=None, columns=None, long=None, reference=None):
     """Draw a leaderboard (``leaderboard.csv`` path, a DataFrame, or a ``Leaderboard``).
 
-    Rows are models by rank (controls last, in italics; the reference in bold). Each metric family
-    has one colour scale (docs/comparing.md): correlations share one, AMI/ARI and win rates use
-    [0, 1]; a circle's size and colour follow the value, and the value is written beside it with
-    its bootstrap interval when the long table is available.
+    Rows are models by rank (controls last, in italics; the reference in bold). Each metric column
+    has its own sequential colour scale over the ranked models (darker is better); controls are
+    hollow grey circles outside the scale. A circle's size and colour follow the value, written
+    beside it with its bootstrap interval when the long table is available.
 
     Returns
     -------
     matplotlib.figure.Figure
-        Each metric column's circles carry the gid ``column-<column>``, the reference's label
-        ``reference``.
+        Each metric column's model circles carry the gid ``column-<column>``, its control circles
+        ``control-<column>``, the reference's label ``reference``.
     """
     import matplotlib as mpl
 
@@ -70,55 +81,65 @@ def leaderboard_table(table, *, ax=None, columns=None, long=None, reference=None
     if long is not None:
         for r in long.itertuples(index=False):
             ci[(r.model, r.collection, r.metric)] = (r.ci_low, r.ci_high)
-    n_rows, n_cols = len(order), len(cols) + 2
-    fig, (axis,) = new_axes(ax, 1, width=1.25 * n_cols + 1.2, height=0.5 * n_rows + 1.3)
-    axis.set_xlim(0, n_cols)
+    labels = [f"{m} (ref)" if m == reference else str(m) for m in order["model"]]
+    name_w = max(1.6, 0.085 * max(len(x) for x in labels) + 0.3)  # the model column fits its labels
+    col_w = 1.45
+    x0 = name_w  # left edge of the first metric column
+    width = x0 + col_w * len(cols) + 0.8
+    n_rows = len(order)
+    fig, (axis,) = new_axes(ax, 1, width=width + 0.6, height=0.55 * n_rows + 1.4)
+    axis.set_xlim(0, width)
     axis.set_ylim(n_rows, -1.2)
     axis.axis("off")
     axis.text(0.05, -0.6, "model", ha="left", va="center", fontweight="bold", fontsize=9)
-    axis.text(n_cols - 0.5, -0.6, "rank", ha="center", va="center", fontweight="bold", fontsize=9)
-    for j, c in enumerate(cols, start=1):
-        axis.text(j + 0.5, -0.6, COLUMNS.get(c, c), ha="center", va="center", fontweight="bold", fontsize=8)
+    axis.text(width - 0.4, -0.6, "rank", ha="center", va="center", fontweight="bold", fontsize=9)
+    for j, c in enumerate(cols):
+        axis.text(x0 + col_w * (j + 0.5), -0.6, COLUMNS.get(c, c), ha="center", va="center",
+                  fontweight="bold", fontsize=8)  # fmt: skip
     for i, row in order.iterrows():
         style = "italic" if row["_ctl"] else "normal"
         is_ref = row["model"] == reference
-        label = f"{row['model']} (ref)" if is_ref else str(row["model"])
-        t = axis.text(0.05, i + 0.5, label, ha="left", va="center", fontsize=9, style=style,
-                      fontweight="bold" if is_ref else "normal")  # fmt: skip
+        weight, colour = ("bold" if is_ref else "normal"), ("0.45" if row["_ctl"] else "black")
+        t = axis.text(0.05, i + 0.5, labels[i], ha="left", va="center", fontsize=9, style=style,
+                      fontweight=weight, color=colour)  # fmt: skip
         if is_ref:
             t.set_gid("reference")
         rank = "control" if row["_ctl"] else ("" if row["_rank"] != row["_rank"] else str(int(row["_rank"])))
-        axis.text(n_cols - 0.5, i + 0.5, rank, ha="center", va="center", fontsize=9, style=style)
+        axis.text(width - 0.4, i + 0.5, rank, ha="center", va="center", fontsize=9, style=style)
         if i:
             axis.axhline(i, color="0.9", lw=0.5)
+    cmap = mpl.colormaps[CMAP]
     by = {m.column: m for m in HEADLINE}
-    families = {}
-    for c in cols:
-        fam = by[c].family if c in by else "pcc"
-        families.setdefault(fam, []).append(c)
-    for fam, fam_cols in families.items():
-        lo, hi = _family_range(order[fam_cols].to_numpy(dtype=float).ravel(), fam)
-        cmap = mpl.colormaps[_FAMILY_CMAP.get(fam, "PRGn")]
-        for c in fam_cols:
-            j = cols.index(c) + 1
-            vals = order[c].to_numpy(dtype=float)
-            ok = np.isfinite(vals)
-            frac = np.clip((vals - lo) / (hi - lo), 0, 1)
-            rows = np.flatnonzero(ok)
-            dots = axis.scatter(
-                np.full(rows.size, j + 0.2), rows + 0.5, s=30 + 230 * frac[ok],
-                c=cmap(0.15 + 0.75 * frac[ok]), edgecolors="none",
-            )  # fmt: skip
-            dots.set_gid(f"column-{c}")
-            m = by.get(c)
-            for i in rows:
-                text = f"{vals[i]:.3f}"
-                if m is not None and (order.loc[i, "model"], m.collection, m.key) in ci:
-                    a, b = ci[(order.loc[i, "model"], m.collection, m.key)]
-                    if a == a and b == b:
-                        text += f"\n[{a:.2f}, {b:.2f}]"
-                axis.text(j + 0.42, i + 0.5, text, ha="left", va="center", fontsize=6.5, linespacing=1.1)
-    axis.text(0.05, n_rows + 0.05, "colour scales: correlations share one; AMI/ARI and win rates 0 to 1",
-              ha="left", va="top", fontsize=6.5, color="0.4")  # fmt: skip
+    ctl = order["_ctl"].to_numpy(dtype=bool)
+    for j, c in enumerate(cols):
+        vals = order[c].to_numpy(dtype=float)
+        higher = by[c].higher_is_better if c in by else True
+        lo, hi = _range(vals[~ctl])
+        frac = np.clip((vals - lo) / (hi - lo), 0, 1)
+        frac = frac if higher else 1 - frac
+        xc = x0 + col_w * j + 0.3
+        for gid, sel in (("column", ~ctl), ("control", ctl)):
+            rows = np.flatnonzero(np.isfinite(vals) & sel)
+            if not rows.size:
+                continue
+            if gid == "column":
+                colours = cmap(_LOW + (_HIGH - _LOW) * frac[rows])
+                dots = axis.scatter(np.full(rows.size, xc), rows + 0.5, s=40 + 200 * frac[rows],
+                                    c=colours, edgecolors="none")  # fmt: skip
+            else:
+                dots = axis.scatter(np.full(rows.size, xc), rows + 0.5, s=60, facecolors="none",
+                                    edgecolors="0.55", linewidths=1.0, linestyle="--")  # fmt: skip
+            dots.set_gid(f"{gid}-{c}")
+        m = by.get(c)
+        for i in np.flatnonzero(np.isfinite(vals)):
+            text = f"{vals[i]:.3f}"
+            if m is not None and (order.loc[i, "model"], m.collection, m.key) in ci:
+                a, b = ci[(order.loc[i, "model"], m.collection, m.key)]
+                if a == a and b == b:
+                    text += "\n" + format_interval(a, b)
+            axis.text(xc + 0.22, i + 0.5, text, ha="left", va="center", fontsize=VALUE_FONTSIZE,
+                      linespacing=1.1, color="0.45" if ctl[i] else "black")  # fmt: skip
+    legend = "each column its own scale over the models (darker is better); controls: hollow grey"
+    axis.text(0.05, n_rows + 0.05, legend, ha="left", va="top", fontsize=7, color="0.4")
     axis.set_aspect("auto")
     return fig
