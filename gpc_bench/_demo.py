@@ -111,5 +111,5 @@ def _extras(out: Path, seed: int) -> None:
     fig = scatter(out / "runs" / "partial", out / "runs" / "good", label_top=3)
     save(fig, out / "scatter.png", overwrite=True)
     report(runs, out / "report.html", reference="good", seed=seed, controls=["mean"], title="gpc-bench demo",
-           overwrite=True)  # fmt: skip
+           overwrite=True, board=lb)  # fmt: skip
     logger.info("wrote %s, %s and %s", out / "leaderboard.csv", out / "scatter.png", out / "report.html")

@@ -8,6 +8,8 @@ import io
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from ._version import __version__
 from .io.runfolder import atomic_file
 from .metrics.registry import HEADLINE
@@ -64,6 +66,7 @@ table{border-collapse:collapse;font-size:.85em;margin:1em 0}
 th,td{border:1px solid #ddd;padding:.3em .5em;text-align:right}th{background:#f4f4f4}
 td:first-child,th:first-child{text-align:left}tr.control td{color:#777;font-style:italic}
 .ci{color:#888;font-size:.85em}figure{margin:1em 0}img{max-width:100%}
+figure.wide{overflow-x:auto}figure.wide img{max-width:none}
 dl dt{font-weight:bold;margin-top:.6em}code{background:#f4f4f4;padding:0 .2em}
 """
 
@@ -192,8 +195,18 @@ def _pathways_html(lb, rs, n: int = 8) -> str:
                 )
             return "".join(out)
 
-        best = ps.sort_values("gpc", ascending=False, kind="stable").head(n // 2)
-        worst = ps.sort_values("gpc", ascending=True, kind="stable").head(n // 2)
+        g = ps["gpc"].to_numpy(dtype=float)
+        g = g[np.isfinite(g)]
+        if g.size == 0 or np.ptp(g) == 0:  # a constant control: no pathway is better than another
+            value = "no pathway is scored" if g.size == 0 else f"every pathway scores {_fmt(float(g[0]))}"
+            parts.append(
+                f"<h3>{html.escape(m)}: best and worst pathways</h3>"
+                f'<p class="flat">Nothing varies: {value}, so no pathway is better or worse than another.</p>'
+            )
+            continue
+        k = min(n // 2, (len(ps) + 1) // 2)  # a pathway is listed once, as best or as worst
+        best = ps.sort_values("gpc", ascending=False, kind="stable").head(k)
+        worst = ps.drop(best.index).sort_values("gpc", ascending=True, kind="stable").head(k)
         note = "" if z is not None else " (run <code>gpc-bench null</code> on the run folder for a null z)"
         parts.append(
             f"<h3>{html.escape(m)}: best and worst pathways</h3>"
@@ -225,12 +238,14 @@ def report(
     controls=(),
     title: str = "gpc-bench report",
     overwrite: bool = False,
+    board=None,
 ) -> Path:
     """Write one self-contained HTML report for several run folders.
 
     It holds the leaderboard (with bootstrap intervals), the figures inlined as PNG data URIs
     (leaderboard table, GPC by variance level, each model against the reference, the gene
     variance density), the provenance of every run and a short explanation of each metric.
+    ``board``: the :class:`~gpc_bench.compare.Leaderboard` of the same runs, when already computed.
     """
     from .compare import leaderboard
     from .compare.runs import load_runs
@@ -240,7 +255,8 @@ def report(
     inputs = [r for r in runs if isinstance(r, str | Path)]
     check_out(out, kind="report", overwrite=overwrite, inputs=inputs, folder=False)
     rs = load_runs(runs, intersect=intersect, controls=controls)
-    lb = leaderboard(rs, reference, n_boot=n_boot, seed=seed)
+    # a leaderboard already computed on these runs is reused (the demo writes both)
+    lb = board if board is not None else leaderboard(rs, reference, n_boot=n_boot, seed=seed)
     ref = lb.info["reference"]
     figures = [
         ("Leaderboard", _png(leaderboard_table(lb))),
@@ -250,9 +266,10 @@ def report(
     for m in others:
         figures.append((f"{m} against {ref}, per pathway", _png(scatter(rs.runs[m], rs.runs[ref]))))
     figures.append((f"Gene variance and level thresholds ({ref})", _png(variance(rs.runs[ref]))))
-    figs = "".join(
-        f'<figure><img alt="{html.escape(cap)}" src="{src}"><figcaption>{html.escape(cap)}</figcaption></figure>'
-        for cap, src in figures
+    figs = "".join(  # the leaderboard at its own size (scrolling if wide): its numbers stay readable
+        f'<figure{" class=wide" if k == 0 else ""}><img alt="{html.escape(cap)}" src="{src}">'
+        f"<figcaption>{html.escape(cap)}</figcaption></figure>"
+        for k, (cap, src) in enumerate(figures)
     )
     metrics = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in METRICS)
     doc = (
@@ -275,7 +292,9 @@ def report(
         f"<h2>Metrics</h2><dl>{metrics}</dl>"
         f"<h2>Provenance</h2>{_provenance_html(lb)}"
         "<script>window.addEventListener('load',function(){var n=0;for(var i of document.images)"
-        "{if(i.complete&&i.naturalWidth>0)n++;}document.body.setAttribute('data-images-loaded',n);});</script>"
+        "{if(i.complete&&i.naturalWidth>0)n++;}document.body.setAttribute('data-images-loaded',n);"
+        "var t=document.images[0];document.body.setAttribute('data-leaderboard-scale',"
+        "(t.clientWidth/t.naturalWidth).toFixed(3));});</script>"
         "</body></html>\n"
     )
     out = Path(out)

@@ -77,6 +77,11 @@ def test_renders_in_headless_chromium(html_report, tmp_path):
         timeout=120,
     ).stdout
     assert 'data-images-loaded="5"' in dom  # every inlined figure decoded
+    # the leaderboard figure is shown at its own size, so its value text keeps its 8 pt at 110 dpi
+    from gpc_bench.plot.table import VALUE_FONTSIZE
+
+    assert 'data-leaderboard-scale="1.000"' in dom
+    assert VALUE_FONTSIZE * 110 / 72 >= 12
     table = re.search(r'<table id="leaderboard">(.*?)</table>', dom, re.S).group(1)
     assert table.count("<tr") == 4  # header + three models (the per-pathway tables come after)
 
@@ -104,8 +109,12 @@ def test_reference_warnings_and_per_pathway_section(scored_runs, tmp_path):
     section = text[text.index('id="per-pathway"') : text.index("<h2>Metrics")]
     assert "good against noisy: the largest differences" in section and "BH-adjusted p" in section
     assert "good: best and worst pathways" in section and "mean: best and worst pathways" in section
+    mean_part = section[section.index("mean: best and worst") :]
+    assert "Nothing varies: every pathway scores 0.000" in mean_part.split("<h3>")[0]
     good_table = section[section.index("good: best and worst") :].split("</table>")[0]
     assert "<th>null z</th>" in good_table
     z = pd.read_csv(good / "pathway_null.csv").set_index("pathway")["z"]
     best = pd.read_csv(good / "pathway_scores.csv").query("status == 'ok'").sort_values("gpc").iloc[-1]
     assert f"<td>{best['pathway']}</td>" in good_table and f"{z[best['pathway']]:.2f}" in good_table
+    listed = re.findall(r"<tr><td>([^<]+)</td><td>(?:hallmark|go)</td>", good_table)
+    assert listed and len(listed) == len(set(listed))  # no pathway listed as both best and worst

@@ -28,6 +28,7 @@ def convert(
     ``truth`` may be a path or an AnnData (read backed); it gives barcodes to formats without them.
     """
     from gpc_bench._errors import InputError
+    from gpc_bench.io.h5ad import read_anndata
 
     from . import formats
 
@@ -37,9 +38,7 @@ def convert(
             raise InputError(f"--from {fmt} needs {', '.join(missing)}")
 
     if isinstance(truth, str | bytes) or hasattr(truth, "is_file"):
-        import anndata as ad
-
-        truth = ad.read_h5ad(truth, backed="r")
+        truth = read_anndata(truth, backed="r")
     if fmt == "histoprism":
         return formats.histoprism(source, embeddings=embeddings, truth=truth)
     if fmt == "stpath-results":

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from gpc_bench._errors import InputError
+from gpc_bench.io.h5ad import read_anndata
 
 from ._common import Converted, barcodes_for, base_report, build, check_finite, read_gene_list
 
@@ -20,7 +21,6 @@ def stpath_h5ad(folder: str | Path, *, pattern: str = "pred_{sample_id}.h5ad", e
     ``embeddings`` (or the truth, in its file order) and the sample id from the file name."""
     import re
 
-    import anndata as ad
 
     folder = Path(folder)
     if "{sample_id}" not in pattern:
@@ -33,7 +33,7 @@ def stpath_h5ad(folder: str | Path, *, pattern: str = "pred_{sample_id}.h5ad", e
     blocks, genes, sources = [], None, set()
     for f in files:
         sid = rx.match(f.name).group(1)
-        a = ad.read_h5ad(f)
+        a = read_anndata(f)
         g = [str(x) for x in a.var_names]
         if genes is None:
             genes = g
@@ -138,7 +138,6 @@ def stem(tensor: str | Path, *, slide, genes, n_draws: int, sample_id: str | Non
     """STEM's ``generated_samples_<ckpt>_<K>sample.pt``: a tensor (N*K, 1, G), the K draws of each
     spot interleaved (row j is spot j // K, draw j % K). The prediction is the mean over draws; the
     draws' standard deviation is kept as ``layers["pred_sd"]``. Spots follow the slide's obs."""
-    import anndata as ad
     import torch
 
     tensor = Path(tensor)
@@ -157,7 +156,7 @@ def stem(tensor: str | Path, *, slide, genes, n_draws: int, sample_id: str | Non
         )
     if n_draws < 1 or rows % n_draws:
         raise InputError(f"{tensor} has {rows} rows, not a multiple of --n-draws {n_draws}")
-    meta = ad.read_h5ad(slide, backed="r")
+    meta = read_anndata(slide, backed="r")
     n = rows // n_draws
     if meta.n_obs != n:
         raise InputError(

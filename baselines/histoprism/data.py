@@ -14,6 +14,7 @@ import numpy as np
 
 from gpc_bench._errors import InputError, examples
 from gpc_bench.genes import strip_version
+from gpc_bench.io.h5ad import read_anndata
 
 from .config import DataConfig
 
@@ -194,10 +195,9 @@ class ExpressionStore:
         self.log1p = log1p
         self._cohort = None
         if self.path.is_file():
-            import anndata as ad
 
             try:
-                self._cohort = ad.read_h5ad(self.path, backed="r")
+                self._cohort = read_anndata(self.path, backed="r")
             except Exception as err:
                 raise InputError(f"cannot read expression {self.path}: {err}".splitlines()[0]) from None
             if "sample_id" not in self._cohort.obs:
@@ -218,13 +218,12 @@ class ExpressionStore:
         return [str(g) for g in a.var_names]
 
     def _read_file(self, sample_id: str):
-        import anndata as ad
 
         p = self.path / f"{sample_id}.h5ad"
         if not p.is_file():
             raise InputError(f"no expression for WSI {sample_id!r}: {p} not found")
         try:
-            return ad.read_h5ad(p)
+            return read_anndata(p)
         except Exception as err:
             raise InputError(f"cannot read expression {p}: {err}".splitlines()[0]) from None
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from gpc_bench._errors import InputError
-from gpc_bench._progress import progress
+from gpc_bench._progress import Progress
 from gpc_bench.io.runfolder import atomic_file, dumps_json
 
 from .config import RunConfig
@@ -205,7 +205,8 @@ def _fit(cfg: RunConfig, dist_info, work: Path, t0: float) -> dict:
     )
     history, best, best_epoch, stale = [], float("inf"), -1, 0
     ckpt_path = work / "checkpoint.pt"
-    for epoch in progress(range(1, tc.max_epochs + 1), tc.max_epochs, "epochs", logger):
+    bar = Progress(tc.max_epochs, "epochs", logger)  # one line per epoch (or a bar on a terminal)
+    for epoch in range(1, tc.max_epochs + 1):
         te = time.perf_counter()
         model.train()
         sampler.set_epoch(epoch)
@@ -250,19 +251,18 @@ def _fit(cfg: RunConfig, dist_info, work: Path, t0: float) -> dict:
                 )
         else:
             stale += 1
-        logger.info(
-            "epoch %d/%d: train MSE %.5f, val MSE %.5f (best %.5f at epoch %d), %.2f s",
-            epoch,
-            tc.max_epochs,
-            row["train_mse"],
-            row["val_mse"],
-            best,
-            best_epoch,
-            row["seconds"],
-        )
+        if val_ids:
+            bar.step(
+                "epoch %d/%d: train MSE %.5f, val MSE %.5f (best %.5f at epoch %d), %.2f s",
+                epoch, tc.max_epochs, row["train_mse"], row["val_mse"], best, best_epoch, row["seconds"],
+            )  # fmt: skip
+        else:  # no validation split: nothing to report but the training loss
+            msg = "epoch %d/%d: train MSE %.5f, %.2f s"
+            bar.step(msg, epoch, tc.max_epochs, row["train_mse"], row["seconds"])
         if val_ids and stale >= tc.patience:
             logger.info("early stop: no better validation MSE for %d epochs", tc.patience)
             break
+    bar.close()
     summary = {
         "epochs": len(history),
         "best_epoch": best_epoch,

@@ -393,3 +393,15 @@ def open_source(obj, role: str):
     if hasattr(obj, "obs") and hasattr(obj, "var") and hasattr(obj, "X"):
         return AnnDataSource(obj, role)
     raise InputError(f"{role}: expected a path to an .h5ad file or an AnnData, got {type(obj).__name__}")
+
+
+def read_anndata(path, **kwargs):
+    """``anndata.read_h5ad`` without the "names are not unique" warning: spots are keyed by
+    (sample_id, barcode), and barcodes repeat across WSIs by design (``10x14`` in every section)."""
+    import warnings
+
+    import anndata as ad
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*names are not unique")
+        return ad.read_h5ad(path, **kwargs)
