@@ -518,3 +518,36 @@ def test_two_process_ddp_matches_one_process_gradient_average(model_inputs, tmp_
         assert torch.allclose(m_ddp(emb, onco), m_one(emb, onco), atol=1e-4)
     s = json.loads((tmp_path / "ddp" / "train_summary.json").read_text())
     assert s["world_size"] == 2
+
+
+def test_epochs_logged_once_and_no_nan_without_validation(model_inputs, tmp_path, caplog):
+    import logging
+
+    import pandas as pd
+
+    folder, cfg = model_inputs
+    meta = pd.read_csv(cfg.data.metadata)
+    meta.loc[meta["split"] == "val", "split"] = "test"  # no validation split
+    meta.to_csv(tmp_path / "meta.csv", index=False)
+    data = dataclasses.replace(cfg.data, metadata=str(tmp_path / "meta.csv"))
+    c = dataclasses.replace(cfg, data=data, out=str(tmp_path / "run"),
+                            train=dataclasses.replace(cfg.train, max_epochs=3))  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="gpc_bench"):
+        train(c, device="cpu")
+    epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [m.split(":")[0] for m in epochs] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert not any("nan" in m or "val MSE" in m for m in epochs)
+
+
+def test_interrupted_training_leaves_no_folder(model_inputs, tmp_path, monkeypatch):
+    from gpc_bench.baselines.histoprism import train as train_mod
+
+    folder, cfg = model_inputs
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, "_fit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(dataclasses.replace(cfg, out=str(tmp_path / "run")), device="cpu")
+    assert list(tmp_path.iterdir()) == []
