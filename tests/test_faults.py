@@ -279,3 +279,13 @@ def test_speed_settings_move_numbers_by_rounding_only(cohort_files, monkeypatch)
         np.testing.assert_array_equal(np.isnan(res.gene_scores["pcc"]), np.isnan(ref.gene_scores["pcc"]))
         g = np.abs(res.pathway_scores["gpc"].to_numpy() - ref.pathway_scores["gpc"].to_numpy())
         assert np.nanmax(g) < 1e-13, key
+
+
+def test_control_files_chunk_whole_rows(cohort_files, tmp_path):
+    from gpc_bench.controls import write_controls
+
+    (path,) = write_controls(cohort_files["truth"], tmp_path, kinds=("shuffle",))
+    with h5py.File(path, "r") as f:
+        n_obs, n_vars = f["X"].shape
+        chunks = f["X"].chunks
+    assert chunks[1] == n_vars and chunks[0] <= n_obs  # no padded gene axis
