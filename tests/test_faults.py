@@ -289,3 +289,19 @@ def test_control_files_chunk_whole_rows(cohort_files, tmp_path):
         n_obs, n_vars = f["X"].shape
         chunks = f["X"].chunks
     assert chunks[1] == n_vars and chunks[0] <= n_obs  # no padded gene axis
+
+
+def test_repeated_barcodes_across_wsis_read_without_a_warning(cohort, tmp_path):
+    import warnings
+
+    from gpc_bench.io.h5ad import read_anndata
+
+    a = cohort.truth.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a.obs_names = [n.split(":", 1)[1] for n in a.obs_names]  # "3x4" in every WSI
+        a.write_h5ad(tmp_path / "t.h5ad")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = read_anndata(tmp_path / "t.h5ad")
+    assert back.n_obs == a.n_obs

@@ -337,3 +337,36 @@ def test_spatial_panels_standardised_titled_and_coordinates_checked(cohort, tmp_
     Image.new("RGB", (200, 150), "white").save(tmp_path / "thumb.png")
     with pytest.raises(InputError, match="outside the 200 x 150 image"):
         spatial(tmp_path / "model_x.h5ad", image=tmp_path / "thumb.png", **kw)
+
+
+def test_levels_draw_controls_apart_and_mark_thin_levels(runs):
+    import matplotlib.pyplot as plt
+
+    from gpc_bench.plot.levels import MIN_PATHWAYS_PER_LEVEL
+
+    fig = levels([runs["mean"], runs["good"], runs["noisy"]], n_boot=20, controls=["mean"])
+    axis = fig.axes[0]
+    lines = {ln.get_gid(): ln for ln in axis.lines if ln.get_gid()}
+    assert "control-line-mean" in lines and "level-line-mean" not in lines
+    ctl = lines["control-line-mean"]
+    assert ctl.get_linestyle() == "--" and mpl_grey(ctl.get_color())
+    gids = {c.get_gid() for c in axis.collections}
+    assert "level-band-good" in gids and "level-band-mean" not in gids  # no band for a control
+    labels = [t.get_text() for t in axis.get_legend().get_texts()]
+    assert labels[-1] == "mean (control)"  # the models first
+    counts = np.bincount(
+        load_run(runs["good"]).pathway_scores["variance_level"].fillna(0).astype(int), minlength=11
+    )[1:]
+    thin = [k + 1 for k, c in enumerate(counts) if 0 < c < MIN_PATHWAYS_PER_LEVEL]
+    red = [int(t.get_text().split("\n")[0]) for t in axis.get_xticklabels() if t.get_color() == "C3"]
+    assert red == thin
+    if thin:
+        assert "thin-levels-good" in gids
+    plt.close(fig)
+
+
+def mpl_grey(colour) -> bool:
+    import matplotlib.colors as mc
+
+    r, g, b = mc.to_rgb(colour)
+    return abs(r - g) < 1e-6 and abs(g - b) < 1e-6
