@@ -83,6 +83,18 @@ class DataConfig:
         barcodes.
     cache
         Keep the loaded WSIs in memory between epochs (turn off for HEST-1k scale cohorts).
+    targets
+        ``nan-mask`` (default): panel genes a WSI does not measure are NaN and left out of the loss,
+        and expression IDs must be of the panel's style. ``published``: as the published loader
+        (``get_gene_array_efficient``): expression genes are mapped to the panel's IDs (symbols to
+        Ensembl through ``gene_map``), the log1p values of genes mapping to one ID are summed, and
+        panel genes or embedding spots without expression are 0 (docs/model.md).
+    gene_map
+        With ``targets: published``: a JSON ``{expression gene: panel ID}`` (STPath's
+        symbol-to-Ensembl dict). Default: gpc-bench's gene table (docs/model.md).
+    empty_cancer_type
+        A WSI whose cancer type is empty: ``error`` (default: refused, listing them) or ``zeros``
+        (the published all-zero one-hot).
     """
 
     metadata: str = ""
@@ -93,6 +105,17 @@ class DataConfig:
     log1p: bool = False
     min_barcode_overlap: float = 0.9
     cache: bool = True
+    targets: str = "nan-mask"
+    gene_map: str | None = None
+    empty_cancer_type: str = "error"
+
+    def __post_init__(self) -> None:
+        if self.targets not in ("nan-mask", "published"):
+            raise InputError(f"data.targets must be 'nan-mask' or 'published', not {self.targets!r}")
+        if self.empty_cancer_type not in ("error", "zeros"):
+            raise InputError(
+                f"data.empty_cancer_type must be 'error' or 'zeros', not {self.empty_cancer_type!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -172,7 +195,7 @@ def from_dict(d: dict, base: Path | None = None) -> RunConfig:
     data = _block(DataConfig, d.get("data"), "data")
     if base is not None:
         paths = {}
-        for key in ("metadata", "embeddings", "expression", "genes", "cancer_types"):
+        for key in ("metadata", "embeddings", "expression", "genes", "cancer_types", "gene_map"):
             v = getattr(data, key)
             if isinstance(v, str) and v and not Path(v).is_absolute():
                 paths[key] = str((base / v).resolve())

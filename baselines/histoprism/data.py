@@ -64,7 +64,7 @@ def read_metadata(path: str | Path) -> pd.DataFrame:  # noqa: F821
     path = Path(path)
     if not path.is_file():
         raise InputError(f"metadata CSV {path} not found", "set data.metadata in the model config")
-    df = pd.read_csv(path, dtype=str)
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)  # an empty code stays "", not NaN
     if "cancer_type" not in df and "oncotree_code" in df:
         df = df.rename(columns={"oncotree_code": "cancer_type"})
     missing = [c for c in ("sample_id", "cancer_type", "split") if c not in df]
@@ -104,11 +104,32 @@ def read_gene_list(path: str | Path) -> list[str]:
     return genes
 
 
+def check_empty_cancer_types(cfg: DataConfig, metadata) -> None:
+    """Refuse WSIs without a cancer type unless ``data.empty_cancer_type: zeros`` (the published
+    code gives them an all-zero one-hot: 271 of 501 training WSIs of its split 0)."""
+    empty = metadata.loc[metadata["cancer_type"].str.strip() == "", ["sample_id", "split"]]
+    if empty.empty:
+        return
+    by_split = empty["split"].value_counts().to_dict()
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(by_split.items()))
+    if cfg.empty_cancer_type == "zeros":
+        logger.warning(
+            "%d WSIs have no cancer type (%s): they get an all-zero one-hot, as in the published code",
+            len(empty), ", ".join(f"{n} {s}" for s, n in sorted(by_split.items())),
+        )  # fmt: skip
+        return
+    raise InputError(
+        f"{len(empty)} WSIs have an empty cancer type ({counts}): {examples(empty['sample_id'])}",
+        "fill in cancer_type (oncotree_code), or set data.empty_cancer_type: zeros for the published "
+        "all-zero one-hot",
+    )
+
+
 def cancer_type_list(cfg: DataConfig, metadata) -> list[str]:
     """The one-hot order: the config's list or file, else the sorted codes of the metadata."""
     ct = cfg.cancer_types
     if ct is None:
-        return sorted(set(metadata["cancer_type"]))
+        return sorted({c for c in metadata["cancer_type"] if c.strip()})
     if isinstance(ct, str):
         return (
             read_gene_list(ct)
@@ -119,7 +140,10 @@ def cancer_type_list(cfg: DataConfig, metadata) -> list[str]:
 
 
 def onehot(code: str, codes: list[str]) -> np.ndarray:
-    """One-hot of ``code`` over ``codes``; an unknown code is refused (the published code uses zeros)."""
+    """One-hot of ``code`` over ``codes``; an empty code is all zeros (allowed only with
+    ``data.empty_cancer_type: zeros``, checked when the cohort is read), an unknown one refused."""
+    if not code.strip():
+        return np.zeros(len(codes), np.float32)
     if code not in codes:
         raise InputError(
             f"cancer type {code!r} is not in the model's list {examples(codes)}",
@@ -195,7 +219,6 @@ class ExpressionStore:
         self.log1p = log1p
         self._cohort = None
         if self.path.is_file():
-
             try:
                 self._cohort = read_anndata(self.path, backed="r")
             except Exception as err:
@@ -298,6 +321,61 @@ def align_target(
     return keep, target
 
 
+def read_gene_map(path: str | None, panel: list[str]) -> dict[str, str]:
+    """``{expression gene: panel ID}``: a JSON dict (STPath's symbol-to-Ensembl map), or built from
+    gpc-bench's gene table: each panel ID maps from itself and from its symbol; a symbol of several
+    panel IDs maps to the first in panel order."""
+    if path:
+        p = Path(path)
+        try:
+            d = json.loads(p.read_text())
+        except (OSError, ValueError) as err:
+            raise InputError(f"data.gene_map {p} is not a readable JSON dict: {err}") from None
+        if not isinstance(d, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in d.items()
+        ):
+            raise InputError(f"data.gene_map {p} must be a JSON object of gene -> panel ID strings")
+        return {str(k): str(strip_version([v])[0]) for k, v in d.items()}
+    from gpc_bench.genes import to_symbols
+
+    ids = strip_version(np.asarray(panel, dtype=object))
+    out = {str(g): str(g) for g in ids}
+    for g, s in zip(ids.tolist(), to_symbols(ids).tolist(), strict=True):
+        if s and s not in out:
+            out[s] = g
+    return out
+
+
+def published_target(
+    sample_id: str, emb_barcodes: np.ndarray, expr: tuple, panel: list[str], gene_map: dict[str, str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The published loader's targets (``get_gene_array_efficient``): every embedding spot (0 where
+    the expression has no such barcode), expression genes mapped to panel IDs by ``gene_map`` with
+    the values of genes mapping to one ID summed, 0 for panel genes without expression."""
+    import scipy.sparse as sp
+
+    barcodes, genes, x = expr
+    row = {b: i for i, b in enumerate(barcodes)}
+    src = np.array([row.get(b, -1) for b in emb_barcodes], dtype=np.int64)
+    if (src < 0).all():
+        raise InputError(f"WSI {sample_id!r}: no embedding barcode is in the expression")
+    sel = np.zeros((len(emb_barcodes), x.shape[1]), np.float32)
+    sel[src >= 0] = x[src[src >= 0]]
+    pidx = {g: j for j, g in enumerate(strip_version(np.asarray(panel, dtype=object)).tolist())}
+    cols = [(k, pidx.get(gene_map.get(str(g), ""), -1)) for k, g in enumerate(genes)]
+    cols = [(k, j) for k, j in cols if j >= 0]
+    if not cols:
+        raise InputError(
+            f"WSI {sample_id!r}: no expression gene maps to a panel gene (expression e.g. "
+            f"{examples(genes, 3)}, panel e.g. {examples(panel, 3)})",
+            "give data.gene_map (expression gene -> panel ID)",
+        )
+    k, j = np.array(cols).T
+    m = sp.csr_matrix((np.ones(len(k), np.float32), (k, j)), shape=(x.shape[1], len(panel)))
+    target = np.asarray((m.T @ sel.T).T, dtype=np.float32)  # sums genes that map to one panel ID
+    return np.arange(len(emb_barcodes)), target
+
+
 class Cohort:
     """The WSIs of a config: metadata, panel, cancer types, and a per-WSI loader."""
 
@@ -309,6 +387,7 @@ class Cohort:
         if not cfg.embeddings or not Path(cfg.embeddings).is_dir():
             raise InputError(f"embeddings folder {cfg.embeddings!r} not found", "set data.embeddings")
         self.expression = ExpressionStore(cfg.expression, cfg.log1p) if cfg.expression else None
+        check_empty_cancer_types(cfg, self.metadata)
         self.cancer_types = list(cancer_types) if cancer_types else cancer_type_list(cfg, self.metadata)
         if genes is not None:
             self.genes = list(genes)
@@ -320,6 +399,12 @@ class Cohort:
         else:
             raise InputError("no gene panel: set data.genes or data.expression")
         self._cache: dict[str, Wsi] = {}
+
+    def gene_map(self) -> dict[str, str]:
+        """Expression gene -> panel ID for ``targets: published`` (read once)."""
+        if not hasattr(self, "_gene_map"):
+            self._gene_map = read_gene_map(self.cfg.gene_map, self.genes)
+        return self._gene_map
 
     def sample_ids(self, split: str) -> list[str]:
         """WSIs of a split, in metadata order."""
@@ -336,9 +421,13 @@ class Cohort:
         if with_target:
             if self.expression is None:
                 raise InputError("training needs expression: set data.expression")
-            keep, target = align_target(
-                sample_id, barcodes, self.expression.read(sample_id), self.genes, self.cfg.min_barcode_overlap
-            )
+            expr = self.expression.read(sample_id)
+            if self.cfg.targets == "published":
+                keep, target = published_target(sample_id, barcodes, expr, self.genes, self.gene_map())
+            else:
+                keep, target = align_target(
+                    sample_id, barcodes, expr, self.genes, self.cfg.min_barcode_overlap
+                )
             barcodes, emb = barcodes[keep], emb[keep]
             coords = coords[keep] if coords is not None else None
         wsi = Wsi(sample_id, str(meta["cancer_type"]), str(meta["split"]), barcodes, emb, coords, target)
