@@ -138,6 +138,15 @@ class TrainConfig:
         Seeds initialisation, dropout and the WSI order.
     threads
         Torch intra-op threads (``None``: torch's default).
+    schedule
+        ``constant`` (default) or ``warmup-linear``: linear warm-up over ``warmup_fraction`` of all
+        steps (``max_epochs`` x steps per epoch), then linear decay to 0, as the published runs
+        (with 5,000 epochs and 501 WSIs the warm-up lasts 250 epochs).
+    warmup_fraction
+        Share of all steps spent warming up (published: 0.05).
+    precision
+        ``fp32`` (default) or ``fp16``: autocast to float16 with loss scaling, as the published
+        runs; CUDA only.
     """
 
     lr: float = 5e-4
@@ -148,6 +157,17 @@ class TrainConfig:
     wsis_per_step: int = 1
     seed: int = 0
     threads: int | None = None
+    schedule: str = "constant"
+    warmup_fraction: float = 0.05
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("constant", "warmup-linear"):
+            raise InputError(f"train.schedule must be 'constant' or 'warmup-linear', not {self.schedule!r}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise InputError(f"train.warmup_fraction must be in [0, 1), not {self.warmup_fraction}")
+        if self.precision not in ("fp32", "fp16"):
+            raise InputError(f"train.precision must be 'fp32' or 'fp16', not {self.precision!r}")
 
 
 @dataclass(frozen=True)

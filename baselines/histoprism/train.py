@@ -78,6 +78,113 @@ def _tensors(wsi: Wsi, codes: list[str], device) -> tuple:
     return emb, onco, coords
 
 
+def rank_seed(seed: int, rank: int) -> int:
+    """The dropout seed of a rank: distinct per rank, reproducible."""
+    return (seed * 1_000_003 + rank + 1) % 2**63
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The WSI order of an epoch: the permutation ``DistributedSampler`` draws (seed + epoch), but
+    never padded: the last optimiser step is short when the WSIs do not divide evenly."""
+    g = torch.Generator()
+    g.manual_seed(seed + epoch)
+    return torch.randperm(n, generator=g).tolist()
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total`` (the schedule of
+    the published runs: ``transformers.get_linear_schedule_with_warmup``)."""
+    if step < warmup:
+        return step / max(1, warmup)
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def make_schedule(opt, tc, steps_per_epoch: int):
+    """``train.schedule``: ``constant`` (None), or ``warmup-linear`` over ``max_epochs`` epochs
+    with ``int(warmup_fraction * total)`` warm-up steps, as the published training."""
+    if tc.schedule == "constant":
+        return None
+    total = tc.max_epochs * steps_per_epoch
+    warmup = int(tc.warmup_fraction * total)
+    logger.info("learning rate: linear warm-up over %d of %d steps, then linear decay", warmup, total)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, warmup, total))
+
+
+def make_scaler(tc, device):
+    """``train.precision: fp16``: autocast to float16 with a loss-scaling GradScaler (CUDA only)."""
+    if tc.precision == "fp32":
+        return None
+    if device.type != "cuda":
+        raise InputError(
+            "train.precision fp16 (autocast with loss scaling) runs on CUDA only",
+            "use precision: fp32 on the CPU (the default)",
+        )
+    return torch.amp.GradScaler(device.type)
+
+
+def _all_reduce_grads(model, n: int, dist_info) -> int:
+    """Sum the gradients and the WSI counts of all ranks; returns the total count. A rank without
+    a WSI in the step contributes zeros."""
+    if dist_info.world == 1:
+        return n
+    import torch.distributed as dist
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+    flat = torch.cat([flat, torch.tensor([float(n)], device=flat.device, dtype=flat.dtype)])
+    dist.all_reduce(flat)
+    k = 0
+    for p in params:
+        m = p.numel()
+        p.grad = flat[k : k + m].view_as(p).clone()
+        k += m
+    return int(round(float(flat[-1])))
+
+
+def train_step(model, opt, sched, scaler, wsis, codes, tc, dist_info) -> tuple[float, int, int]:
+    """One optimiser step over this rank's ``wsis`` of the step (possibly none).
+
+    The gradient is the mean over every WSI of the step on all ranks (each rank's sum, all-reduced,
+    divided by the total count), so a short last step weighs each WSI it holds equally. A WSI whose
+    loss is not finite is skipped, and a parameter whose gradient is not finite gets none, as the
+    published training does. Returns this rank's loss sum, WSIs used and WSIs skipped.
+    """
+    device = dist_info.device
+    opt.zero_grad(set_to_none=True)
+    loss_sum, n, skipped = 0.0, 0, 0
+    for wsi in wsis:
+        with torch.autocast(device.type, dtype=torch.float16, enabled=scaler is not None):
+            loss = masked_mse(model(*_tensors(wsi, codes, device)), torch.from_numpy(wsi.target).to(device))
+        if not torch.isfinite(loss):
+            logger.warning("WSI %s: non-finite loss (%s), skipped", wsi.sample_id, float(loss.detach()))
+            skipped += 1
+            continue
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        loss_sum += float(loss.detach())
+        n += 1
+    total = _all_reduce_grads(model, n, dist_info)
+    if total == 0:  # every WSI of the step skipped: no update, and the schedule does not advance
+        opt.zero_grad(set_to_none=True)
+        return loss_sum, n, skipped
+    for p in model.parameters():
+        if p.grad is not None:
+            p.grad.div_(total)
+    if scaler is not None:
+        scaler.unscale_(opt)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+    for p in model.parameters():
+        if p.grad is not None and not torch.isfinite(p.grad).all():
+            p.grad = None
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    if sched is not None:
+        sched.step()
+    return loss_sum, n, skipped
+
+
 def seed_all(seed: int) -> None:
     """Seed torch (the only random source of training) and ask it for deterministic kernels."""
     torch.manual_seed(seed)
@@ -182,12 +289,9 @@ def _fit(cfg: RunConfig, dist_info, work: Path, t0: float) -> dict:
             f"model.img_dim is {cfg.model.img_dim} but the embeddings have {mcfg.img_dim} columns"
         )
     cfg = dataclasses.replace(cfg, model=mcfg)
-    model = HistoPrism(mcfg).to(dist_info.device)
-    net = model
-    if dist_info.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model)
+    model = HistoPrism(mcfg).to(dist_info.device)  # the same initial weights on every rank
+    if dist_info.world > 1:  # then each rank its own dropout stream, reproducibly
+        torch.manual_seed(rank_seed(tc.seed, dist_info.rank))
     logger.info(
         "HistoPrism: %s parameters, %d genes, %d cancer types, %d train / %d val WSIs, %d process(es)",
         f"{n_parameters(model):,}",
@@ -198,39 +302,28 @@ def _fit(cfg: RunConfig, dist_info, work: Path, t0: float) -> dict:
         dist_info.world,
     )
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    from torch.utils.data import DistributedSampler
-
-    sampler = DistributedSampler(
-        range(len(train_ids)), num_replicas=dist_info.world, rank=dist_info.rank, shuffle=True, seed=tc.seed
-    )
+    group = tc.wsis_per_step * dist_info.world  # WSIs per optimiser step, all processes together
+    steps_per_epoch = -(-len(train_ids) // group)
+    sched = make_schedule(opt, tc, steps_per_epoch)
+    scaler = make_scaler(tc, dist_info.device)
     history, best, best_epoch, stale = [], float("inf"), -1, 0
     ckpt_path = work / "checkpoint.pt"
     bar = Progress(tc.max_epochs, "epochs", logger)  # one line per epoch (or a bar on a terminal)
     for epoch in range(1, tc.max_epochs + 1):
         te = time.perf_counter()
         model.train()
-        sampler.set_epoch(epoch)
-        order = list(sampler)
-        k = tc.wsis_per_step
-        loss_sum, n_seen = 0.0, 0
-        for start in range(0, len(order), k):
-            group = order[start : start + k]
-            opt.zero_grad(set_to_none=True)
-            for j, idx in enumerate(group):
-                wsi = cohort.load(train_ids[idx])
-                sync = net.no_sync() if (net is not model and j < len(group) - 1) else nullcontext()
-                with sync:
-                    loss = masked_mse(
-                        net(*_tensors(wsi, cohort.cancer_types, dist_info.device)),
-                        torch.from_numpy(wsi.target).to(dist_info.device),
-                    )
-                    (loss / len(group)).backward()
-                loss_sum += float(loss.detach())
-                n_seen += 1
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            opt.step()
-        loss_sum, n_seen = _all_sum([loss_sum, n_seen], dist_info)
-        row = {"epoch": epoch, "train_mse": loss_sum / n_seen, "val_mse": float("nan")}
+        order = epoch_order(len(train_ids), tc.seed, epoch)
+        loss_sum, n_seen, n_skipped = 0.0, 0, 0
+        for start in range(0, len(order), group):  # each WSI exactly once an epoch
+            mine = order[start : start + group][dist_info.rank :: dist_info.world]
+            wsis = [cohort.load(train_ids[i]) for i in mine]
+            s, n, skipped = train_step(model, opt, sched, scaler, wsis, cohort.cancer_types, tc, dist_info)
+            loss_sum, n_seen, n_skipped = loss_sum + s, n_seen + n, n_skipped + skipped
+        loss_sum, n_seen, n_skipped = _all_sum([loss_sum, n_seen, n_skipped], dist_info)
+        if n_skipped:
+            logger.warning("epoch %d: %d WSIs skipped (non-finite loss)", epoch, int(n_skipped))
+        row = {"epoch": epoch, "train_mse": loss_sum / max(n_seen, 1), "val_mse": float("nan"),
+               "wsis": int(n_seen), "skipped": int(n_skipped), "lr": opt.param_groups[0]["lr"]}  # fmt: skip
         if val_ids:
             s, n = evaluate(model, cohort, val_ids[dist_info.rank :: dist_info.world], dist_info.device)
             s, n = _all_sum([s, n], dist_info)
