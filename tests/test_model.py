@@ -551,3 +551,62 @@ def test_interrupted_training_leaves_no_folder(model_inputs, tmp_path, monkeypat
     with pytest.raises(KeyboardInterrupt):
         train(dataclasses.replace(cfg, out=str(tmp_path / "run")), device="cpu")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_imported_checkpoints_carry_log1p_and_predict_checks_the_truth(tmp_path, model_inputs):
+    import anndata as ad
+
+    folder, cfg = model_inputs
+    first = read_embeddings(folder / "embeddings" / "WSI00_BRCA.h5")[1]
+    genes = [f"G{i:05d}" for i in range(300)]
+    mcfg = ModelConfig(img_dim=first.shape[1], n_genes=len(genes), n_cancer_types=4, **FAST_MODEL)
+    torch.save({"model_state": _published_state_dict(mcfg)}, tmp_path / "published.pt")
+    codes = ["BRCA", "COAD", "LUAD", "PRAD"]
+    # the expression as raw counts, as HEST ships it
+    expr = ad.read_h5ad(cfg.data.expression)
+    counts = expr.copy()
+    counts.X = np.rint(np.expm1(np.asarray(expr.X, dtype=np.float64)) * 5).astype(np.float32)
+    counts.write_h5ad(tmp_path / "counts.h5ad")
+    data = dataclasses.replace(cfg.data, expression=str(tmp_path / "counts.h5ad"), log1p=True)
+    import_published(tmp_path / "published.pt", genes, codes, tmp_path / "ckpt.pt", data, transformer_heads=4)
+    assert load_checkpoint(tmp_path / "ckpt.pt")[1]["run_config"]["data"]["log1p"] is True
+    predict(tmp_path / "ckpt.pt", tmp_path / "p.h5ad", device="cpu")
+    p = ad.read_h5ad(tmp_path / "p.h5ad")
+    assert float(np.nanmax(p.layers["truth"])) < 15  # log1p of the counts, as the model's targets
+    with pytest.raises(InputError, match="looks like raw counts .* log1p is off"):
+        predict(tmp_path / "ckpt.pt", tmp_path / "q.h5ad", device="cpu", log1p=False)
+    assert not (tmp_path / "q.h5ad").exists()
+
+
+def test_published_config_and_panel_files_load_as_released(tmp_path, model_inputs):
+    import yaml
+
+    from gpc_bench.baselines.histoprism.data import read_gene_list
+
+    folder, cfg = model_inputs
+    (tmp_path / "stpath_genes.yaml").write_text(
+        yaml.safe_dump({"genes": ["ENSG00000000003", "ENSG00000000005"]})
+    )
+    assert read_gene_list(tmp_path / "stpath_genes.yaml") == ["ENSG00000000003", "ENSG00000000005"]
+    first = read_embeddings(folder / "embeddings" / "WSI00_BRCA.h5")[1]
+    genes = [f"G{i:05d}" for i in range(300)]
+    mcfg = ModelConfig(img_dim=first.shape[1], n_genes=len(genes), n_cancer_types=4, **FAST_MODEL)
+    torch.save({"model_state": _published_state_dict(mcfg)}, tmp_path / "published.pt")
+    codes = ["BRCA", "COAD", "LUAD", "PRAD"]
+    released = {"transformer_heads": 4, "cross_attn_heads": 4, "onco_onehot_dim": 4,
+                "conditioning_strategy": "cross_attention",
+                "graph_config": {"conv_type": None, "n_conv_layers": 0, "knn": 8}}  # fmt: skip
+    (tmp_path / "config.yml").write_text(yaml.safe_dump(released))
+    info = import_published(tmp_path / "published.pt", genes, codes, tmp_path / "a.pt", cfg.data,
+                            published_config=tmp_path / "config.yml")  # fmt: skip
+    assert info["model_config"]["transformer_heads"] == 4  # from the released config, not assumed
+    gat = released | {"graph_config": {"conv_type": "gat", "n_conv_layers": 1}}
+    (tmp_path / "gat.yml").write_text(yaml.safe_dump(gat))
+    with pytest.raises(InputError, match=r"n_conv_layers is 1 \(conv_type 'gat'\).*img_conv"):
+        import_published(tmp_path / "published.pt", genes, codes, tmp_path / "b.pt", cfg.data,
+                         published_config=tmp_path / "gat.yml")  # fmt: skip
+    assert not (tmp_path / "b.pt").exists()
+    (tmp_path / "wrong.yml").write_text(yaml.safe_dump(released | {"onco_onehot_dim": 29}))
+    with pytest.raises(InputError, match="onco_onehot_dim is 29"):
+        import_published(tmp_path / "published.pt", genes, codes, tmp_path / "c.pt", cfg.data,
+                         published_config=tmp_path / "wrong.yml")  # fmt: skip

@@ -91,10 +91,15 @@ def train_cmd(config_path, out, max_epochs, seed, pos_enc, no_conditioning, devi
     help="Expression for layers['truth'] (default: the checkpoint's).",
 )
 @click.option("--no-truth", is_flag=True, help="Do not write layers['truth'].")
+@click.option(
+    "--log1p/--no-log1p",
+    default=None,
+    help="Apply log1p to the expression written as truth (default: as the checkpoint records).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @_DEVICE
 @_friendly
-def predict_cmd(checkpoint, split, out, metadata, embeddings, expression, no_truth, overwrite, device):
+def predict_cmd(checkpoint, split, out, metadata, embeddings, expression, no_truth, log1p, overwrite, device):
     """Predict a split and write the .h5ad that `gpc-bench score` reads."""
     _require_torch()
     import torch
@@ -118,8 +123,9 @@ def predict_cmd(checkpoint, split, out, metadata, embeddings, expression, no_tru
                 raw[key] = str(v)
         data = DataConfig(**raw)
     info = predict(
-        checkpoint, out, split=split, data=data, with_truth=not no_truth, overwrite=overwrite, device=dev
-    )
+        checkpoint, out, split=split, data=data, with_truth=not no_truth, overwrite=overwrite, device=dev,
+        log1p=log1p,
+    )  # fmt: skip
     truth = "with layers['truth']" if info["truth"] else "without truth"
     click.echo(f"predictions {out}: {info['n_spots']} spots from {info['n_wsi']} WSIs, {truth}")
 
@@ -187,17 +193,33 @@ def featurize_cmd(image, spots, out, pca_path, manifest, out_dir, n_components, 
     "--cross-attn-heads", type=int, default=4, show_default=True, help="Heads of the cross-attention."
 )
 @click.option("--transformer-heads", type=int, default=8, show_default=True, help="Heads of the encoder.")
+@click.option(
+    "--published-config",
+    type=click.Path(path_type=Path, exists=True),
+    help="The released config.yml: heads from it, and a model using the graph convolution refused.",
+)
+@click.option(
+    "--log1p/--no-log1p",
+    default=True,
+    show_default=True,
+    help="Record the targets as log1p of counts (the published loader's).",
+)
 @_friendly
-def import_cmd(weights, genes, cancer_types, out, cross_attn_heads, transformer_heads):
+def import_cmd(
+    weights, genes, cancer_types, out, cross_attn_heads, transformer_heads, published_config, log1p
+):
     """Convert a state dict saved by the published HistoPrism code into a checkpoint."""
     _require_torch()
     from .data import read_gene_list
     from .predict import import_published
 
     codes = [line.strip() for line in cancer_types.read_text().splitlines() if line.strip()]
+    from .config import DataConfig
+
     info = import_published(
-        weights, read_gene_list(genes), codes, out, None, cross_attn_heads, transformer_heads
-    )
+        weights, read_gene_list(genes), codes, out, DataConfig(log1p=log1p), cross_attn_heads,
+        transformer_heads, published_config,
+    )  # fmt: skip
     ignored = (
         f"; ignored {len(info['ignored_keys'])} unused graph-convolution keys" if info["ignored_keys"] else ""
     )

@@ -88,7 +88,17 @@ def read_gene_list(path: str | Path) -> list[str]:
     if not path.is_file():
         raise InputError(f"gene panel {path} not found")
     text = path.read_text()
-    if path.suffix == ".json":
+    if path.suffix in (".yaml", ".yml"):  # the published stpath_genes.yaml: {genes: [...]}
+        import yaml
+
+        try:
+            obj = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise InputError(f"gene panel {path} is not valid YAML: {err}") from None
+        genes = obj.get("genes") if isinstance(obj, dict) else obj
+        if not isinstance(genes, list):
+            raise InputError(f"gene panel {path}: expected a YAML list or a 'genes:' list")
+    elif path.suffix == ".json":
         obj = json.loads(text)
         genes = obj.get("genes") if isinstance(obj, dict) else obj
         if not isinstance(genes, list):

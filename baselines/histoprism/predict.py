@@ -30,6 +30,7 @@ def predict(
     with_truth: bool = True,
     overwrite: bool = False,
     device: str = "cpu",
+    log1p: bool | None = None,
 ) -> dict:
     """Predict every WSI of ``split`` and write one prediction ``.h5ad``.
 
@@ -55,6 +56,10 @@ def predict(
         Replace an existing ``out``.
     device
         Torch device.
+    log1p
+        Apply log1p to the expression written as truth (``None``: as the checkpoint's data block
+        says; an imported checkpoint records ``log1p: true``, as the published loader applies it).
+        Truth that looks like raw counts while log1p is off is refused.
 
     Returns
     -------
@@ -76,6 +81,8 @@ def predict(
         if isinstance(raw.get("cancer_types"), list):
             raw["cancer_types"] = tuple(raw["cancer_types"])
         data = DataConfig(**raw)
+    if log1p is not None:
+        data = dataclasses.replace(data, log1p=log1p)
     cohort = Cohort(data, genes=ckpt["genes"], cancer_types=ckpt["cancer_types"])
     ids = cohort.sample_ids(split)
     if not ids:
@@ -107,6 +114,7 @@ def predict(
     layers = {}
     if truth:
         t = np.concatenate(truths)
+        check_truth_scale(t, data.log1p)
         measured = ~np.isnan(t).any(0)
         info["genes_dropped_not_measured"] = int((~measured).sum())
         if not measured.any():
@@ -117,6 +125,7 @@ def predict(
                 (~measured).sum(),
                 split,
             )
+        info["genes_not_measured"] = [str(g) for g in genes[~measured]]
         x, genes, layers = x[:, measured], genes[measured], {"truth": t[:, measured]}
     frame = pd.concat(obs)
     frame["sample_id"] = frame["sample_id"].astype("category")
@@ -133,6 +142,66 @@ def predict(
     return info
 
 
+def read_published_config(path: str | Path, n_cancer_types: int) -> dict:
+    """The released ``config.yml``: head counts, and a refusal of what gpc-bench does not
+    implement (the graph convolution) or what contradicts the cancer-type list."""
+    import yaml
+
+    path = Path(path)
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise InputError(f"published config {path} is not readable YAML: {err}") from None
+    if not isinstance(cfg, dict):
+        raise InputError(f"published config {path} is not a mapping")
+    graph = cfg.get("graph_config") or {}
+    n_conv = int(graph.get("n_conv_layers") or 0)
+    if n_conv > 0:
+        raise InputError(
+            f"{path}: graph_config.n_conv_layers is {n_conv} (conv_type {graph.get('conv_type')!r}): "
+            "these weights apply the published graph-convolution layer (img_conv) to the patch "
+            "embeddings, which gpc-bench does not implement; dropping it changes every output",
+            "import a checkpoint trained with n_conv_layers: 0 (both released ones are)",
+        )
+    onehot = cfg.get("onco_onehot_dim")
+    if onehot is not None and int(onehot) != n_cancer_types:
+        raise InputError(
+            f"{path}: onco_onehot_dim is {onehot} but --cancer-types lists {n_cancer_types} codes",
+            "pass the oncotree_code_list.txt of the split these weights were trained on",
+        )
+    strategy = cfg.get("conditioning_strategy", "cross_attention")
+    if strategy not in (None, "cross_attention"):
+        raise InputError(
+            f"{path}: conditioning_strategy {strategy!r} is not implemented (only cross_attention)"
+        )
+    return {
+        "cross_attn_heads": int(cfg.get("cross_attn_heads") or 4),
+        "transformer_heads": int(cfg.get("transformer_heads") or 8),
+    }
+
+
+def check_truth_scale(t: np.ndarray, log1p: bool) -> None:
+    """Refuse truth that does not look like the model's targets: raw counts (integers beyond 20)
+    written while log1p is off; warn when log1p was applied to values that were not counts."""
+    vals = t[np.isfinite(t)]
+    if not vals.size:
+        return
+    integer = bool(np.all(vals == np.round(vals)))
+    top = float(vals.max())
+    if not log1p and integer and top > 20:
+        raise InputError(
+            f"the expression to write as truth looks like raw counts (integers up to {top:.0f}), but "
+            "log1p is off: the model predicts log1p expression, so scores against it would be wrong",
+            "pass --log1p (the published loader applies log1p to counts), or --no-truth",
+        )
+    if log1p and not integer:
+        logger.warning(
+            "log1p was applied to expression that is not integer counts (up to %.3g before log1p): "
+            "if it was already log1p, predict with --no-log1p",
+            float(np.expm1(top)),
+        )
+
+
 def import_published(
     weights: str | Path,
     genes: list[str],
@@ -141,10 +210,15 @@ def import_published(
     data: DataConfig | None = None,
     cross_attn_heads: int = 4,
     transformer_heads: int = 8,
+    published_config: str | Path | None = None,
 ) -> dict:
     """Turn a state dict saved by the published HistoPrism code into a gpc-bench checkpoint.
 
-    Sizes are read from the weights; head counts cannot be (the published configs use 4 and 8).
+    Sizes are read from the weights; head counts cannot be (the published configs use 4 and 8):
+    with ``published_config`` (the released ``config.yml``) they come from it, and a model that
+    uses the graph convolution (``graph_config.n_conv_layers`` > 0), which gpc-bench does not
+    implement, is refused. The expression targets are recorded as log1p of counts (the published
+    loader's), unless ``data`` says otherwise.
     The panel and the cancer-type order must be the ones the weights were trained with (the published
     ``stpath_genes.yaml`` order and ``oncotree_code_list.txt``).
 
@@ -161,6 +235,15 @@ def import_published(
         raise InputError(f"cannot read {weights}: {err}".splitlines()[0]) from None
     if isinstance(state, dict) and isinstance(state.get("model_state"), dict):
         state = state["model_state"]
+    if published_config is not None:
+        heads = read_published_config(published_config, len(cancer_types))
+        cross_attn_heads, transformer_heads = heads["cross_attn_heads"], heads["transformer_heads"]
+    else:
+        logger.warning(
+            "no --published-config: the heads are assumed (%d/%d) and the use of the graph "
+            "convolution cannot be checked; pass the released config.yml",
+            cross_attn_heads, transformer_heads,
+        )  # fmt: skip
     mcfg = config_from_state_dict(
         state, cross_attn_heads=cross_attn_heads, transformer_heads=transformer_heads
     )
@@ -173,7 +256,7 @@ def import_published(
         )
     model = HistoPrism(mcfg)
     ignored = load_published_state_dict(model, state)
-    run = RunConfig(data=data or DataConfig(), model=mcfg)
+    run = RunConfig(data=data or DataConfig(log1p=True), model=mcfg)
     extra = {"epoch": -1, "val_mse": float("nan"), "imported_from": str(weights)}
     save_checkpoint(Path(out), model, list(genes), list(cancer_types), run, extra)
     return {"model_config": dataclasses.asdict(mcfg), "ignored_keys": ignored}
