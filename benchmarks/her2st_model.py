@@ -5,6 +5,8 @@ HistoPrism on five (C2-C5 train, C6 validation for early stopping), predict B4, 
 the training mean profile (a constant-per-WSI control). The numbers in docs/model.md come from:
 
     python benchmarks/her2st_model.py --shared ../shared/data --out /tmp/her2st-model
+    python benchmarks/her2st_model.py --shared ../shared/data --out /tmp/her2st-published \
+        --targets published --schedule warmup-linear     # the published training's options
 
 The test suite runs the same function on a shorter budget when ../shared is present.
 """
@@ -37,6 +39,8 @@ def run(
     n_components: int = 64,
     patch_size: int = 160,
     seed: int = 0,
+    targets: str = "nan-mask",
+    schedule: str = "constant",
 ) -> dict:
     """Featurize, train, predict and score; returns the headline numbers of the model and the control."""
     import anndata as ad
@@ -89,9 +93,10 @@ def run(
             "expression": "expression",
             "genes": "panel.txt",
             "log1p": True,
+            "targets": targets,
         },
         "model": {},
-        "train": {"max_epochs": max_epochs, "patience": patience, "seed": seed},
+        "train": {"max_epochs": max_epochs, "patience": patience, "seed": seed, "schedule": schedule},
         "out": "run",
     }
     (out / "config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -121,6 +126,7 @@ def run(
             "n_pathways_scored": scored.summary["counts"]["n_pathways_scored"],
         }
     res["panel_genes"] = len(panel)
+    res["options"] = {"targets": targets, "schedule": schedule}
     res["spots"] = {s: int(len(c)) for s, c in counts.items()}
     res["training"] = {
         k: summary[k] for k in ("epochs", "best_epoch", "best_val_mse", "n_parameters", "seconds")
@@ -135,6 +141,10 @@ if __name__ == "__main__":
     ap.add_argument("--out", type=Path, default=Path("/tmp/her2st-model"))
     ap.add_argument("--max-epochs", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--targets", choices=["nan-mask", "published"], default="nan-mask")
+    ap.add_argument("--schedule", choices=["constant", "warmup-linear"], default="constant")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    print(json.dumps(run(args.shared, args.out, max_epochs=args.max_epochs, seed=args.seed), indent=2))
+    res = run(args.shared, args.out, max_epochs=args.max_epochs, seed=args.seed, targets=args.targets,
+              schedule=args.schedule)  # fmt: skip
+    print(json.dumps(res, indent=2))
