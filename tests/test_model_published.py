@@ -239,3 +239,14 @@ def test_ddp_with_an_odd_number_of_wsis_sees_each_once(inputs, tmp_path):
         assert d < 1e-4, (k, float(d))
     assert json.loads((tmp_path / "ddp" / "train_summary.json").read_text())["world_size"] == 2
     assert len({rank_seed(7, r) for r in range(4)}) == 4  # a dropout stream of its own per rank
+
+
+def test_truth_written_for_scoring_is_measured_only():
+    """predict scores against what was measured: spots with expression, NaN where no gene maps."""
+    counts = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], np.float32)
+    expr = (np.array(["a", "b"], dtype=object), np.array(["S1", "S2", "S3"], dtype=object), np.log1p(counts))
+    gene_map = {"S1": "E1", "S2": "E2", "S3": "E2"}
+    emb = np.array(["b", "x", "a"], dtype=object)
+    keep, t = published_target("W", emb, expr, ["E1", "E2", "E3"], gene_map, measured_only=True)
+    assert keep.tolist() == [0, 2] and np.isnan(t[:, 2]).all()
+    np.testing.assert_allclose(t[0, :2], [np.log1p(4), np.log1p(5) + np.log1p(6)], rtol=1e-6)

@@ -357,11 +357,20 @@ def read_gene_map(path: str | None, panel: list[str]) -> dict[str, str]:
 
 
 def published_target(
-    sample_id: str, emb_barcodes: np.ndarray, expr: tuple, panel: list[str], gene_map: dict[str, str]
+    sample_id: str,
+    emb_barcodes: np.ndarray,
+    expr: tuple,
+    panel: list[str],
+    gene_map: dict[str, str],
+    measured_only: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The published loader's targets (``get_gene_array_efficient``): every embedding spot (0 where
     the expression has no such barcode), expression genes mapped to panel IDs by ``gene_map`` with
-    the values of genes mapping to one ID summed, 0 for panel genes without expression."""
+    the values of genes mapping to one ID summed, 0 for panel genes without expression.
+
+    With ``measured_only`` (the truth that ``predict`` writes, to score against): the same gene
+    mapping, but only spots with expression, and NaN for panel genes that no expression gene maps to.
+    """
     import scipy.sparse as sp
 
     barcodes, genes, x = expr
@@ -383,6 +392,11 @@ def published_target(
     k, j = np.array(cols).T
     m = sp.csr_matrix((np.ones(len(k), np.float32), (k, j)), shape=(x.shape[1], len(panel)))
     target = np.asarray((m.T @ sel.T).T, dtype=np.float32)  # sums genes that map to one panel ID
+    if measured_only:
+        keep = np.flatnonzero(src >= 0)
+        target = target[keep]
+        target[:, np.bincount(j, minlength=len(panel)) == 0] = np.nan
+        return keep, target
     return np.arange(len(emb_barcodes)), target
 
 
@@ -409,6 +423,8 @@ class Cohort:
         else:
             raise InputError("no gene panel: set data.genes or data.expression")
         self._cache: dict[str, Wsi] = {}
+        #: targets as measured (spots with expression, NaN for unmapped genes): what predict scores
+        self.measured_only = False
 
     def gene_map(self) -> dict[str, str]:
         """Expression gene -> panel ID for ``targets: published`` (read once)."""
@@ -433,7 +449,9 @@ class Cohort:
                 raise InputError("training needs expression: set data.expression")
             expr = self.expression.read(sample_id)
             if self.cfg.targets == "published":
-                keep, target = published_target(sample_id, barcodes, expr, self.genes, self.gene_map())
+                keep, target = published_target(
+                    sample_id, barcodes, expr, self.genes, self.gene_map(), measured_only=self.measured_only
+                )
             else:
                 keep, target = align_target(
                     sample_id, barcodes, expr, self.genes, self.cfg.min_barcode_overlap

@@ -84,6 +84,7 @@ def predict(
     if log1p is not None:
         data = dataclasses.replace(data, log1p=log1p)
     cohort = Cohort(data, genes=ckpt["genes"], cancer_types=ckpt["cancer_types"])
+    cohort.measured_only = True  # the truth to score against is what was measured, not zero-filled
     ids = cohort.sample_ids(split)
     if not ids:
         raise InputError(f"no WSI with split {split!r} in {data.metadata}")

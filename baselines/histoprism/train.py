@@ -1,9 +1,11 @@
 """Training: AdamW, gradient clipping, one WSI per step, early stopping on validation MSE.
 
-Runs in one process, or under ``torchrun`` with DistributedDataParallel (gloo on CPU, NCCL on GPUs):
-WSIs are sharded by a ``DistributedSampler``, gradients are averaged across processes, and only rank
-0 writes. With ``wsis_per_step = k`` in one process the gradients of the k WSIs that k processes
-would take in one step are averaged instead, so the two give the same model (tested).
+Runs in one process, or under ``torchrun`` (gloo on CPU, NCCL on GPUs): each epoch's permutation of
+the WSIs is cut into steps of ``wsis_per_step`` x processes WSIs, never padded; each process sums the
+gradients of its WSIs of a step, and the sums and counts are all-reduced, so a step's gradient is the
+mean over the WSIs it held. Only rank 0 writes. With ``wsis_per_step = k`` one process steps over the
+same groups that k processes share, so the two give the same model (tested). Options reproduce the
+published training: a warm-up/linear schedule, fp16 with loss scaling, non-finite WSIs skipped.
 """
 
 from __future__ import annotations
