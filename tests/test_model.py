@@ -208,14 +208,19 @@ def test_published_state_dict_loads_and_refuses_other_mismatches():
             load_published_state_dict(HistoPrism(cfg), bad)
 
 
-def test_import_published_then_predict(tmp_path, model_inputs):
-    """A published state dict becomes a checkpoint that predicts the metadata's test split."""
-    folder, cfg = model_inputs
+def _published_weights(folder, path) -> tuple[list[str], list[str]]:
+    """A published-format state dict for the synthetic cohort at ``path``; its panel and codes."""
     first = read_embeddings(folder / "embeddings" / "WSI00_BRCA.h5")[1]
     genes = [f"G{i:05d}" for i in range(300)]
     mcfg = ModelConfig(img_dim=first.shape[1], n_genes=len(genes), n_cancer_types=4, **FAST_MODEL)
-    torch.save({"model_state": _published_state_dict(mcfg)}, tmp_path / "published.pt")
-    codes = ["BRCA", "COAD", "LUAD", "PRAD"]
+    torch.save({"model_state": _published_state_dict(mcfg)}, path)
+    return genes, ["BRCA", "COAD", "LUAD", "PRAD"]
+
+
+def test_import_published_then_predict(tmp_path, model_inputs):
+    """A published state dict becomes a checkpoint that predicts the metadata's test split."""
+    folder, cfg = model_inputs
+    genes, codes = _published_weights(folder, tmp_path / "published.pt")
     info = import_published(
         tmp_path / "published.pt", genes, codes, tmp_path / "ckpt.pt", cfg.data, transformer_heads=4
     )
@@ -557,11 +562,7 @@ def test_imported_checkpoints_carry_log1p_and_predict_checks_the_truth(tmp_path,
     import anndata as ad
 
     folder, cfg = model_inputs
-    first = read_embeddings(folder / "embeddings" / "WSI00_BRCA.h5")[1]
-    genes = [f"G{i:05d}" for i in range(300)]
-    mcfg = ModelConfig(img_dim=first.shape[1], n_genes=len(genes), n_cancer_types=4, **FAST_MODEL)
-    torch.save({"model_state": _published_state_dict(mcfg)}, tmp_path / "published.pt")
-    codes = ["BRCA", "COAD", "LUAD", "PRAD"]
+    genes, codes = _published_weights(folder, tmp_path / "published.pt")
     # the expression as raw counts, as HEST ships it
     expr = ad.read_h5ad(cfg.data.expression)
     counts = expr.copy()
@@ -588,11 +589,7 @@ def test_published_config_and_panel_files_load_as_released(tmp_path, model_input
         yaml.safe_dump({"genes": ["ENSG00000000003", "ENSG00000000005"]})
     )
     assert read_gene_list(tmp_path / "stpath_genes.yaml") == ["ENSG00000000003", "ENSG00000000005"]
-    first = read_embeddings(folder / "embeddings" / "WSI00_BRCA.h5")[1]
-    genes = [f"G{i:05d}" for i in range(300)]
-    mcfg = ModelConfig(img_dim=first.shape[1], n_genes=len(genes), n_cancer_types=4, **FAST_MODEL)
-    torch.save({"model_state": _published_state_dict(mcfg)}, tmp_path / "published.pt")
-    codes = ["BRCA", "COAD", "LUAD", "PRAD"]
+    genes, codes = _published_weights(folder, tmp_path / "published.pt")
     released = {"transformer_heads": 4, "cross_attn_heads": 4, "onco_onehot_dim": 4,
                 "conditioning_strategy": "cross_attention",
                 "graph_config": {"conv_type": None, "n_conv_layers": 0, "knn": 8}}  # fmt: skip
