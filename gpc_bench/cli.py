@@ -98,7 +98,11 @@ def _adapter_options(fn):
     help="r for genes whose prediction is constant in a WSI.",
 )
 @click.option(
-    "--min-genes", type=click.IntRange(min=0), default=10, show_default=True, help="Minimum scored genes for a pathway score."
+    "--min-genes",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Minimum scored genes for a pathway score.",
 )
 @click.option(
     "--variance-bins",
@@ -108,7 +112,12 @@ def _adapter_options(fn):
     help="Variance levels: equal-count (quantile) or equal-width in log10 variance (log).",
 )
 @click.option(
-    "--levels", "n_levels", type=click.IntRange(min=1), default=10, show_default=True, help="Number of variance levels."
+    "--levels",
+    "n_levels",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Number of variance levels.",
 )
 @click.option(
     "--hvg",
@@ -124,7 +133,11 @@ def _adapter_options(fn):
     help="Clustering agreement with cancer types.",
 )
 @click.option(
-    "--cluster-spots", type=click.IntRange(min=1), default=2000, show_default=True, help="Spots subsampled for --cluster spot."
+    "--cluster-spots",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="Spots subsampled for --cluster spot.",
 )
 @click.option("--truth-log1p", is_flag=True, help="Raw counts as truth: apply log1p only (no normalisation).")
 @click.option(
@@ -143,7 +156,9 @@ def _adapter_options(fn):
     help="Score under a recorded config (a run's summary.json, or a JSON config); options given here override it.",
 )
 @click.option("--no-checksum", is_flag=True, help="Skip sha256 of the input files.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Kernel threads (default: usable cores).")
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=None, help="Kernel threads (default: usable cores)."
+)
 @click.option(
     "--protocol",
     type=click.Choice(["default", "published", "hest-pooled"]),
@@ -484,7 +499,11 @@ def leaderboard_cmd(
         click.echo(lb.to_markdown(), nl=False)
     else:
         click.echo(lb.display().to_string(index=False))
-        click.echo(f"reference: {lb.info['reference']}; 95% intervals from {n_boot} WSI bootstrap draws")
+        draws = lb.info["n_boot"]
+        click.echo(
+            f"reference: {lb.info['reference']}; "
+            + (f"95% intervals from {draws} WSI bootstrap draws" if draws else "no intervals")
+        )
     for note in lb.info["notes"]:
         click.echo(f"note: {note}", err=True)
     for model, warnings in lb.info["warnings"].items():
@@ -494,7 +513,13 @@ def leaderboard_cmd(
 
 @main.command("null")
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--draws", type=click.IntRange(min=1), default=1000, show_default=True, help="Random gene sets per pathway.")
+@click.option(
+    "--draws",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Random gene sets per pathway.",
+)
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random gene sets.")
 @click.option(
     "--out", type=click.Path(path_type=Path), help="Folder for pathway_null.csv/.json (default: RUN)."
@@ -562,7 +587,9 @@ def _OUT(fn):
         from .plot import save
 
         inputs = [v for v in kwargs.values() if isinstance(v, Path)]
-        inputs += [p for v in kwargs.values() if isinstance(v, tuple | list) for p in v if isinstance(p, Path)]
+        inputs += [
+            p for v in kwargs.values() if isinstance(v, tuple | list) for p in v if isinstance(p, Path)
+        ]
         check_out(out, kind="figure", overwrite=overwrite, inputs=inputs, folder=False)
         fig = fn(*args, **kwargs)
         try:
@@ -583,7 +610,11 @@ def _OUT(fn):
 @click.argument("run_b", type=click.Path(path_type=Path))
 @_OUT
 @click.option(
-    "--label-top", type=click.IntRange(min=0), default=0, show_default=True, help="Name the K pathways that differ most."
+    "--label-top",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Name the K pathways that differ most.",
 )
 @_friendly
 def plot_scatter(run_a, run_b, label_top):
@@ -636,7 +667,9 @@ def plot_leaderboard(table):
     "--pathways", "spec", multiple=True, help="GMT or collection folder (default: the shipped collection)."
 )
 @click.option("--image", type=click.Path(path_type=Path), help="H&E image that obsm['spatial'] indexes.")
-@click.option("--name", help="Model name for the title (default: the predictions file stem, as score names runs).")
+@click.option(
+    "--name", help="Model name for the title (default: the predictions file stem, as score names runs)."
+)
 @click.option(
     "--spot-size", type=float, default=30.0, show_default=True, help="Marker size of a spot (points^2)."
 )

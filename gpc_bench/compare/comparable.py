@@ -92,40 +92,11 @@ def _config(run: Run) -> dict | None:
     return cfg
 
 
-def gene_keys(run: Run) -> dict[str, str]:
-    """Each recorded gene ID of a run -> its canonical key, the HGNC symbol (the run's own mapping
-    for pathway genes, the shipped table for the others; an ID without a symbol keeps itself), so
-    that runs of Ensembl-keyed and symbol-keyed predictions share their genes. When two IDs map to
-    one symbol only the first (in the run's gene order) keeps it."""
-    cached = getattr(run, "_gene_keys", None)
-    if cached is not None:
-        return cached
-    from ..genes import detect_id_style, to_symbols
-
-    genes = run.gene_variance["gene"].astype(str).tolist()
-    ids = np.asarray(genes, dtype=object)
-    sym = list(to_symbols(ids, detect_id_style(ids))) if genes else []
-    own = {}
-    if (run.path / "pathway_genes.csv").is_file():
-        pg = run.pathway_genes
-        if "symbol" in pg.columns:
-            pairs = zip(pg["gene"].astype(str), pg["symbol"], strict=True)
-            own = {g: s for g, s in pairs if isinstance(s, str) and s}
-    keys, taken = {}, set()
-    for g, s in zip(genes, sym, strict=True):
-        k = own.get(g) or s or g
-        if k not in taken:
-            keys[g] = k
-            taken.add(k)
-    run._gene_keys = keys
-    return keys
-
-
 def _genes(run: Run) -> list | None:
     p = run.path / "gene_variance.csv"
     if not p.is_file():
         return None
-    return list(gene_keys(run).values())
+    return list(run.gene_keys.values())
 
 
 def check(
@@ -242,7 +213,7 @@ def _truth_differences(runs: list[Run], wsis: list, genes: list) -> str | None:
         return None
     for r in runs:
         t = frames[r.name]
-        t = t.assign(gene=t["gene"].astype(str).map(gene_keys(r)))
+        t = t.assign(gene=t["gene"].astype(str).map(r.gene_keys))
         t = t[t["sample_id"].astype(str).isin(wsis) & t["gene"].isin(genes)]
         t = t.assign(sample_id=t["sample_id"].astype(str), gene=t["gene"].astype(str))
         t = t.set_index(["sample_id", "gene"]).sort_index()
@@ -294,7 +265,7 @@ def restrict(run: Run, keys: list, wsis: list, genes: list, cancer_types: list) 
 
     cfg = run.summary["config"]
     gidx = {g: j for j, g in enumerate(genes)}
-    key = gene_keys(run)
+    key = run.gene_keys
     gs = run.gene_scores
     gs = gs.assign(sample_id=gs["sample_id"].astype(str), gene=gs["gene"].astype(str).map(key))
     gs = gs[gs["gene"].notna()]

@@ -29,6 +29,8 @@ def smallest_p(n_wsi: int) -> float:
     """The smallest two-sided p of an exact paired test over ``n_wsi`` WSIs (all differences of one
     sign): 2 / 2**n, 0.002 with 10 WSIs."""
     return 2.0 / 2.0**n_wsi if n_wsi > 0 else float("nan")
+
+
 COMPARISON_COLUMNS = [
     "model", "reference", "collection", "pathway", "gpc_model", "gpc_reference", "difference",
     "n_wsi", "wilcoxon_stat", "p_value", "p_adjusted",
@@ -248,8 +250,9 @@ def leaderboard(
         if note not in rs.notes:
             rs.notes.append(note)
     n_wsi = len(rs.wsis)
+    notes = []
     if n_boot and n_wsi < MIN_WSI_BOOTSTRAP:
-        rs.notes.append(
+        notes.append(
             f"only {n_wsi} WSIs: no bootstrap intervals (at least {MIN_WSI_BOOTSTRAP} are needed for them "
             "to mean anything)"
         )
@@ -260,7 +263,8 @@ def leaderboard(
     )
     if n_wsi < MIN_WSI_TEST:
         note += f"; no difference can be significant at 0.05 below {MIN_WSI_TEST} WSIs"
-    rs.notes.append(note)
+    notes.append(note)
+    rs.notes.extend(n for n in notes if n not in rs.notes)  # a RunSet may be ranked more than once
     ones = np.ones((1, len(rs.wsis)))
     weights = np.vstack([ones, bootstrap_weights(rs.cancer_types, n_boot, seed)]) if n_boot else ones
 

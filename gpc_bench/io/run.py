@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from .._errors import InputError
@@ -87,6 +88,33 @@ class Run:
     @property
     def pathway_genes(self):
         return self.table("pathway_genes.csv")
+
+    @cached_property
+    def gene_keys(self) -> dict[str, str]:
+        """Each recorded gene ID -> its canonical key, the HGNC symbol (the run's own mapping for
+        pathway genes, the shipped table for the others; an ID without a symbol keeps itself), so
+        that runs of Ensembl-keyed and symbol-keyed predictions share their genes. When two IDs map
+        to one symbol only the first (in the run's gene order) keeps it."""
+        import numpy as np
+
+        from ..genes import detect_id_style, to_symbols
+
+        genes = self.gene_variance["gene"].astype(str).tolist()
+        ids = np.asarray(genes, dtype=object)
+        sym = list(to_symbols(ids, detect_id_style(ids))) if genes else []
+        own = {}
+        if (self.path / "pathway_genes.csv").is_file():
+            pg = self.pathway_genes
+            if "symbol" in pg.columns:
+                pairs = zip(pg["gene"].astype(str), pg["symbol"], strict=True)
+                own = {g: s for g, s in pairs if isinstance(s, str) and s}
+        keys, taken = {}, set()
+        for g, s in zip(genes, sym, strict=True):
+            k = own.get(g) or s or g
+            if k not in taken:
+                keys[g] = k
+                taken.add(k)
+        return keys
 
 
 def load_run(path: str | Path) -> Run:

@@ -92,26 +92,26 @@ def file_is_ours(path: Path) -> bool:
     return b"gpc-bench" in head or b"gpc-bench" in tail
 
 
-def _refuse(problem: str, hint: str) -> None:
-    raise InputError(problem, hint)
-
-
 def _check_place(out: Path, inputs: Iterable) -> None:
     """Not a link, not the current folder (or one above it), not an input or a folder holding one."""
     if out.is_symlink():
-        _refuse(f"--out {out} is a symbolic link", f"give the real path ({os.path.realpath(out)}) instead")
+        raise InputError(
+            f"--out {out} is a symbolic link", f"give the real path ({os.path.realpath(out)}) instead"
+        )
     resolved = out.resolve()
     cwd = Path.cwd().resolve()
     if resolved == cwd or resolved in cwd.parents:
-        _refuse(f"--out {out} is the current folder or holds it", "give a new folder, e.g. --out runs/NAME")
+        raise InputError(
+            f"--out {out} is the current folder or holds it", "give a new folder, e.g. --out runs/NAME"
+        )
     for inp in inputs:
         if not isinstance(inp, str | os.PathLike):
             continue
         ri = Path(inp).resolve()
         if ri == resolved:
-            _refuse(f"--out {out} is an input of this command", "write the output to another path")
+            raise InputError(f"--out {out} is an input of this command", "write the output to another path")
         if resolved in ri.parents:
-            _refuse(
+            raise InputError(
                 f"--out {out} holds the input {inp}: replacing it would delete the input",
                 "write the output to a new folder",
             )
@@ -122,28 +122,28 @@ def _check_existing(out: Path, kind: str, folder: bool, overwrite: bool) -> None
         return
     if folder:
         if not out.is_dir():
-            _refuse(f"--out {out} is a file, not a folder", "give a folder path for the output")
+            raise InputError(f"--out {out} is a file, not a folder", "give a folder path for the output")
         if not any(out.iterdir()):
             return
         if not overwrite:
-            _refuse(
+            raise InputError(
                 f"output folder {out} already exists and is not empty",
                 "choose another --out, or pass --overwrite to replace it",
             )
         found = folder_kind(out)
         if found != kind:
             what = f"a gpc-bench {found} folder" if found else "not a folder gpc-bench wrote"
-            _refuse(
+            raise InputError(
                 f"--overwrite replaces only a gpc-bench {kind} folder, and {out} is {what}",
                 "remove it yourself if it may go, or choose another --out",
             )
         return
     if out.is_dir():
-        _refuse(f"--out {out} is a folder, not a file", "give a file path for the output")
+        raise InputError(f"--out {out} is a folder, not a file", "give a file path for the output")
     if not overwrite:
-        _refuse(f"{out} already exists", "choose another --out, or pass --overwrite to replace it")
+        raise InputError(f"{out} already exists", "choose another --out, or pass --overwrite to replace it")
     if not file_is_ours(out):
-        _refuse(
+        raise InputError(
             f"--overwrite replaces only files gpc-bench wrote, and {out} is not one",
             "remove it yourself if it may go, or choose another --out",
         )
@@ -153,22 +153,26 @@ def _check_writable(out: Path) -> None:
     """The parent exists as a folder (or can be made), the temporary sibling's name fits, and a
     probe folder can be made and removed there."""
     if len(os.fsencode(_tmp_name(out.name))) > _NAME_MAX:
-        _refuse(f"--out {out}: the name is too long ({len(out.name)} characters)", "choose a shorter name")
+        raise InputError(
+            f"--out {out}: the name is too long ({len(out.name)} characters)", "choose a shorter name"
+        )
     parent = out.parent
     missing: list[Path] = []
     while not parent.exists():
         if parent.is_symlink():  # a dangling link
-            _refuse(f"--out {out}: {parent} is a broken symbolic link", "give a real path")
+            raise InputError(f"--out {out}: {parent} is a broken symbolic link", "give a real path")
         missing.append(parent)
         parent = parent.parent
     if not parent.is_dir():
-        _refuse(f"--out {out}: {parent} is a file, not a folder", "give a path inside a folder")
+        raise InputError(f"--out {out}: {parent} is a file, not a folder", "give a path inside a folder")
     probe = missing[-1] if missing else out.parent / _tmp_name(out.name, "probe")
     try:
         probe.mkdir()
         probe.rmdir()
     except OSError as err:
-        _refuse(f"--out {out} cannot be written: {err.strerror or err}", "choose a writable place")
+        raise InputError(
+            f"--out {out} cannot be written: {err.strerror or err}", "choose a writable place"
+        ) from None
 
 
 def check_out(
