@@ -30,7 +30,13 @@ _source_checkout()
 
 _LAZY = {
     "score": "gpc_bench.scoring",
-    "ScoreResult": "gpc_bench.scoring",
+    "collect": "gpc_bench.scoring",
+    "evaluate": "gpc_bench.evaluate",
+    "merge": "gpc_bench.merge",
+    "Result": "gpc_bench.result",
+    "ScoreResult": "gpc_bench.result",
+    "WsiStats": "gpc_bench.stats",
+    "read_stats": "gpc_bench.stats",
     "ScoreConfig": "gpc_bench.config",
     "Settings": "gpc_bench.settings",
     "load_run": "gpc_bench.io.run",

@@ -1,4 +1,4 @@
-"""Stream the WSIs of a run through the PCC kernel: per-WSI r, flags, variance and profiles."""
+"""Stream the WSIs of a run through the PCC kernel: per-WSI r, flags, co-moments and sampled spots."""
 
 from __future__ import annotations
 
@@ -11,57 +11,35 @@ import numpy as np
 from ._errors import InputError
 from ._progress import Progress
 from .metrics.pcc import MomentAccumulator, NonFiniteError, RowMatrix, pearson_from_moments
-from .metrics.variance import VarianceAccumulator
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class PerWsi:
-    """What the streaming pass leaves for the cohort-level tables.
+    """What the streaming pass leaves (the array part of :class:`~gpc_bench.stats.WsiStats`).
 
     Attributes
     ----------
     r, flags
         ``(n_wsi, n_genes)`` Pearson r and flags (:data:`gpc_bench.metrics.pcc.FLAG_NAMES`).
-    variance, variance_by_type
-        Measured-expression variance over all spots, and per cancer type (Chan's merge).
-    mean_pred, mean_truth
-        ``(n_wsi, n_genes)`` mean profiles (``cluster="wsi"`` only).
     n, moments
         Spots per WSI, and ``(n_wsi, 5, n_genes)`` per-WSI moments: truth mean and M2, prediction
-        mean and M2, and the co-moment sum((x - mean_x)(y - mean_y)) (pooled protocols and the
-        truth check of the leaderboard use them).
+        mean and M2, and the co-moment sum((x - mean_x)(y - mean_y)).
     spot_pred, spot_truth, spot_labels
         The sampled spots' profiles and cancer types (``cluster="spot"`` only).
+    warnings
+        From the scale check of the first WSI.
     """
 
     r: np.ndarray
     flags: np.ndarray
-    variance: VarianceAccumulator
-    variance_by_type: dict[str, VarianceAccumulator] = field(default_factory=dict)
-    mean_pred: np.ndarray | None = None
-    mean_truth: np.ndarray | None = None
+    n: np.ndarray
+    moments: np.ndarray
     spot_pred: list = field(default_factory=list)
     spot_truth: list = field(default_factory=list)
     spot_labels: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
-    n: np.ndarray | None = None
-    moments: np.ndarray | None = None
-
-    @property
-    def truth_mean(self) -> np.ndarray:
-        return self.moments[:, 0]
-
-    @property
-    def truth_m2(self) -> np.ndarray:
-        return self.moments[:, 1]
-
-    def profiles(self, cluster: str, wsi_types: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Prediction and truth profiles to cluster, and their cancer types."""
-        if cluster == "wsi":
-            return self.mean_pred, self.mean_truth, wsi_types
-        return np.concatenate(self.spot_pred), np.concatenate(self.spot_truth), self.spot_labels
 
 
 def score_wsis(reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kernel: str) -> PerWsi:
@@ -84,10 +62,7 @@ def score_wsis(reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kern
     wsis = reader.wsis
     n_wsi, n_genes = len(wsis), len(gmap.genes)
     r, flags = np.full((n_wsi, n_genes), np.nan), np.zeros((n_wsi, n_genes), np.int8)
-    out = PerWsi(r, flags, VarianceAccumulator(n_genes))
-    out.n, out.moments = np.zeros(n_wsi, np.int64), np.zeros((n_wsi, 5, n_genes))
-    if cluster == "wsi":
-        out.mean_pred, out.mean_truth = np.zeros((n_wsi, n_genes)), np.zeros((n_wsi, n_genes))
+    out = PerWsi(r, flags, np.zeros(n_wsi, np.int64), np.zeros((n_wsi, 5, n_genes)))
     per_wsi_spots = int(np.ceil(cluster_spots / n_wsi)) if cluster == "spot" else 0
     with Progress(n_wsi, "WSIs scored", logger) as progress:
         _stream(reader, out, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots)
@@ -134,12 +109,7 @@ def _stream(reader, out: PerWsi, progress, gmap, n_cols, cfg, threads, kernel, p
         out.r[k], out.flags[k] = pearson_from_moments(m, constant_prediction)
         out.n[k] = m.n
         out.moments[k] = (m.mean_x, m.m2_x, m.mean_y, m.m2_y, m.sxy - m.sx * m.sy / m.n)
-        out.variance.add(m.n, m.mean_x, m.m2_x)
-        by_type = out.variance_by_type.setdefault(w.cancer_type, VarianceAccumulator(n_genes))
-        by_type.add(m.n, m.mean_x, m.m2_x)
-        if cluster == "wsi":
-            out.mean_pred[k], out.mean_truth[k] = m.mean_y, m.mean_x
-        elif cluster == "spot":
+        if cluster == "spot":
             xs = np.concatenate(parts_truth)
             out.spot_truth.append(np.log1p(xs) if truth_log1p else xs)  # normalised ones already are
             out.spot_pred.append(np.concatenate(parts_pred))

@@ -7,16 +7,17 @@ import numpy as np
 from ._table import Categorical, NullableInt, Table, categorical, levels
 from .metrics.pcc import FLAG_NAMES
 
-#: the run folder's tables, in the order they are written (docs/outputs.md)
-PARQUET_TABLES = ("gene_scores", "truth_moments")
-CSV_TABLES = (
-    "pathway_wsi_scores",
-    "pathway_scores",
-    "pathway_genes",
-    "hvg_scores",
-    "gene_variance",
-    "variance_levels",
-)
+#: the run folder's result tables and their files, in the order they are written (docs/outputs.md)
+TABLE_FILES = {
+    "gene_scores": "gene_scores.parquet",
+    "pathway_wsi_scores": "pathway_wsi_scores.csv",
+    "pathway_scores": "pathway_scores.csv",
+    "pathway_genes": "pathway_genes.csv",
+    "hvg_scores": "hvg_scores.csv",
+    "gene_variance": "gene_variance.csv",
+    "variance_levels": "variance_levels.csv",
+}
+TABLES = tuple(TABLE_FILES)
 
 
 def _obj(values) -> np.ndarray:
@@ -131,46 +132,57 @@ def variance_levels_table(n_levels: int, thresholds, gene_level, pathway_level) 
     )
 
 
-def build_tables(per, cohort, panel, wsis, cfg) -> dict[str, Table]:
-    """The eight tables of docs/outputs.md, long format, stable order."""
-    n_wsi, n_genes = per.r.shape
-    gmap, sets, memb = panel.gmap, panel.sets, panel.memb
-    n_spots = np.repeat(np.array([w.n_spots for w in wsis], dtype=np.int64), n_genes)
-    flag_names = _obj([FLAG_NAMES[i] for i in range(3)])
+def _or_missing(values, n: int, fill=np.nan) -> np.ndarray:
+    return np.full(n, fill) if values is None else values
+
+
+def build_tables(stats, cohort, cfg) -> dict[str, Table]:
+    """The tables of docs/outputs.md from :class:`~gpc_bench.stats.WsiStats` and the reduced
+    :class:`~gpc_bench.evaluate.Cohort`: long format, stable order (``NaN``/empty where a number
+    is not computable)."""
+    n_wsi, n_genes = stats.r.shape
+    sets, memb, paths = cohort.sets, cohort.memb, cohort.paths
+    n_spots = np.repeat(stats.n_spots.astype(np.int64), n_genes)
+    if not stats.n_spots.all():
+        n_spots = NullableInt(n_spots, n_spots == 0)
+    flag_names = _obj([FLAG_NAMES[i] for i in range(len(FLAG_NAMES))])
     gene_scores = gene_scores_table(
-        per.r,
-        [w.sample_id for w in wsis],
-        [w.cancer_type for w in wsis],
-        gmap.genes,
+        stats.r,
+        stats.sample_ids,
+        stats.cancer_types,
+        stats.genes,
         n_spots,
-        categorical(per.flags.ravel(), flag_names),
-    )
-    cols = gene_scores.columns
-    truth_moments = Table(  # what the truth was, per WSI and gene: checked by the leaderboard
-        {
-            "sample_id": cols["sample_id"],
-            "gene": cols["gene"],
-            "n_spots": n_spots,
-            "mean": per.truth_mean.ravel(),
-            "m2": per.truth_m2.ravel(),
-        }
+        categorical(stats.flags.ravel(), flag_names),
     )
     coll_col, name_col = _obj([s.collection for s in sets]), _obj([s.name for s in sets])
+    n_units = len(cohort.units)
+    no_levels = np.zeros(n_genes, np.int64)
+    gene_level = _or_missing(cohort.gene_level, n_genes, 0)
+    pathway_level = _or_missing(cohort.pathway_level, len(sets), 0)
+    thresholds = _or_missing(cohort.thresholds, cfg.n_levels - 1)
     return {
         "gene_scores": gene_scores,
-        "truth_moments": truth_moments,
-        "pathway_wsi_scores": pathway_wsi_table(
-            coll_col, name_col, cohort.units, cohort.unit_types, cohort.paths
-        ),
+        "pathway_wsi_scores": pathway_wsi_table(coll_col, name_col, cohort.units, cohort.unit_types, paths),
         "pathway_scores": pathway_scores_table(
-            coll_col, name_col, memb, cohort.paths, cohort.pathway_variance, levels(cohort.pathway_level)
+            coll_col, name_col, memb, paths, _or_missing(cohort.pathway_variance, len(sets)),
+            levels(pathway_level),
         ),
         "pathway_genes": pathway_genes_table(
-            coll_col, name_col, memb, gmap.genes, gmap.symbols, cohort.scored_gene
+            coll_col, name_col, memb, stats.genes, stats.symbols, cohort.scored_gene
         ),
-        "hvg_scores": hvg_table(cohort.units, cohort.unit_types, cohort.hvg_count, cohort.hvg_score),
-        "gene_variance": gene_variance_table(gmap.genes, cohort.variance, levels(cohort.gene_level)),
+        "hvg_scores": hvg_table(
+            cohort.units,
+            cohort.unit_types,
+            _or_missing(cohort.hvg_count, n_units, 0).astype(np.int64),
+            _or_missing(cohort.hvg_score, n_units),
+        ),
+        "gene_variance": gene_variance_table(
+            stats.genes, _or_missing(cohort.variance, n_genes), levels(gene_level)
+        ),
         "variance_levels": variance_levels_table(
-            cfg.n_levels, cohort.thresholds, cohort.gene_level, cohort.pathway_level
+            cfg.n_levels,
+            thresholds,
+            no_levels[:0] if cohort.gene_level is None else gene_level,
+            no_levels[:0] if cohort.pathway_level is None else pathway_level,
         ),
-    }
+    }  # fmt: skip

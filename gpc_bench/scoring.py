@@ -7,7 +7,6 @@ through the kernel -> reduce to cohort numbers -> build long tables -> write the
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import platform
@@ -22,115 +21,30 @@ from pathlib import Path
 import numpy as np
 
 from ._errors import InputError, examples
-from ._per_wsi import score_wsis
-from ._table import Table
-from ._tables import CSV_TABLES, PARQUET_TABLES, build_tables
-from ._version import __version__
-from .config import ScoreConfig, deviations, resolve_config
+from ._per_wsi import PerWsi, score_wsis
+from .config import ScoreConfig, resolve_config
+from .evaluate import evaluate
 from .io.align import align_genes, align_spots
 from .io.checksum import file_sha256
 from .io.gmt import check_pathway_paths, load_pathways
 from .io.h5ad import open_source
-from .io.runfolder import atomic_dir, check_out_dir, dumps_json
+from .io.runfolder import atomic_dir, check_out_dir
 from .io.stream import WsiReader
-from .metrics.pathway import PathwayScores, membership, pathway_scores, pathway_variance
-from .metrics.pcc import PREDICTION_CONSTANT, TRUTH_CONSTANT, default_threads, kernel_name, warm_up
-from .metrics.variance import assign_levels, level_thresholds
-from .settings import Settings
+from .metrics.pathway import membership
+from .metrics.pcc import kernel_name, warm_up
+from .result import Result
+from .settings import Settings, default_threads
+from .stats import SpotProfiles, WsiStats, cohort_key, parse_shard, shard_indices
 
 logger = logging.getLogger(__name__)
 
 TRUTH_LAYER = "truth"
-#: every table of a run folder
-TABLES = PARQUET_TABLES + CSV_TABLES
-
-
-def _table_property(name: str, doc: str) -> property:
-    def get(self):
-        if name not in self._frames:
-            self._frames[name] = self.tables[name].to_pandas()
-        return self._frames[name]
-
-    return property(get, doc=doc)
-
-
-class ScoreResult:
-    """Tables of one scoring run (long format) and its summary.
-
-    Each table is a :class:`pandas.DataFrame` built on first access (the command line writes
-    the run folder without importing pandas). Use :meth:`write` to save them as a run folder
-    (see docs/outputs.md).
-
-    Parameters
-    ----------
-    tables
-        Table name to :class:`gpc_bench._table.Table`, for every name in :data:`TABLES`.
-    summary, run_info
-        ``summary.json`` and ``run_info.json``.
-    """
-
-    def __init__(self, tables: dict[str, Table], summary: dict, run_info: dict | None = None) -> None:
-        missing = set(TABLES) - set(tables)
-        if missing:
-            raise ValueError(f"missing tables: {sorted(missing)}")
-        self.tables = tables
-        self.summary = summary
-        self.run_info = run_info or {}
-        self._frames: dict = {}
-
-    gene_scores = _table_property("gene_scores", "Per WSI and gene: r, spots and flag.")
-    truth_moments = _table_property("truth_moments", "Per WSI and gene: spots, mean and M2 of the truth.")
-    pathway_wsi_scores = _table_property("pathway_wsi_scores", "Per pathway and WSI: mean r of its genes.")
-    pathway_scores = _table_property("pathway_scores", "Per pathway: GPC, its SD over WSIs, variance level.")
-    pathway_genes = _table_property("pathway_genes", "The panel genes each pathway was matched to.")
-    hvg_scores = _table_property("hvg_scores", "Per WSI: mean r of its cancer type's HVGs.")
-    gene_variance = _table_property("gene_variance", "Per gene: variance over the cohort and its level.")
-    variance_levels = _table_property("variance_levels", "Per level: bounds and counts.")
-
-    @property
-    def headline(self) -> dict:
-        return self.summary["headline"]
-
-    @property
-    def config(self) -> ScoreConfig:
-        """The config the run was scored under (``collection_id`` filled in)."""
-        return ScoreConfig.from_dict(self.summary["config"])
-
-    def write(self, out: str | Path, overwrite: bool = False, inputs=()) -> Path:
-        """Write every table into ``out`` atomically (a temporary folder renamed into place).
-
-        ``overwrite`` replaces only an earlier run folder, and never one that is or holds one of
-        ``inputs`` (:mod:`gpc_bench.io.runfolder`)."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        out = Path(out)
-        folder = atomic_dir(out, overwrite=overwrite, kind="run", inputs=inputs)
-        with folder as tmp, ThreadPoolExecutor(1) as pool:
-            # Arrow writes parquet outside the GIL: the CSVs are written meanwhile
-            tables = self.tables
-            parquet = [pool.submit(tables[n].write_parquet, tmp / f"{n}.parquet") for n in PARQUET_TABLES]
-            for name in CSV_TABLES:
-                tables[name].write_csv(tmp / f"{name}.csv")
-            (tmp / "summary.json").write_text(dumps_json(self.summary))
-            (tmp / "run_info.json").write_text(dumps_json(self.run_info))
-            for done in parquet:
-                done.result()
-        logger.info("wrote %s", out)
-        return out
-
-    def __repr__(self) -> str:
-        h = self.headline
-        return (
-            f"ScoreResult(model={self.summary['model']!r}, n_wsi={self.summary['counts']['n_wsi']}, "
-            f"gpc_hallmark={h.get('gpc_hallmark')}, gpc_go={h.get('gpc_go')}, "
-            f"hvg_pcc_macro={h.get('hvg_pcc_macro')})"
-        )
 
 
 class _Checksums:
     """sha256 of input files, on a background thread while scoring runs (reused when cached)."""
 
-    def __init__(self, paths: dict[str, Path | None], enabled: bool) -> None:
+    def __init__(self, paths: dict[str, Path | None], enabled: bool, cache: Path) -> None:
         self.result: dict[str, str | None] = {k: None for k in paths}
         self.cached: dict[str, bool | None] = {k: None for k in paths}
         self._thread = None
@@ -139,7 +53,7 @@ class _Checksums:
 
             def work():
                 for k, p in todo.items():
-                    self.result[k], self.cached[k] = file_sha256(p)
+                    self.result[k], self.cached[k] = file_sha256(p, cache=cache)
 
             self._thread = threading.Thread(target=work, daemon=True)
             self._thread.start()
@@ -157,18 +71,6 @@ def _warm_kernel() -> None:
         warm_up()
     except Exception as err:  # noqa: BLE001
         logger.debug("loading the numba kernel ahead failed: %s", err)
-
-
-def _import_ahead(name: str) -> None:
-    """Import a module on a background thread (a hint: a failure shows at the real import)."""
-
-    def run() -> None:
-        try:
-            importlib.import_module(name)
-        except Exception as err:  # noqa: BLE001
-            logger.debug("importing %s ahead failed: %s", name, err)
-
-    threading.Thread(target=run, daemon=True).start()
 
 
 @dataclass
@@ -211,12 +113,14 @@ def _file_stat(path) -> tuple[int, int, int]:
 
 
 @contextmanager
-def _open_inputs(predictions, truth, name: str | None, checksum: bool, kernel: str) -> Iterator[_Inputs]:
+def _open_inputs(
+    predictions, truth, name: str | None, checksum: bool, settings: Settings
+) -> Iterator[_Inputs]:
     """Open both inputs and check their contract (files are closed on every path)."""
     pred = open_source(predictions, "predictions")
     tsrc = None
     try:
-        if kernel_name(pred.n_obs * pred.n_vars, load=False, choice=kernel) == "numba":
+        if kernel_name(pred.n_obs * pred.n_vars, load=False, choice=settings.kernel) == "numba":
             threading.Thread(target=_warm_kernel, daemon=True).start()
         same_file = truth is None
         if same_file:
@@ -240,7 +144,7 @@ def _open_inputs(predictions, truth, name: str | None, checksum: bool, kernel: s
             same_file,
             model,
             pred.uns_string("gpc_bench_control"),
-            _Checksums(paths, checksum),
+            _Checksums(paths, checksum, settings.resolved_cache_dir()),
             stats,
         )
     except BaseException:
@@ -293,83 +197,145 @@ def _load_panel(inputs: _Inputs, cfg: ScoreConfig) -> _Panel:
     return _Panel(gmap, coll, sets, memb, hvg_lists, int(cfg.hvg) if hvg_lists is None else None)
 
 
-@dataclass
-class _Cohort:
-    """Stage 5: cohort-level numbers reduced from the per-WSI pass."""
+def collect(
+    predictions,
+    truth=None,
+    *,
+    config: ScoreConfig | None = None,
+    name: str | None = None,
+    checksum: bool = True,
+    settings: Settings | None = None,
+    shard: tuple[int, int] | str | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    **options,
+) -> WsiStats:
+    """Stage 1 of a run: stream each WSI once into per-WSI statistics (:class:`~gpc_bench.stats.WsiStats`).
 
-    variance: np.ndarray
-    thresholds: np.ndarray
-    gene_level: np.ndarray
-    scored_gene: np.ndarray
-    paths: PathwayScores
-    pathway_variance: np.ndarray
-    pathway_level: np.ndarray
-    hvg_score: np.ndarray
-    hvg_count: np.ndarray
-    hvg_macro: float
-    hvg_micro: float
-    hvg_info: dict
-    clustering: dict | None
-    units: list  # what a pathway score is averaged over: the WSIs, or pooled cancer types
-    unit_types: list
+    Parameters are those of :func:`score`, and
+
+    shard
+        ``(K, N)`` or ``"K/N"``: collect only shard K of N (:func:`gpc_bench.stats.shard_indices`);
+        with ``out``, the statistics are written there as a partial run folder for
+        :func:`gpc_bench.merge`.
+    """
+    stats, _ = _collect(predictions, truth, config, name, checksum, settings, shard, out, overwrite, options)
+    if out is not None:
+        with atomic_dir(
+            out, overwrite=overwrite, kind="shard", inputs=_input_paths(predictions, truth, stats)
+        ) as tmp:
+            stats.write(tmp)
+    return stats
 
 
-def _reduce(per, panel: _Panel, wsis, cfg: ScoreConfig) -> _Cohort:
-    """Variance levels, pathway scores (GPC), HVG macro/micro and clustering, from the r matrix."""
-    from .metrics.hvg import hvg_wsi_scores, macro_micro, resolve_hvg
-
-    variance = per.variance.variance()
-    try:
-        thresholds = level_thresholds(variance, cfg.n_levels, cfg.variance_bins)
-    except ValueError as err:
-        if "positive" not in str(err):
-            raise InputError(str(err)) from None
+def _collect(predictions, truth, config, name, checksum, settings, shard, out, overwrite, options):
+    """:func:`collect`, and how the run went (``run_info``)."""
+    t_start = time.perf_counter()
+    cfg = resolve_config(config, **options)
+    settings = settings or Settings.from_env()
+    if isinstance(shard, str):
+        shard = parse_shard(shard)
+    if shard is not None and cfg.cluster == "spot":
         raise InputError(
-            "no gene varies in the measured expression", "check that truth holds expression values"
-        ) from None
-    wsi_types = [w.cancer_type for w in wsis]
-    if cfg.protocol == "hest-pooled":  # one r per gene over all spots of each cancer type
-        from .metrics import pooled_pcc
+            "--cluster spot samples spots over the whole cohort, which shards cannot merge exactly",
+            "score the cohort in one run for spot-level clustering, or use --cluster wsi with --shard",
+        )
+    if out is not None:  # paths first: a wrong one must not cost a scoring pass
+        paths = [p for p in (predictions, truth, *(cfg.pathways or ())) if isinstance(p, str | Path)]
+        check_out_dir(out, overwrite, inputs=paths, kind="run" if shard is None else "shard")
+    check_pathway_paths(cfg.pathways)
+    with _open_inputs(predictions, truth, name, checksum, settings) as inputs:  # 1. open, validate
+        _stage("inputs opened", t_start)
+        wsis = align_spots(inputs.pred, inputs.truth, inputs.same_file)  # 2. spots
+        _stage("spots aligned", t_start)
+        if not wsis:
+            raise InputError("the predictions hold no spots")
+        # the kernel is chosen for the whole cohort, so that shards compute what one run would
+        n_elements = sum(w.n_spots for w in wsis) * inputs.pred.n_vars
+        cohort = {"n_wsi": len(wsis), "key": cohort_key(w.sample_id for w in wsis)}
+        if shard is not None:
+            wsis = [wsis[i] for i in shard_indices(len(wsis), *shard)]
+        kernel = kernel_name(n_elements, load=False, choice=settings.kernel)
+        # the kernels read cached WSIs in place (memory map) where the platform allows it
+        mapped = settings.mmap and cfg.truth_normalize is None
+        with WsiReader(
+            inputs.pred, inputs.truth, inputs.layer, wsis, block_bytes=settings.block_bytes, mapped=mapped
+        ) as reader:
+            panel = _load_panel(inputs, cfg)  # 3. genes, pathways, HVG lists (WSI 0 is being read)
+            _stage("genes and pathways aligned", t_start)
+            kernel = kernel_name(n_elements, choice=settings.kernel) if kernel == "numba" else kernel
+            n_threads = settings.threads or default_threads()
+            per = (
+                score_wsis(
+                    reader,
+                    panel.gmap,
+                    (inputs.truth.n_vars, inputs.pred.n_vars),
+                    cfg=cfg,
+                    threads=n_threads,
+                    kernel=kernel,
+                )
+                if wsis
+                else None
+            )  # 4. stream WSIs through the kernel
+        inputs.check_unchanged()
+        _stage("WSIs scored", t_start)
+        cfg = cfg.replace(collection_id=panel.collection.collection_id)
+        stats = _stats(inputs, panel, per, wsis, cfg, cohort, shard)
+        run_info = _run_info(t_start, kernel, n_threads, reader.counts, inputs.checks)
+    return stats, run_info
 
-        names, r_units = pooled_pcc(per.n, per.moments, wsi_types, cfg.constant_prediction)
-        units, unit_types = [f"pooled:{t}" for t in names], [str(t) for t in names]
-    else:
-        r_units, units, unit_types = per.r, [w.sample_id for w in wsis], wsi_types
-    paths = pathway_scores(r_units, panel.memb, cfg.min_genes)
-    scored_gene = np.isfinite(r_units).any(axis=0)
-    pw_var = pathway_variance(variance, scored_gene, panel.memb)
-    type_var = {c: acc.variance() for c, acc in per.variance_by_type.items()}
+
+def _stats(inputs: _Inputs, panel: _Panel, per, wsis, cfg: ScoreConfig, cohort: dict, shard) -> WsiStats:
+    """The statistics of the streamed WSIs, with the provenance evaluation and merging need."""
+    n_genes = len(panel.gmap.genes)
+    if per is None:  # a shard past the last WSI
+        per = PerWsi(np.zeros((0, n_genes)), np.zeros((0, n_genes), np.int8), np.zeros(0, np.int64),
+                     np.zeros((0, 5, n_genes)))  # fmt: skip
+    spots = None
+    if cfg.cluster == "spot":
+        spots = SpotProfiles(
+            np.concatenate(per.spot_pred), np.concatenate(per.spot_truth), np.asarray(per.spot_labels, object)
+        )
     gmap = panel.gmap
-    hvg_idx, hvg_info = resolve_hvg(
-        sorted(per.variance_by_type), type_var, gmap.genes, gmap.symbols, panel.hvg_n or 0, panel.hvg_lists
-    )
-    hvg_score, hvg_count = hvg_wsi_scores(r_units, unit_types, hvg_idx)
-    clustering = None
-    if cfg.cluster is not None:
-        from .metrics.clustering import cluster_agreement
-
-        prof_p, prof_t, labels = per.profiles(cfg.cluster, wsi_types)
-        clustering = {
-            "level": cfg.cluster,
-            "n_items": len(labels),
-            "predictions": cluster_agreement(prof_p, labels, cfg.seed),
-            "truth": cluster_agreement(prof_t, labels, cfg.seed),
-        }
-    return _Cohort(
-        variance,
-        thresholds,
-        assign_levels(variance, thresholds),
-        scored_gene,
-        paths,
-        pw_var,
-        np.where(paths.ok, assign_levels(pw_var, thresholds), 0),
-        hvg_score,
-        hvg_count,
-        *macro_micro(hvg_score, unit_types),
-        hvg_info,
-        clustering,
-        units,
-        unit_types,
+    sums = inputs.checks.get()
+    pred, tsrc = inputs.pred, inputs.truth
+    meta = {
+        "model": inputs.model,
+        "control": inputs.control,
+        "config": cfg.to_dict(),
+        "inputs": {
+            "predictions": {
+                "file": None if pred.path is None else Path(pred.path).name,
+                "sha256": sums["predictions"],
+                "gene_id_style": gmap.pred_style,
+            },
+            "truth": {
+                "file": (None if tsrc.path is None else Path(tsrc.path).name)
+                if not inputs.same_file
+                else f"layers/{TRUTH_LAYER}",
+                "sha256": sums["truth"] if not inputs.same_file else sums["predictions"],
+                "gene_id_style": gmap.truth_style,
+            },
+        },
+        "gene_counts": gmap.counts,
+        "gene_warnings": gmap.warnings,
+        "scale_check": {"sample_id": wsis[0].sample_id if wsis else None, "warnings": per.warnings},
+        "cohort": cohort,
+        "shard": None if shard is None else {"k": shard[0], "n": shard[1]},
+    }
+    return WsiStats(
+        sample_ids=[w.sample_id for w in wsis],
+        cancer_types=[w.cancer_type for w in wsis],
+        n_spots=per.n,
+        genes=np.asarray(gmap.genes).astype(str).astype(object),
+        symbols=np.asarray(gmap.symbols).astype(str).astype(object),
+        r=per.r,
+        flags=per.flags,
+        moments=per.moments,
+        collection=panel.collection,
+        hvg_lists=panel.hvg_lists,
+        meta=meta,
+        spots=spots,
     )
 
 
@@ -385,8 +351,11 @@ def score(
     out: str | Path | None = None,
     overwrite: bool = False,
     **options,
-) -> ScoreResult:
+) -> Result:
     """Score predicted expression against measured expression.
+
+    Collects the per-WSI statistics (:func:`collect`) and evaluates them
+    (:func:`gpc_bench.evaluate.evaluate`).
 
     Parameters
     ----------
@@ -416,200 +385,31 @@ def score(
 
     Returns
     -------
-    ScoreResult
+    gpc_bench.result.Result
     """
     t_start = time.perf_counter()
-    cfg = resolve_config(config, **options)
     settings = (settings or Settings.from_env()).replace(**({} if threads is None else {"threads": threads}))
-    if out is not None:  # paths first: a wrong one must not cost a scoring pass
-        check_out_dir(out, overwrite, inputs=_input_paths(predictions, truth, cfg))
-    check_pathway_paths(cfg.pathways)
-    with _open_inputs(predictions, truth, name, checksum, settings.kernel) as inputs:  # 1. open, validate
-        _stage("inputs opened", t_start)
-        wsis = align_spots(inputs.pred, inputs.truth, inputs.same_file)  # 2. spots
-        _stage("spots aligned", t_start)
-        if not wsis:
-            raise InputError("the predictions hold no spots")
-        n_elements = sum(w.n_spots for w in wsis) * inputs.pred.n_vars
-        kernel = kernel_name(n_elements, load=False, choice=settings.kernel)
-        # the kernels read cached WSIs in place (memory map) where the platform allows it
-        mapped = settings.mmap and cfg.truth_normalize is None
-        with WsiReader(
-            inputs.pred, inputs.truth, inputs.layer, wsis, block_bytes=settings.block_bytes, mapped=mapped
-        ) as reader:
-            panel = _load_panel(inputs, cfg)  # 3. genes, pathways, HVG lists (WSI 0 is being read)
-            _stage("genes and pathways aligned", t_start)
-            kernel = kernel_name(n_elements, choice=settings.kernel) if kernel == "numba" else kernel
-            n_threads = settings.threads or default_threads()
-            if kernel == "numba":  # pyarrow (for writing) imports next to the GIL-free compiled loops;
-                _import_ahead("pyarrow")  # next to the numpy kernel's many short calls it would slow them
-            per = score_wsis(
-                reader,
-                panel.gmap,
-                (inputs.truth.n_vars, inputs.pred.n_vars),
-                cfg=cfg,
-                threads=n_threads,
-                kernel=kernel,
-            )  # 4. stream WSIs through the kernel
-        inputs.check_unchanged()
-        _stage("WSIs scored", t_start)
-        cfg = cfg.replace(collection_id=panel.collection.collection_id)
-        cohort = _reduce(per, panel, wsis, cfg)  # 5. cohort numbers
-        tables = build_tables(per, cohort, panel, wsis, cfg)  # 6. long tables
-        summary = _summary(inputs, panel, per, cohort, wsis, cfg)
-        _stage("tables built", t_start)
-        run_info = _run_info(t_start, kernel, n_threads, reader.counts, inputs.checks)
-    result = ScoreResult(tables, summary=summary, run_info=run_info)
-    logger.info(
-        "%s: hvg macro %.4f, micro %.4f, GPC %s",
-        inputs.model,
-        cohort.hvg_macro,
-        cohort.hvg_micro,
-        ", ".join(f"{c} {v:.4f}" for c, v in summary["headline"]["gpc"].items() if v is not None),
+    stats, run_info = _collect(
+        predictions, truth, config, name, checksum, settings, None, out, overwrite, options
     )
+    result = evaluate(stats, run_info=run_info)  # 5-6. cohort numbers, tables, summary
+    run_info["elapsed_s"] = round(time.perf_counter() - t_start, 3)
     if out is not None:  # 7. the run folder, atomically
-        result.write(out, overwrite=overwrite, inputs=_input_paths(predictions, truth, cfg))
+        result.write(out, overwrite=overwrite, inputs=_input_paths(predictions, truth, stats))
     return result
 
 
-def _input_paths(predictions, truth, cfg: ScoreConfig) -> list:
+def _input_paths(predictions, truth, stats: WsiStats) -> list:
     """The files a run reads (the output may neither be nor hold one of them)."""
-    paths = [predictions, truth, *(cfg.pathways or ())]
-    if isinstance(cfg.hvg, str) and not cfg.hvg.isdigit():
-        paths.append(cfg.hvg)
+    cfg = stats.meta["config"]
+    paths = [predictions, truth, *(cfg["pathways"] or ())]
+    if isinstance(cfg["hvg"], str) and not cfg["hvg"].isdigit():
+        paths.append(cfg["hvg"])
     return [p for p in paths if isinstance(p, str | Path)]
 
 
 def _stage(what: str, t_start: float) -> None:
     logger.debug("%s at %.3f s", what, time.perf_counter() - t_start)
-
-
-def _summary(inputs: _Inputs, panel: _Panel, per, cohort: _Cohort, wsis, cfg: ScoreConfig) -> dict:
-    """``summary.json``: headline numbers, counts, the config and provenance."""
-    from .genes import table_info
-
-    paths, gmap = cohort.paths, panel.gmap
-    coll_col = np.asarray([s.collection for s in panel.sets], dtype=object)
-    wsi_types = [w.cancer_type for w in wsis]
-
-    def coll_mean(c):
-        sel = paths.ok & (coll_col == c) & np.isfinite(paths.gpc)
-        return float(paths.gpc[sel].mean()) if sel.any() else None
-
-    by_level = {}
-    for lv in range(1, cfg.n_levels + 1):
-        sel = (cohort.pathway_level == lv) & np.isfinite(paths.gpc)
-        by_level[str(lv)] = float(paths.gpc[sel].mean()) if sel.any() else None
-    headline = {
-        "hvg_pcc_macro": cohort.hvg_macro,
-        "hvg_pcc_micro": cohort.hvg_micro,
-        "gpc": {c: coll_mean(c) for c in panel.collection.collections},
-        "gpc_hallmark": coll_mean("hallmark"),
-        "gpc_go": coll_mean("go"),
-        "gpc_by_variance_level": by_level,
-    }
-    cl = cohort.clustering
-    if cl is not None:
-        headline |= {
-            "ami": cl["predictions"]["ami"],
-            "ari": cl["predictions"]["ari"],
-            "ami_truth": cl["truth"]["ami"],
-            "ari_truth": cl["truth"]["ari"],
-        }
-    r_mat, flags = per.r, per.flags
-    counts = {
-        "n_wsi": len(wsis),
-        "n_spots": int(sum(w.n_spots for w in wsis)),
-        "n_cancer_types": len(per.variance_by_type),
-        "n_genes_scored": int(cohort.scored_gene.sum()),
-        "n_gene_wsi_pairs": int(r_mat.size),
-        "n_gene_wsi_nan": int((~np.isfinite(r_mat)).sum()),
-        "n_truth_constant": int((flags == TRUTH_CONSTANT).sum()),
-        "n_prediction_constant": int((flags == PREDICTION_CONSTANT).sum()),
-        "n_pathways": len(panel.sets),
-        "n_pathways_scored": int(paths.ok.sum()),
-        "n_pathways_too_few_genes": int((paths.status == "too_few_genes").sum()),
-        "n_pathways_no_genes_in_panel": int((paths.status == "no_genes_in_panel").sum()),
-        "n_pathway_genes_ambiguous": panel.memb.n_ambiguous,
-        **gmap.counts,
-    }
-    warnings = [*gmap.warnings, *per.warnings, *_outcome_warnings(paths, panel, cfg, cohort, wsis)]
-    sums = inputs.checks.get()
-    pred, tsrc = inputs.pred, inputs.truth
-    coll = panel.collection
-    return {
-        "model": inputs.model,
-        "control": inputs.control,
-        "gpc_bench_version": __version__,
-        "headline": headline,
-        "counts": counts,
-        "cancer_types": {c: wsi_types.count(c) for c in sorted(per.variance_by_type)},
-        "variance_levels": {
-            "method": cfg.variance_bins,
-            "n_levels": cfg.n_levels,
-            "ddof": 1,
-            "thresholds": cohort.thresholds.tolist(),
-        },
-        "hvg": cohort.hvg_info,
-        "clustering": cl,
-        "pathways": {
-            "collection_id": coll.collection_id,
-            "collections": {c: int((coll_col == c).sum()) for c in coll.collections},
-            "sources": coll.sources,
-            "manifest_collection_id": (coll.manifest or {}).get("collection_id"),
-        },
-        "inputs": {
-            "predictions": {
-                "file": None if pred.path is None else Path(pred.path).name,
-                "sha256": sums["predictions"],
-                "gene_id_style": gmap.pred_style,
-            },
-            "truth": {
-                "file": (None if tsrc.path is None else Path(tsrc.path).name)
-                if not inputs.same_file
-                else f"layers/{TRUTH_LAYER}",
-                "sha256": sums["truth"] if not inputs.same_file else sums["predictions"],
-                "gene_id_style": gmap.truth_style,
-            },
-        },
-        "gene_table": table_info(),
-        "config": cfg.to_dict(),
-        "protocol": {"name": cfg.protocol, "deviations_from_published": deviations(cfg)},
-        "warnings": warnings,
-    }
-
-
-def _outcome_warnings(
-    paths: PathwayScores, panel: _Panel, cfg: ScoreConfig, cohort=None, wsis=()
-) -> list[str]:
-    """Warnings about the result itself, logged loudly and recorded in ``summary.json``."""
-    out = []
-    types = [w.cancer_type for w in wsis]
-    single = sorted(t for t in set(types) if types.count(t) < 2)
-    if single and len(set(types)) > 1:
-        out.append(
-            f"cancer type(s) {single} have a single WSI: their bootstrap intervals in a leaderboard are "
-            "meaningless (a resample within the type always repeats that WSI)"
-        )
-    cl = None if cohort is None else cohort.clustering
-    if cl is not None:
-        k, n = len(set(types)), cl["n_items"]
-        if k >= 2 and n < 2 * k:
-            out.append(
-                f"clustering {n} items into {k} cancer types cannot discriminate: with fewer than two "
-                "items per group, AMI/ARI come out (nearly) the same for every input"
-            )
-    if not paths.ok.any():
-        n_in = panel.memb.n_in_panel
-        out.append(
-            f"no pathway could be scored: {len(panel.gmap.genes):,} genes are shared by both files, and no "
-            f"pathway has at least {max(cfg.min_genes, 1)} of them with a defined r (the most any has is "
-            f"{int(paths.n_scored.max(initial=0))}; {int((n_in > 0).sum())} of {len(n_in)} pathways have "
-            "any gene in the panel); GPC is undefined"
-        )
-    for w in out:
-        logger.warning("%s", w)
-    return out
 
 
 def _run_info(t_start: float, kernel: str, threads: int, reads: dict, checks: _Checksums) -> dict:

@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ._errors import InputError
-from ._version import __version__
-from .config import ScoreConfig, deviations, resolve_config
+from .config import ScoreConfig, resolve_config
 
 logger = logging.getLogger(__name__)
 
@@ -31,22 +30,24 @@ def _gene_variance(source, genes: list[str]) -> np.ndarray | None:
     p = p / "gene_variance.csv" if p.is_dir() else p
     if not p.is_file():
         raise InputError(f"gene variance file {p} not found", "give a run folder written by gpc-bench score")
-    from .io.run import Run
+    from .result import Result
 
-    t = Run(p.parent, {}).table(p.name).astype({"gene": str})
+    t = Result(None, {}, path=p.parent).table(p.name).astype({"gene": str})
     v = t.set_index("gene")["variance"].reindex(genes).to_numpy(dtype=np.float64)
     if np.isnan(v).all():
         raise InputError(f"none of the tables' genes is in {p}", "use the run scored on the same panel")
     return v
 
 
-def _truth_variances(truth, genes: list[str], samples: list[str], types: list[str]):
-    """Gene variance over the truth's spots of ``samples`` (overall and per cancer type), one WSI at
-    a time; genes matched by ID (Ensembl versions ignored), NaN for genes the truth lacks."""
+def _truth_moments(truth, genes: list[str], samples: list[str]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Spots and per-WSI (mean, M2) of the truth for each gene, one WSI at a time, with the kernel
+    :func:`gpc_bench.score` uses (numpy route); genes matched by ID (Ensembl versions ignored), NaN
+    for genes the truth lacks. Returns spots per WSI, ``(n_wsi, 5, n_genes)`` moments with the
+    prediction's left NaN, and the truth's gene counts."""
     from .genes import strip_version
     from .io.align import sample_ids
     from .io.h5ad import open_source
-    from .metrics.variance import VarianceAccumulator
+    from .metrics.pcc import MomentAccumulator
 
     src = open_source(truth, "truth")
     try:
@@ -55,21 +56,42 @@ def _truth_variances(truth, genes: list[str], samples: list[str], types: list[st
         if (cols < 0).all():
             raise InputError(f"none of the tables' genes is in the truth {truth}", "use the same gene IDs")
         sid = sample_ids(src).astype(str)
-        total = VarianceAccumulator(len(genes))
-        by_type: dict[str, VarianceAccumulator] = {}
-        for s, c in zip(samples, types, strict=True):
+        n = np.zeros(len(samples), np.int64)
+        moments = np.full((len(samples), 5, len(genes)), np.nan)
+        take = np.maximum(cols, 0)
+        for k, s in enumerate(samples):
             rows = np.flatnonzero(sid == s)
             if not len(rows):
                 raise InputError(f"WSI {s!r} of the correlation tables is not in the truth {truth}")
-            x = src.read_rows(rows).astype(np.float64)[:, np.maximum(cols, 0)]
-            x[:, cols < 0] = np.nan
-            mean = x.mean(0)
-            m2 = ((x - mean) ** 2).sum(0)
-            total.add(len(rows), mean, m2)
-            by_type.setdefault(c, VarianceAccumulator(len(genes))).add(len(rows), mean, m2)
+            x = src.read_rows(rows)
+            acc = MomentAccumulator(
+                x.shape[1], x.shape[1], x_cols=take, y_cols=take, threads=1, kernel="numpy"
+            )
+            acc.add(x, x)
+            m = acc.result()
+            n[k] = m.n
+            moments[k, 0], moments[k, 1] = m.mean_x, m.m2_x
+        moments[:, :2, cols < 0] = np.nan
+        counts = {"n_genes_truth": int(src.n_vars), "n_genes_shared": int((cols >= 0).sum())}
     finally:
         src.close()
-    return total.variance(), {c: acc.variance() for c, acc in by_type.items()}
+    return n, moments, counts
+
+
+def _wide(table, cancer_types) -> tuple[list[str], list[str], list[str], np.ndarray]:
+    """Samples (sorted), genes (first-seen order), cancer types and the r matrix of a long table."""
+    import pandas as pd
+
+    samples = sorted(table["sample_id"].astype(str).unique())
+    genes = list(dict.fromkeys(table["gene"].astype(str)))
+    wide = table.pivot(index="sample_id", columns="gene", values="pcc").reindex(index=samples, columns=genes)
+    if isinstance(cancer_types, str | Path):
+        ct = pd.read_csv(cancer_types, dtype=str)
+        if not {"sample_id", "cancer_type"} <= set(ct.columns):
+            raise InputError(f"{cancer_types} needs columns sample_id and cancer_type")
+        cancer_types = dict(zip(ct["sample_id"], ct["cancer_type"], strict=True))
+    types = [str((cancer_types or {}).get(s, "NA")) for s in samples]
+    return samples, genes, types, wide.to_numpy(dtype=np.float64)
 
 
 def score_correlations(
@@ -85,6 +107,11 @@ def score_correlations(
     **options,
 ):
     """Score gene correlation tables (see :func:`~gpc_bench.baselines.adapters.gene_pcc.read_gene_pcc`).
+
+    The r become per-WSI statistics without moments, evaluated by the same
+    :func:`gpc_bench.evaluate.evaluate` as :func:`gpc_bench.score`: the same numbers and summary
+    keys (``None`` where a number needs what correlations cannot give, listed in
+    ``not_computable``).
 
     Parameters
     ----------
@@ -103,194 +130,82 @@ def score_correlations(
 
     Returns
     -------
-    gpc_bench.scoring.ScoreResult
-        Without ``truth_moments`` (empty) and, without ``gene_variance``, without levels.
+    gpc_bench.result.Result
     """
     import pandas as pd
 
-    from ._table import NullableInt, Table, levels
-    from ._tables import (
-        _obj,
-        gene_scores_table,
-        gene_variance_table,
-        hvg_table,
-        pathway_genes_table,
-        pathway_scores_table,
-        pathway_wsi_table,
-        variance_levels_table,
-    )
+    from .evaluate import evaluate
     from .genes import detect_id_style, to_symbols
     from .io.gmt import check_pathway_paths, load_pathways
     from .io.runfolder import check_out_dir
-    from .metrics import hvg_macro_micro, membership, pathway_scores
-    from .metrics.hvg import hvg_wsi_scores, match_genes, read_hvg_lists
-    from .metrics.pathway import pathway_variance
-    from .metrics.variance import assign_levels, level_thresholds
-    from .scoring import ScoreResult
+    from .metrics.hvg import read_hvg_lists
+    from .metrics.pcc import GIVEN, UNDEFINED
+    from .stats import WsiStats
 
     t0 = time.perf_counter()
     cfg = resolve_config(config, **options)
     if out is not None:
         check_out_dir(out, overwrite, inputs=[tables, truth, gene_variance, *(cfg.pathways or ())])
     check_pathway_paths(cfg.pathways)
-    info = {}
+    if truth is not None and gene_variance is not None:
+        raise InputError("give --truth or --gene-variance, not both")
+    info, given = {}, tables
     if not isinstance(tables, pd.DataFrame):
         from .baselines.adapters.gene_pcc import read_gene_pcc
 
         source = Path(tables)
         tables, info = read_gene_pcc(tables)
         name = name or source.stem
-    table = tables
-    samples = sorted(table["sample_id"].astype(str).unique())
-    genes = list(dict.fromkeys(table["gene"].astype(str)))
-    wide = table.pivot(index="sample_id", columns="gene", values="pcc").reindex(index=samples, columns=genes)
-    r = wide.to_numpy(dtype=np.float64)
-    if isinstance(cancer_types, str | Path):
-        ct = pd.read_csv(cancer_types, dtype=str)
-        if not {"sample_id", "cancer_type"} <= set(ct.columns):
-            raise InputError(f"{cancer_types} needs columns sample_id and cancer_type")
-        cancer_types = dict(zip(ct["sample_id"], ct["cancer_type"], strict=True))
-    types = [str((cancer_types or {}).get(s, "NA")) for s in samples]
+    samples, genes, types, r = _wide(tables, cancer_types)
     ids = np.asarray(genes, dtype=object)
-    symbols = to_symbols(ids, detect_id_style(ids))
+    style = detect_id_style(ids)
+    symbols = to_symbols(ids, style)
     coll = load_pathways(list(cfg.pathways) if cfg.pathways else None)
     cfg = cfg.replace(collection_id=coll.collection_id)
-    sets = sorted(coll.sets, key=lambda s: (s.collection, s.name))
-    memb = membership(symbols, [s.genes for s in sets])
-    paths = pathway_scores(r, memb, cfg.min_genes)
-    scored = np.isfinite(r).any(axis=0)
-    not_computable = {"clustering": "needs the predictions and the truth, not only r"}
-    if truth is not None and gene_variance is not None:
-        raise InputError("give --truth or --gene-variance, not both")
-    type_var = None
+    n_spots, moments = np.zeros(len(samples), np.int64), None
+    counts = {"n_genes_truth": None, "n_genes_shared": len(genes)}
     if truth is not None:
-        var, type_var = _truth_variances(truth, genes, samples, types)
-    else:
-        var = _gene_variance(gene_variance, genes)
-    gene_level = pw_level = thresholds = None
-    if var is not None:
-        thresholds = level_thresholds(var, cfg.n_levels, cfg.variance_bins)
-        gene_level = assign_levels(var, thresholds)
-        pw_level = np.where(paths.ok, assign_levels(pathway_variance(var, scored, memb), thresholds), 0)
-    else:
-        not_computable["variance_levels"] = "needs gene variances: --truth FILE or --gene-variance RUN_FOLDER"
-    hvg_score = hvg_count = None
-    if not cfg.hvg.isdigit():
-        lists = read_hvg_lists(cfg.hvg)
-        idx = {c: match_genes(lists.get(c, lists.get(None)) or [], ids, symbols) for c in set(types)}
-        hvg_score, hvg_count = hvg_wsi_scores(r, types, idx)
-        macro, micro = hvg_macro_micro(hvg_score, types)
-    elif type_var is not None:
-        from .metrics.hvg import top_variable
-
-        idx = {c: top_variable(v, int(cfg.hvg)) for c, v in type_var.items()}
-        hvg_score, hvg_count = hvg_wsi_scores(r, types, idx)
-        macro, micro = hvg_macro_micro(hvg_score, types)
-    else:
-        not_computable["hvg"] = "top-N HVGs need per-cancer-type variances: --truth FILE, or --hvg lists"
-        macro = micro = None
-    coll_col = np.asarray([s.collection for s in sets], dtype=object)
-    name_col = np.asarray([s.name for s in sets], dtype=object)
-
-    def mean_of(sel):
-        sel = sel & np.isfinite(paths.gpc)
-        return float(paths.gpc[sel].mean()) if sel.any() else None
-
-    by_level = (
-        {str(k): mean_of(pw_level == k) for k in range(1, cfg.n_levels + 1)} if pw_level is not None else None
+        n_spots, moments, counts = _truth_moments(truth, genes, samples)
+    counts = {
+        "n_genes_predictions": len(genes),
+        **counts,
+        "n_duplicate_gene_ids_predictions": 0,
+        "n_duplicate_gene_ids_truth": None,
+        "n_genes_without_symbol": int(sum(1 for s in symbols.tolist() if not s)),
+    }
+    stats = WsiStats(
+        sample_ids=samples,
+        cancer_types=types,
+        n_spots=n_spots,
+        genes=ids,
+        symbols=np.asarray(symbols, dtype=object),
+        r=r,
+        flags=np.where(np.isfinite(r), GIVEN, UNDEFINED).astype(np.int8),
+        moments=moments,
+        collection=coll,
+        hvg_lists=None if cfg.hvg.isdigit() else read_hvg_lists(cfg.hvg),
+        gene_variance=None if gene_variance is None else _gene_variance(gene_variance, genes),
+        meta={
+            "model": name or "model",
+            "control": None,
+            "config": cfg.to_dict(),
+            "inputs": {
+                "gene_pcc": info,
+                "gene_variance": None if gene_variance is None else str(gene_variance),
+                "truth": None if truth is None else str(getattr(truth, "filename", truth)),
+                "gene_id_style": style,
+            },
+            "gene_counts": counts,
+            "warnings": [],
+            "cohort": {"n_wsi": len(samples), "key": None},
+            "shard": None,
+        },
     )
-    headline = {
-        "hvg_pcc_macro": macro,
-        "hvg_pcc_micro": micro,
-        "gpc": {c: mean_of(paths.ok & (coll_col == c)) for c in coll.collections},
-        "gpc_hallmark": mean_of(paths.ok & (coll_col == "hallmark")),
-        "gpc_go": mean_of(paths.ok & (coll_col == "go")),
-        "gpc_by_variance_level": by_level,
-    }
-    n_wsi, n_genes = r.shape
-    nan_genes = np.full(n_genes, np.nan)
-    no_level = levels(np.zeros(n_genes, np.int64))
-    tables_out = {
-        "gene_scores": gene_scores_table(
-            r,
-            samples,
-            types,
-            genes,
-            NullableInt(np.zeros(n_wsi * n_genes, np.int64), np.ones(n_wsi * n_genes, bool)),
-            _obj(np.where(np.isfinite(r.ravel()), "given", "undefined")),
-        ),
-        "truth_moments": Table(
-            {
-                "sample_id": _obj([]),
-                "gene": _obj([]),
-                "n_spots": np.zeros(0, np.int64),
-                "mean": np.zeros(0),
-                "m2": np.zeros(0),
-            }
-        ),
-        "pathway_wsi_scores": pathway_wsi_table(coll_col, name_col, samples, types, paths),
-        "pathway_scores": pathway_scores_table(
-            coll_col,
-            name_col,
-            memb,
-            paths,
-            pathway_variance(var, scored, memb) if var is not None else np.full(len(sets), np.nan),
-            levels(pw_level if pw_level is not None else np.zeros(len(sets), np.int64)),
-        ),
-        "pathway_genes": pathway_genes_table(coll_col, name_col, memb, ids, symbols, scored),
-        "hvg_scores": hvg_table(
-            samples,
-            types,
-            hvg_count if hvg_count is not None else np.zeros(n_wsi, np.int64),
-            hvg_score if hvg_score is not None else np.full(n_wsi, np.nan),
-        ),
-        "gene_variance": gene_variance_table(
-            genes,
-            var if var is not None else nan_genes,
-            levels(gene_level) if gene_level is not None else no_level,
-        ),
-        "variance_levels": variance_levels_table(
-            cfg.n_levels,
-            thresholds if thresholds is not None else np.full(cfg.n_levels - 1, np.nan),
-            gene_level if gene_level is not None else np.zeros(0, np.int64),
-            pw_level if pw_level is not None else np.zeros(0, np.int64),
-        ),
-    }
-    summary = {
-        "model": name or "model",
-        "control": None,
-        "gpc_bench_version": __version__,
-        "headline": headline,
-        "counts": {
-            "n_wsi": n_wsi,
-            "n_genes": n_genes,
-            "n_gene_wsi_nan": int((~np.isfinite(r)).sum()),
-            "n_pathways": len(sets),
-            "n_pathways_scored": int(paths.ok.sum()),
-        },
-        "cancer_types": {c: types.count(c) for c in sorted(set(types))},
-        "variance_levels": {
-            "method": cfg.variance_bins,
-            "n_levels": cfg.n_levels,
-            "ddof": 1,
-            "thresholds": thresholds.tolist() if thresholds is not None else None,
-        },  # fmt: skip
-        "pathways": {
-            "collection_id": coll.collection_id,
-            "collections": {c: int((coll_col == c).sum()) for c in coll.collections},
-            "sources": coll.sources,
-        },
-        "inputs": {
-            "gene_pcc": info,
-            "gene_variance": None if gene_variance is None else str(gene_variance),
-            "truth": None if truth is None else str(getattr(truth, "filename", truth)),
-        },
-        "not_computable": not_computable,
-        "config": cfg.to_dict(),
-        "protocol": {"name": cfg.protocol, "deviations_from_published": deviations(cfg)},
-        "warnings": [f"not computable from correlations: {k} ({v})" for k, v in not_computable.items()],
-    }
-    res = ScoreResult(tables_out, summary=summary, run_info={"elapsed_s": round(time.perf_counter() - t0, 3)})
+    res = evaluate(stats, cfg, run_info={"elapsed_s": round(time.perf_counter() - t0, 3)})
     if out is not None:
-        res.write(out, overwrite=overwrite, inputs=[tables, truth, gene_variance])
+        res.write(
+            out,
+            overwrite=overwrite,
+            inputs=[p for p in (given, truth, gene_variance) if isinstance(p, str | Path)],
+        )
     return res

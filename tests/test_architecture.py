@@ -14,10 +14,10 @@ from scipy.stats import pearsonr
 
 from gpc_bench import InputError, ScoreConfig, Settings, load_run, score
 from gpc_bench import metrics as M
-from gpc_bench._tables import CSV_TABLES, PARQUET_TABLES
+from gpc_bench._tables import TABLE_FILES
 
 # every table file a run folder holds (test_score checks the list itself)
-TABLES = tuple(f"{n}.parquet" for n in PARQUET_TABLES) + tuple(f"{n}.csv" for n in CSV_TABLES)
+TABLES = tuple(TABLE_FILES.values())
 
 
 def _same_tables(a, b) -> None:

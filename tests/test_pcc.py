@@ -32,11 +32,20 @@ def reference(x, y, mode="zero"):
 @pytest.fixture(autouse=True, params=["numba", "numpy"])
 def kernel(request, monkeypatch):
     """Every test runs on both kernels: the fused numba one and the pure-numpy fallback."""
+    import gpc_bench.metrics.pcc as pcc
     from gpc_bench.metrics.pcc import kernel_name
 
-    monkeypatch.setenv("GPC_BENCH_KERNEL", request.param)
-    if kernel_name() != request.param:
+    if kernel_name(choice=request.param) != request.param:
         pytest.skip("numba is not installed")
+    # the metric functions take kernel= (default "auto"); here every call gets this test's kernel
+    real = pcc.kernel_name
+    monkeypatch.setattr(
+        pcc,
+        "kernel_name",
+        lambda n=None, *, load=True, choice="auto": real(
+            n, load=load, choice=request.param if choice == "auto" else choice
+        ),
+    )
     return request.param
 
 
@@ -46,8 +55,10 @@ def test_kernels_agree(data, monkeypatch):
     cols = np.random.default_rng(3).permutation(x.shape[1])
     got = {}
     for k in ("numba", "numpy"):
-        monkeypatch.setenv("GPC_BENCH_KERNEL", k)
-        got[k] = (pearson_columns(x, y), pearson_columns(x, y, x_cols=cols, y_cols=cols, log1p_x=True))
+        got[k] = (
+            pearson_columns(x, y, kernel=k),
+            pearson_columns(x, y, x_cols=cols, y_cols=cols, log1p_x=True, kernel=k),
+        )
     for a, b in zip(got["numba"], got["numpy"], strict=True):
         assert np.array_equal(np.isnan(a), np.isnan(b))
         assert np.nanmax(np.abs(a - b)) < 1e-12
@@ -219,13 +230,10 @@ def test_warm_up_loads_the_kinds_a_wsi_arrives_as(kernel):
 def test_kernel_name_without_loading(monkeypatch):
     from gpc_bench.metrics.pcc import NUMBA_MIN_ELEMENTS, kernel_name
 
-    monkeypatch.delenv("GPC_BENCH_KERNEL")
     assert kernel_name(NUMBA_MIN_ELEMENTS - 1, load=False) == "numpy"
     assert kernel_name(NUMBA_MIN_ELEMENTS, load=False) == "numba"
-    monkeypatch.setenv("GPC_BENCH_KERNEL", "numpy")
-    assert kernel_name(NUMBA_MIN_ELEMENTS, load=False) == "numpy"
+    assert kernel_name(NUMBA_MIN_ELEMENTS, load=False, choice="numpy") == "numpy"
     import importlib.util
 
-    monkeypatch.delenv("GPC_BENCH_KERNEL")
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # numba not installed
     assert kernel_name(NUMBA_MIN_ELEMENTS, load=False) == "numpy"

@@ -279,7 +279,7 @@ def test_outputs_are_byte_identical(cohort_files, tmp_path):
     assert files == sorted(
         [
             "gene_scores.parquet",
-            "truth_moments.parquet",
+            "wsi_stats",  # the per-WSI statistics every number is evaluated from
             "pathway_wsi_scores.csv",
             "pathway_scores.csv",
             "pathway_genes.csv",
@@ -291,7 +291,9 @@ def test_outputs_are_byte_identical(cohort_files, tmp_path):
             ".gpc-bench.json",  # the marker: --overwrite replaces only folders that hold it
         ]
     )
-    for name in files:
+    stored = sorted(str(p.relative_to(outs[0])) for p in outs[0].rglob("*") if p.is_file())
+    assert {"wsi_stats/gene_stats.parquet", "wsi_stats/meta.json", "wsi_stats/pathways/00.gmt"} <= set(stored)
+    for name in stored:
         if name != "run_info.json":
             assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
     header = (outs[0] / "pathway_scores.csv").read_text().splitlines()[0]

@@ -93,15 +93,12 @@ def _config(run: Run) -> dict | None:
 
 
 def _genes(run: Run) -> list | None:
-    p = run.path / "gene_variance.csv"
-    if not p.is_file():
+    if not run.has_table("gene_variance"):
         return None
     return list(run.gene_keys.values())
 
 
-def check(
-    runs: list[Run], intersect: bool, wsi_sets: dict, remedy: str = "pass --intersect"
-) -> Comparison:
+def check(runs: list[Run], intersect: bool, wsi_sets: dict, remedy: str = "pass --intersect") -> Comparison:
     """Compare runs; see :class:`Comparison`.
 
     Parameters
@@ -124,7 +121,7 @@ def check(
         unverified.append(f"no recorded config for {sorted(set(configs) - set(known))}: options not compared")
     # the truth options only say how the measured values were made: where the recorded truth itself
     # can be compared (step 4), it is, and runs of one truth made two ways stay comparable
-    truth_checked = all((r.path / "truth_moments.parquet").is_file() for r in runs)
+    truth_checked = all(r.has_truth_moments for r in runs)
     for key in OPTIONS:
         if truth_checked and key in TRUTH_OPTIONS:
             continue
@@ -205,12 +202,10 @@ def _truth_differences(runs: list[Run], wsis: list, genes: list) -> str | None:
     """'' when every run saw the same truth on the shared WSIs and genes, a description otherwise,
     None when it cannot be told."""
 
-    if any(not (r.path / "truth_moments.parquet").is_file() for r in runs):
+    if not all(r.has_truth_moments for r in runs):  # older runs, or correlations only
         return None
     ref = None
     frames = {r.name: r.truth_moments for r in runs}
-    if any(t.empty for t in frames.values()):  # scored from correlations only: nothing to compare
-        return None
     for r in runs:
         t = frames[r.name]
         t = t.assign(gene=t["gene"].astype(str).map(r.gene_keys))
@@ -251,62 +246,33 @@ class Restricted:
 
 
 def restrict(run: Run, keys: list, wsis: list, genes: list, cancer_types: list) -> Restricted:
-    """Recompute a run's pathway x WSI scores, pathway variance levels and per-WSI HVG PCC on
-    ``wsis`` and ``genes``, from its gene-level tables and recorded config.
+    """Re-evaluate a run on ``wsis`` and ``genes`` (canonical keys): its pathway x WSI scores,
+    pathway variance levels and per-WSI HVG PCC, by :func:`gpc_bench.evaluate.reduce` on the
+    run's recorded per-WSI statistics, under its recorded config.
 
-    Variance is merged from the recorded per-WSI truth moments (Chan's formula) over ``wsis``;
-    levels are cut on ``genes`` with the run's method and number; HVGs are the top N of each cancer
-    type on ``genes`` (or the run's lists, matched to ``genes``).
+    Pathways are the run's own matched panel genes (``pathway_genes``) that are shared; HVG lists
+    are matched by the run's own gene ID or by symbol, as ``score`` does. ``cancer_types`` are
+    those of ``wsis``, checked against the statistics.
     """
-    from ..metrics import membership, pathway_scores, variance_levels
-    from ..metrics.hvg import hvg_wsi_scores, match_genes, top_variable
-    from ..metrics.pathway import pathway_variance
-    from ..metrics.variance import VarianceAccumulator, assign_levels
+    from ..evaluate import reduce
+    from ..io.gmt import GeneSet
 
-    cfg = run.summary["config"]
-    gidx = {g: j for j, g in enumerate(genes)}
-    key = run.gene_keys
-    gs = run.gene_scores
-    gs = gs.assign(sample_id=gs["sample_id"].astype(str), gene=gs["gene"].astype(str).map(key))
-    gs = gs[gs["gene"].notna()]
-    r = gs.pivot(index="sample_id", columns="gene", values="pcc").reindex(index=wsis, columns=genes)
-    r = r.to_numpy(dtype=np.float64)
-    # membership: each pathway's panel genes that are shared, as symbols for metrics.membership
+    stats, key = run.stats, run.gene_keys
+    pos = {key[g]: j for j, g in enumerate(stats.genes.astype(str).tolist()) if g in key}
+    at = {w: i for i, w in enumerate(stats.sample_ids)}
+    sub = stats.take([at[w] for w in wsis], [pos[g] for g in genes])
+    if list(sub.cancer_types) != [str(c) for c in cancer_types]:
+        raise ValueError(f"cancer types of {run.name} differ from the leaderboard's")
+    sub.symbols = np.asarray(genes, dtype=object)  # matched by canonical key
     pg = run.pathway_genes
     pg = pg.assign(gene=pg["gene"].astype(str).map(key))
-    pg = pg[pg["gene"].isin(gidx)]
-    by_path = {k: [] for k in keys}
+    pg = pg[pg["gene"].isin(set(genes))]
+    by_path: dict = {k: [] for k in keys}
     for c, p, g in zip(pg["collection"], pg["pathway"], pg["gene"].astype(str), strict=True):
         if (c, p) in by_path:
             by_path[(c, p)].append(g)
-    memb = membership(np.asarray(genes, dtype=object), [by_path[k] for k in keys])
-    ps = pathway_scores(r, memb, int(cfg["min_genes"]))
-    # variance over the shared WSIs, overall and per cancer type, from the truth moments
-    tm = run.truth_moments
-    tm = tm.assign(sample_id=tm["sample_id"].astype(str), gene=tm["gene"].astype(str).map(key))
-    per_wsi = dict(iter(tm[tm["gene"].isin(gidx)].groupby("sample_id", sort=False)))  # one pass
-    total = VarianceAccumulator(len(genes))
-    by_type: dict[str, VarianceAccumulator] = {}
-    for w, ctype in zip(wsis, cancer_types, strict=True):
-        t = per_wsi[w].set_index("gene").reindex(genes)
-        n = int(t["n_spots"].iloc[0])
-        mean, m2 = t["mean"].to_numpy(np.float64), t["m2"].to_numpy(np.float64)
-        total.add(n, mean, m2)
-        by_type.setdefault(ctype, VarianceAccumulator(len(genes))).add(n, mean, m2)
-    var = total.variance()
-    _, thresholds = variance_levels(var, int(cfg["n_levels"]), cfg["variance_bins"])
-    scored = np.isfinite(r).any(axis=0)
-    levels = np.where(ps.ok, assign_levels(pathway_variance(var, scored, memb), thresholds), 0)
-    hvg = str(cfg["hvg"])
-    if hvg.isdigit():
-        idx = {c: top_variable(acc.variance(), int(hvg)) for c, acc in by_type.items()}
-    else:
-        from ..metrics.hvg import read_hvg_lists
-
-        lists = read_hvg_lists(hvg)
-        raw = {k: g for g, k in key.items()}  # matched by the run's own ID or by symbol, as score does
-        ids = np.asarray([raw.get(g, g) for g in genes], dtype=object)
-        syms = np.asarray(genes, dtype=object)
-        idx = {c: match_genes(lists.get(c, lists.get(None)), ids, syms) for c in by_type}
-    h, _ = hvg_wsi_scores(r, list(cancer_types), idx)
-    return Restricted(ps.per_wsi.T, levels.astype(np.int64), h)
+    sets = [GeneSet(c, p, tuple(by_path[(c, p)])) for c, p in keys]
+    cohort = reduce(sub, run.config, sets=sets)
+    levels = cohort.pathway_level if cohort.pathway_level is not None else np.zeros(len(keys), np.int64)
+    hvg = cohort.hvg_score if cohort.hvg_score is not None else np.full(len(wsis), np.nan)
+    return Restricted(cohort.paths.per_wsi.T, levels.astype(np.int64), hvg)

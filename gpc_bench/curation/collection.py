@@ -69,6 +69,12 @@ def read_universe(path: str | Path) -> tuple[set[str], str]:
     return symbols, f"{path.name}: {len(ids)} {style} IDs -> {len(symbols)} symbols"
 
 
+def _settings(settings):
+    from ..settings import Settings
+
+    return settings or Settings.from_env()
+
+
 def curate(
     hallmark: str | Path | None = None,
     go=(),
@@ -86,6 +92,7 @@ def curate(
     go_release: str | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
+    settings=None,
 ) -> CurationResult:
     """Curate Hallmark + GO pathways as the GPC benchmark does (docs/curation.md).
 
@@ -96,8 +103,9 @@ def curate(
 
     ``msigdb_release`` (e.g. ``"2025.1"``) downloads the Hallmark GMT and, unless GO comes from
     elsewhere, the MSigDB GO GMT; ``go_release`` (``"current"`` or a date) downloads go-basic.obo
-    and the human GAF.  Downloads are cached (:func:`gpc_bench.curation.downloads.cache_dir`)
-    and their URLs recorded in the manifest.
+    and the human GAF.  Downloads are cached (``settings.cache_dir``)
+    and their URLs recorded in the manifest. ``settings`` (:class:`~gpc_bench.settings.Settings`,
+    default: from the environment) gives the cache folder and download mirrors.
     """
     import pandas as pd
 
@@ -107,7 +115,7 @@ def curate(
             raise InputError("--go-release replaces --go/--go-obo; give only one GO source")
         from .downloads import fetch_go
 
-        got = fetch_go(go_release)
+        got = fetch_go(go_release, settings=_settings(settings))
         go_obo, go_annotations = got["obo"], got["annotations"]
         urls.update({got["obo"].name: got["urls"]["obo"], got["annotations"].name: got["urls"]["gaf"]})
     if msigdb_release is not None:
@@ -117,7 +125,7 @@ def curate(
         cats = ("h.all", "c5.go") if want_go else ("h.all",)
         if hallmark is not None:
             raise InputError("--msigdb-release replaces --hallmark; give only one Hallmark source")
-        got = {r["category"]: r for r in fetch_msigdb(msigdb_release, cats)}
+        got = {r["category"]: r for r in fetch_msigdb(msigdb_release, cats, settings=_settings(settings))}
         hallmark = got["h.all"]["path"]
         if want_go:
             go = [got["c5.go"]["path"]]

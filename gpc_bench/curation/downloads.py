@@ -16,9 +16,8 @@ from pathlib import Path
 
 from .._errors import InputError
 from .._progress import Progress
-from ..io.checksum import cache_dir
 from ..io.gmt import GeneSet, write_gmt
-from ..settings import current as _settings
+from ..settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -37,20 +36,20 @@ def _msigdb_version(release: str) -> str:
     return release
 
 
-def fetch_msigdb(release: str, categories=("h.all", "c5.go"), base_url: str | None = None) -> list[dict]:
-    """Download MSigDB symbol GMTs with gseapy's ``Msigdb.get_gmt`` (cached).
+def fetch_msigdb(release: str, categories=("h.all", "c5.go"), *, settings: Settings) -> list[dict]:
+    """Download MSigDB symbol GMTs with gseapy's ``Msigdb.get_gmt`` (cached in ``settings``' cache dir).
 
-    The server is gseapy's default (``gseapy.Msigdb.url``) unless ``base_url`` or
-    ``$GPC_BENCH_MSIGDB_URL`` (a mirror) says otherwise.  Returns one record per category:
+    The server is gseapy's default (``gseapy.Msigdb.url``) unless ``settings.msigdb_url``
+    (``$GPC_BENCH_MSIGDB_URL``, a mirror) says otherwise.  Returns one record per category:
     ``{"category", "path", "url"}``.
     """
     from gseapy import Msigdb
 
     dbver = _msigdb_version(release)
-    folder = cache_dir() / "msigdb" / dbver
+    folder = settings.resolved_cache_dir() / "msigdb" / dbver
     folder.mkdir(parents=True, exist_ok=True)
     old = Msigdb.url
-    base = base_url or _settings().msigdb_url or old
+    base = settings.msigdb_url or old
     out = []
     bar = Progress(len(categories), "MSigDB downloads", logger)
     try:
@@ -88,10 +87,9 @@ def fetch_msigdb(release: str, categories=("h.all", "c5.go"), base_url: str | No
 def go_urls(release: str, base_url: str | None = None) -> dict[str, str]:
     """URLs of go-basic.obo and the human GAF for ``current`` or a dated release (YYYY-MM-DD).
 
-    ``base_url`` or ``$GPC_BENCH_GO_URL`` (a mirror laid out like release.geneontology.org, with
-    ``{release}`` in it) replaces the default servers.
+    ``base_url`` (``Settings.go_url``, ``$GPC_BENCH_GO_URL``: a mirror laid out like
+    release.geneontology.org, with ``{release}`` in it) replaces the default servers.
     """
-    base_url = base_url or _settings().go_url
     if release == "current" and base_url is None:
         return {"obo": GO_CURRENT_OBO, "gaf": GO_CURRENT_GAF}
     if release != "current" and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", release):
@@ -102,15 +100,15 @@ def go_urls(release: str, base_url: str | None = None) -> dict[str, str]:
     return {"obo": f"{base}/ontology/go-basic.obo", "gaf": f"{base}/annotations/goa_human.gaf.gz"}
 
 
-def fetch_go(release: str = "current", base_url: str | None = None) -> dict:
+def fetch_go(release: str = "current", *, settings: Settings) -> dict:
     """Download go-basic.obo and goa_human.gaf with goatools' downloader (cached).
 
     Returns ``{"obo": path, "annotations": path, "urls": {...}}``.  ``current`` is cached like a
     dated release: delete the cache folder to refresh it; the OBO's data-version is recorded in
     the manifest either way.
     """
-    urls = go_urls(release, base_url)
-    folder = cache_dir() / "go" / release
+    urls = go_urls(release, settings.go_url)
+    folder = settings.resolved_cache_dir() / "go" / release
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"obo": folder / "go-basic.obo", "annotations": folder / "goa_human.gaf"}
     with Progress(2, "GO downloads", logger) as bar:

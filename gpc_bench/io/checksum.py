@@ -21,11 +21,6 @@ _CACHE_FILE = "sha256.json"
 _MAX_ENTRIES = 2000
 
 
-def cache_dir() -> Path:
-    """The user cache dir (:class:`gpc_bench.settings.Settings`: ``$GPC_BENCH_CACHE`` or the platform's)."""
-    from ..settings import current
-
-    return current().resolved_cache_dir()
 
 
 def sha256_file(path: str | Path) -> str:
@@ -47,16 +42,17 @@ def _load(store: Path) -> dict:
         return {}
 
 
-def file_sha256(path: str | Path, use_cache: bool = True) -> tuple[str, bool]:
+def file_sha256(path: str | Path, use_cache: bool = True, *, cache: str | Path) -> tuple[str, bool]:
     """sha256 of ``path`` and whether it came from the cache.
 
-    With ``use_cache``, a digest stored for the same file version is returned; a new digest is
-    stored (best effort: an unwritable cache dir only costs the next run the hashing again).
+    With ``use_cache``, a digest stored for the same file version in the folder ``cache``
+    (:meth:`gpc_bench.settings.Settings.resolved_cache_dir`) is returned; a new digest is stored
+    (best effort: an unwritable cache dir only costs the next run the hashing again).
     """
     path = Path(path)
     if not use_cache:
         return sha256_file(path), False
-    store = cache_dir() / _CACHE_FILE
+    store = Path(cache) / _CACHE_FILE
     key = _identity(path)
     hit = _load(store).get(key)
     if isinstance(hit, str) and len(hit) == 64:

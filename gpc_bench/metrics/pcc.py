@@ -20,7 +20,15 @@ ConstantPrediction = Literal["zero", "exclude"]
 
 #: per-gene flags written to the gene table
 OK, TRUTH_CONSTANT, PREDICTION_CONSTANT = 0, 1, 2
-FLAG_NAMES = {OK: "ok", TRUTH_CONSTANT: "truth_constant", PREDICTION_CONSTANT: "prediction_constant"}
+#: r read from a correlation table (``score --gene-pcc``): defined there, or not
+GIVEN, UNDEFINED = 3, 4
+FLAG_NAMES = {
+    OK: "ok",
+    TRUTH_CONSTANT: "truth_constant",
+    PREDICTION_CONSTANT: "prediction_constant",
+    GIVEN: "given",
+    UNDEFINED: "undefined",
+}
 
 _ROW_CHUNK = 32
 _GENE_BLOCK = 2048
@@ -191,18 +199,14 @@ def _sub(index, j0: int, j1: int):
 NUMBA_MIN_ELEMENTS = 200_000_000
 
 
-def kernel_name(n_elements: int | None = None, *, load: bool = True, choice: str | None = None) -> str:
+def kernel_name(n_elements: int | None = None, *, load: bool = True, choice: str = "auto") -> str:
     """Which kernel runs: ``numba`` (fused, compiled) when importable, else ``numpy``.
 
-    ``choice`` (default: :class:`gpc_bench.settings.Settings` ``kernel``, i.e. ``GPC_BENCH_KERNEL``)
-    ``numpy`` or ``numba`` forces a kernel. With ``auto``, a workload of ``n_elements`` (spots x genes,
+    ``choice`` (:class:`gpc_bench.settings.Settings` ``kernel``) ``numpy`` or ``numba`` forces a
+    kernel. With ``auto``, a workload of ``n_elements`` (spots x genes,
     when given) below :data:`NUMBA_MIN_ELEMENTS` uses numpy. ``load=False`` answers without importing
     numba (``numba`` then means: installed and wanted).
     """
-    if choice is None:
-        from ..settings import current
-
-        choice = current().kernel
     if choice == "numpy":
         return "numpy"
     if choice == "auto" and n_elements is not None and n_elements < NUMBA_MIN_ELEMENTS:
@@ -270,11 +274,10 @@ def warm_up() -> None:
 
 
 def default_threads() -> int:
-    """Threads for the kernel: the ``threads`` setting (``GPC_BENCH_THREADS``) or the usable cores (max 8)."""
-    from ..settings import current
+    """Threads for the kernel when none are given: the usable cores, at most 8."""
     from ..settings import default_threads as cores
 
-    return current().threads or cores()
+    return cores()
 
 
 def column_moments(

@@ -1,0 +1,338 @@
+"""The one reduction from per-WSI statistics to cohort numbers, tables and ``summary.json``.
+
+``score``, ``score --gene-pcc``, ``leaderboard --intersect`` and ``merge`` all end here:
+:func:`evaluate` turns a :class:`~gpc_bench.stats.WsiStats` into a :class:`~gpc_bench.result.Result`,
+and :func:`reduce` is its array part (what ``--intersect`` re-evaluates on shared genes and WSIs).
+Same statistics and config, same numbers and the same summary schema, whatever produced them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._errors import InputError
+from ._version import __version__
+from .config import ScoreConfig, deviations
+from .metrics.pathway import Membership, PathwayScores, membership, pathway_scores, pathway_variance
+from .metrics.variance import VarianceAccumulator, assign_levels, level_thresholds
+from .stats import WsiStats
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Cohort:
+    """Cohort-level numbers reduced from the per-WSI statistics (``None``: not computable)."""
+
+    sets: list
+    memb: Membership
+    paths: PathwayScores
+    scored_gene: np.ndarray
+    units: list[str]  # what a pathway score is averaged over: the WSIs, or pooled cancer types
+    unit_types: list[str]
+    variance: np.ndarray | None
+    thresholds: np.ndarray | None
+    gene_level: np.ndarray | None
+    pathway_variance: np.ndarray | None
+    pathway_level: np.ndarray | None
+    hvg_score: np.ndarray | None
+    hvg_count: np.ndarray | None
+    hvg_macro: float | None
+    hvg_micro: float | None
+    hvg_info: dict | None
+    clustering: dict | None
+    not_computable: dict[str, str] = field(default_factory=dict)
+
+
+def cohort_variance(stats: WsiStats) -> tuple[np.ndarray | None, dict[str, np.ndarray] | None]:
+    """Gene variance of the truth over all spots and per cancer type, merged over the WSIs in
+    order with Chan's formula from their (n, mean, M2); ``None`` when the truth moments are unknown
+    (a given ``gene_variance`` is used as it is, without per-type variances)."""
+    if stats.gene_variance is not None:
+        return stats.gene_variance, None
+    if not stats.has_truth_moments:
+        return None, None
+    n_genes = len(stats.genes)
+    total, by_type = VarianceAccumulator(n_genes), {}
+    for k, ctype in enumerate(stats.cancer_types):
+        n, mean, m2 = int(stats.n_spots[k]), stats.moments[k, 0], stats.moments[k, 1]
+        total.add(n, mean, m2)
+        by_type.setdefault(ctype, VarianceAccumulator(n_genes)).add(n, mean, m2)
+    return total.variance(), {c: acc.variance() for c, acc in by_type.items()}
+
+
+def _units(stats: WsiStats, cfg: ScoreConfig) -> tuple[np.ndarray, list[str], list[str]]:
+    """The r matrix a pathway score averages over, with its units and their cancer types."""
+    if cfg.protocol != "hest-pooled":
+        return stats.r, list(stats.sample_ids), list(stats.cancer_types)
+    if not stats.has_prediction_moments:
+        raise InputError(
+            "--protocol hest-pooled needs the co-moments of truth and predictions, not only r",
+            "score the predictions file itself (gpc-bench score PRED --truth T)",
+        )
+    from .metrics import pooled_pcc
+
+    names, r = pooled_pcc(stats.n_spots, stats.moments, stats.cancer_types, cfg.constant_prediction)
+    return r, [f"pooled:{t}" for t in names], [str(t) for t in names]
+
+
+def _levels(variance, scored, memb, paths, cfg: ScoreConfig):
+    try:
+        thresholds = level_thresholds(variance, cfg.n_levels, cfg.variance_bins)
+    except ValueError as err:
+        if "positive" not in str(err):
+            raise InputError(str(err)) from None
+        raise InputError(
+            "no gene varies in the measured expression", "check that truth holds expression values"
+        ) from None
+    pw_var = pathway_variance(variance, scored, memb)
+    return (
+        thresholds,
+        assign_levels(variance, thresholds),
+        pw_var,
+        np.where(paths.ok, assign_levels(pw_var, thresholds), 0),
+    )
+
+
+def _hvg(stats: WsiStats, r_units, unit_types, type_var, cfg: ScoreConfig):
+    from .metrics.hvg import hvg_wsi_scores, macro_micro, resolve_hvg
+
+    if stats.hvg_lists is None and type_var is None:
+        return None
+    types = sorted(set(stats.cancer_types))
+    n = 0 if stats.hvg_lists is not None else int(cfg.hvg)
+    idx, info = resolve_hvg(types, type_var, stats.genes, stats.symbols, n, stats.hvg_lists)
+    score, count = hvg_wsi_scores(r_units, unit_types, idx)
+    return score, count, *macro_micro(score, unit_types), info
+
+
+def _clustering(stats: WsiStats, cfg: ScoreConfig) -> dict | None:
+    from .metrics.clustering import cluster_agreement
+
+    if cfg.cluster == "wsi":
+        prof_p, prof_t, labels = stats.moments[:, 2], stats.moments[:, 0], list(stats.cancer_types)
+    else:
+        prof_p, prof_t, labels = stats.spots.pred, stats.spots.truth, stats.spots.labels.tolist()
+    return {
+        "level": cfg.cluster,
+        "n_items": len(labels),
+        "predictions": cluster_agreement(prof_p, labels, cfg.seed),
+        "truth": cluster_agreement(prof_t, labels, cfg.seed),
+    }
+
+
+def reduce(stats: WsiStats, cfg: ScoreConfig, sets: list | None = None) -> Cohort:
+    """Variance levels, pathway scores (GPC), HVG macro/micro and clustering from ``stats``.
+
+    ``sets`` (default: the statistics' collection, sorted by collection and name) are matched to
+    the panel by symbol.
+    """
+    if sets is None:
+        sets = sorted(stats.collection.sets, key=lambda s: (s.collection, s.name))
+    memb = membership(stats.symbols, [s.genes for s in sets])
+    r_units, units, unit_types = _units(stats, cfg)
+    paths = pathway_scores(r_units, memb, cfg.min_genes)
+    scored = np.isfinite(r_units).any(axis=0)
+    missing: dict[str, str] = {}
+    variance, type_var = cohort_variance(stats)
+    levels = (None,) * 4
+    if variance is not None:
+        levels = _levels(variance, scored, memb, paths, cfg)
+    else:
+        missing["variance_levels"] = "needs gene variances: --truth FILE or --gene-variance RUN_FOLDER"
+    hvg = _hvg(stats, r_units, unit_types, type_var, cfg)
+    if hvg is None:
+        missing["hvg"] = "top-N HVGs need per-cancer-type variances: --truth FILE, or --hvg lists"
+        hvg = (None,) * 5
+    clustering = None
+    if cfg.cluster is not None:
+        if (cfg.cluster == "wsi" and stats.has_prediction_moments) or (
+            cfg.cluster == "spot" and stats.spots is not None
+        ):
+            clustering = _clustering(stats, cfg)
+        else:
+            missing["clustering"] = "needs the predictions and the truth, not only r"
+    elif not stats.has_prediction_moments:
+        missing["clustering"] = "needs the predictions and the truth, not only r"
+    thresholds, gene_level, pw_var, pw_level = levels
+    return Cohort(
+        sets, memb, paths, scored, units, unit_types, variance, thresholds, gene_level, pw_var, pw_level,
+        *hvg, clustering, missing,
+    )  # fmt: skip
+
+
+def evaluate(stats: WsiStats, config: ScoreConfig | None = None, *, run_info: dict | None = None):
+    """Cohort numbers, long tables and ``summary.json`` of ``stats``.
+
+    Parameters
+    ----------
+    stats
+        Per-WSI statistics (:func:`gpc_bench.collect`, :func:`gpc_bench.stats.read_stats`, or merged
+        shards).
+    config
+        The config to evaluate under (default: the one the statistics were collected under). Options
+        that change the per-WSI statistics (truth handling, constant predictions) must match them.
+    run_info
+        ``run_info.json`` of the result.
+
+    Returns
+    -------
+    gpc_bench.result.Result
+    """
+    from ._tables import build_tables
+    from .result import Result
+
+    cfg = config or ScoreConfig.from_dict(stats.meta["config"])
+    cfg = cfg.replace(collection_id=stats.collection.collection_id)
+    cohort = reduce(stats, cfg)
+    tables = build_tables(stats, cohort, cfg)
+    summary = summarize(stats, cohort, cfg)
+    h = summary["headline"]
+    logger.info(
+        "%s: hvg macro %s, micro %s, GPC %s",
+        summary["model"],
+        _fmt(h["hvg_pcc_macro"]),
+        _fmt(h["hvg_pcc_micro"]),
+        ", ".join(f"{c} {v:.4f}" for c, v in h["gpc"].items() if v is not None),
+    )
+    return Result(tables, summary, run_info or {}, stats=stats)
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+def _none_nan(v):
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def _headline(cohort: Cohort, cfg: ScoreConfig, collections: list[str]) -> dict:
+    paths = cohort.paths
+    coll_col = np.asarray([s.collection for s in cohort.sets], dtype=object)
+
+    def mean_of(sel):
+        sel = sel & np.isfinite(paths.gpc)
+        return float(paths.gpc[sel].mean()) if sel.any() else None
+
+    by_level = None
+    if cohort.pathway_level is not None:
+        by_level = {str(k): mean_of(cohort.pathway_level == k) for k in range(1, cfg.n_levels + 1)}
+    headline = {
+        "hvg_pcc_macro": cohort.hvg_macro,
+        "hvg_pcc_micro": cohort.hvg_micro,
+        "gpc": {c: mean_of(paths.ok & (coll_col == c)) for c in collections},
+        "gpc_hallmark": mean_of(paths.ok & (coll_col == "hallmark")),
+        "gpc_go": mean_of(paths.ok & (coll_col == "go")),
+        "gpc_by_variance_level": by_level,
+    }
+    cl = cohort.clustering
+    if cl is not None:
+        headline |= {
+            "ami": cl["predictions"]["ami"],
+            "ari": cl["predictions"]["ari"],
+            "ami_truth": cl["truth"]["ami"],
+            "ari_truth": cl["truth"]["ari"],
+        }
+    return headline
+
+
+def _counts(stats: WsiStats, cohort: Cohort) -> dict:
+    from .metrics.pcc import PREDICTION_CONSTANT, TRUTH_CONSTANT
+
+    r, flags, paths = stats.r, stats.flags, cohort.paths
+    known = stats.has_truth_moments and stats.has_prediction_moments
+    return {
+        "n_wsi": stats.n_wsi,
+        "n_spots": int(stats.n_spots.sum()) if stats.n_spots.all() else None,
+        "n_cancer_types": len(set(stats.cancer_types)),
+        "n_genes_scored": int(cohort.scored_gene.sum()),
+        "n_gene_wsi_pairs": int(r.size),
+        "n_gene_wsi_nan": int((~np.isfinite(r)).sum()),
+        "n_truth_constant": int((flags == TRUTH_CONSTANT).sum()) if known else None,
+        "n_prediction_constant": int((flags == PREDICTION_CONSTANT).sum()) if known else None,
+        "n_pathways": len(cohort.sets),
+        "n_pathways_scored": int(paths.ok.sum()),
+        "n_pathways_too_few_genes": int((paths.status == "too_few_genes").sum()),
+        "n_pathways_no_genes_in_panel": int((paths.status == "no_genes_in_panel").sum()),
+        "n_pathway_genes_ambiguous": cohort.memb.n_ambiguous,
+        **stats.meta["gene_counts"],
+    }
+
+
+def summarize(stats: WsiStats, cohort: Cohort, cfg: ScoreConfig) -> dict:
+    """``summary.json``: headline numbers, counts, the config and provenance (docs/outputs.md)."""
+    from .genes import table_info
+
+    coll = stats.collection
+    coll_col = [s.collection for s in cohort.sets]
+    meta = stats.meta
+    warnings = [
+        *meta.get("gene_warnings", ()),
+        *(meta.get("scale_check") or {}).get("warnings", ()),
+        *meta.get("warnings", ()),
+        *_outcome_warnings(stats, cohort, cfg),
+    ]
+    warnings += [f"not computable from correlations: {k} ({v})" for k, v in cohort.not_computable.items()]
+    return {
+        "model": meta["model"],
+        "control": meta.get("control"),
+        "gpc_bench_version": __version__,
+        "headline": _headline(cohort, cfg, coll.collections),
+        "counts": _counts(stats, cohort),
+        "cancer_types": {c: stats.cancer_types.count(c) for c in sorted(set(stats.cancer_types))},
+        "variance_levels": {
+            "method": cfg.variance_bins,
+            "n_levels": cfg.n_levels,
+            "ddof": 1,
+            "thresholds": None if cohort.thresholds is None else cohort.thresholds.tolist(),
+        },
+        "hvg": cohort.hvg_info,
+        "clustering": cohort.clustering,
+        "not_computable": cohort.not_computable,
+        "pathways": {
+            "collection_id": coll.collection_id,
+            "collections": {c: coll_col.count(c) for c in coll.collections},
+            "sources": coll.sources,
+            "manifest_collection_id": (coll.manifest or {}).get("collection_id"),
+        },
+        "inputs": meta["inputs"],
+        "gene_table": table_info(),
+        "config": cfg.to_dict(),
+        "protocol": {"name": cfg.protocol, "deviations_from_published": deviations(cfg)},
+        "warnings": warnings,
+    }
+
+
+def _outcome_warnings(stats: WsiStats, cohort: Cohort, cfg: ScoreConfig) -> list[str]:
+    """Warnings about the result itself, logged loudly and recorded in ``summary.json``."""
+    out = []
+    types = stats.cancer_types
+    single = sorted(t for t in set(types) if types.count(t) < 2)
+    if single and len(set(types)) > 1:
+        out.append(
+            f"cancer type(s) {single} have a single WSI: their bootstrap intervals in a leaderboard are "
+            "meaningless (a resample within the type always repeats that WSI)"
+        )
+    cl = cohort.clustering
+    if cl is not None:
+        k, n = len(set(types)), cl["n_items"]
+        if k >= 2 and n < 2 * k:
+            out.append(
+                f"clustering {n} items into {k} cancer types cannot discriminate: with fewer than two "
+                "items per group, AMI/ARI come out (nearly) the same for every input"
+            )
+    paths = cohort.paths
+    if not paths.ok.any():
+        n_in = cohort.memb.n_in_panel
+        out.append(
+            f"no pathway could be scored: {len(stats.genes):,} genes are shared by both files, and no "
+            f"pathway has at least {max(cfg.min_genes, 1)} of them with a defined r (the most any has is "
+            f"{int(paths.n_scored.max(initial=0))}; {int((n_in > 0).sum())} of {len(n_in)} pathways have "
+            "any gene in the panel); GPC is undefined"
+        )
+    for w in out:
+        logger.warning("%s", w)
+    return out
