@@ -64,6 +64,10 @@ def run(argv: list[str] | None = None) -> None:
     except BrokenPipeError:  # the output was piped into a command that ended (`| head`)
         sys.stderr.close()
         sys.exit(1)
+    try:  # the command is done: a Ctrl-C from here on must not kill the exit half-way
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:
+        pass
     if interrupted():  # swallowed somewhere, yet the command finished
         _interrupted_exit()
     if isinstance(rv, int) and rv:  # --help, --version and ctx.exit(code) return their status

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -184,8 +185,29 @@ def test_settings_read_the_environment_in_one_place(monkeypatch, tmp_path):
         Settings.from_env({"GPC_BENCH_KERNEL": "cuda"})
     from gpc_bench.metrics.pcc import kernel_name
 
-    monkeypatch.setenv("GPC_BENCH_KERNEL", "numpy")
-    assert kernel_name(10**12) == "numpy"
+    assert kernel_name(10**12, choice=Settings.from_env({"GPC_BENCH_KERNEL": "numpy"}).kernel) == "numpy"
+
+
+def test_no_module_but_settings_reads_the_environment():
+    import re
+
+    import gpc_bench
+
+    root = Path(gpc_bench.__file__).parent
+    readers = sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if re.search(r"os\.environ|os\.getenv|settings import current", p.read_text())
+    )
+    assert readers == ["settings.py"]
+
+
+def test_settings_cache_dir_is_where_checksums_go(cohort_files, tmp_path):
+    cache = tmp_path / "my-cache"
+    score(cohort_files["noisy"], cohort_files["truth"], pathways=[cohort_files["pathways"]],
+          settings=Settings(cache_dir=cache))  # fmt: skip
+    stored = json.loads((cache / "sha256.json").read_text())
+    assert any(str(Path(cohort_files["truth"]).resolve()) in k for k in stored)
 
 
 # ------------------------------------------------------------------------------------- read path

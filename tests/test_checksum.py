@@ -8,33 +8,33 @@ import os
 from gpc_bench.io.checksum import file_sha256
 
 
-def test_digest_is_cached_per_file_version(tmp_path, monkeypatch):
-    monkeypatch.setenv("GPC_BENCH_CACHE", str(tmp_path / "cache"))
+def test_digest_is_cached_per_file_version(tmp_path):
+    cache = tmp_path / "cache"
     f = tmp_path / "data.bin"
     f.write_bytes(b"spots" * 1000)
     want = hashlib.sha256(f.read_bytes()).hexdigest()
-    assert file_sha256(f) == (want, False)
-    assert file_sha256(f) == (want, True)
+    assert file_sha256(f, cache=cache) == (want, False)
+    assert file_sha256(f, cache=cache) == (want, True)
     # same size, new content: mtime/ctime change, so the digest is computed again
     f.write_bytes(b"genes" * 1000)
     new = hashlib.sha256(f.read_bytes()).hexdigest()
-    assert new != want and file_sha256(f) == (new, False)
+    assert new != want and file_sha256(f, cache=cache) == (new, False)
     # content changed with the old mtime put back: ctime still differs
     st = f.stat()
     f.write_bytes(b"pathw" * 1000)
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert file_sha256(f)[0] == hashlib.sha256(f.read_bytes()).hexdigest()
-    assert file_sha256(f, use_cache=False) == (hashlib.sha256(f.read_bytes()).hexdigest(), False)
+    assert file_sha256(f, cache=cache)[0] == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert file_sha256(f, use_cache=False, cache=cache) == (hashlib.sha256(f.read_bytes()).hexdigest(), False)
 
 
-def test_unwritable_cache_still_gives_the_digest(tmp_path, monkeypatch):
+def test_unwritable_cache_still_gives_the_digest(tmp_path):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
-    monkeypatch.setenv("GPC_BENCH_CACHE", str(blocker / "cache"))
+    cache = blocker / "cache"
     f = tmp_path / "data.bin"
     f.write_bytes(b"abc")
-    assert file_sha256(f) == (hashlib.sha256(b"abc").hexdigest(), False)
-    assert file_sha256(f) == (hashlib.sha256(b"abc").hexdigest(), False)
+    assert file_sha256(f, cache=cache) == (hashlib.sha256(b"abc").hexdigest(), False)
+    assert file_sha256(f, cache=cache) == (hashlib.sha256(b"abc").hexdigest(), False)
 
 
 def test_score_records_how_the_digest_was_obtained(cohort_files, tmp_path, monkeypatch):
