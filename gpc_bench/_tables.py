@@ -16,6 +16,7 @@ TABLE_FILES = {
     "hvg_scores": "hvg_scores.csv",
     "gene_variance": "gene_variance.csv",
     "variance_levels": "variance_levels.csv",
+    "wsi_metrics": "wsi_metrics.csv",
 }
 TABLES = tuple(TABLE_FILES)
 
@@ -132,6 +133,21 @@ def variance_levels_table(n_levels: int, thresholds, gene_level, pathway_level) 
     )
 
 
+def wsi_metrics_table(sample_ids, cancer_types, values: dict[str, np.ndarray]) -> Table:
+    """``wsi_metrics.csv``: the declared per-WSI metrics, one row per metric and WSI (by metric,
+    then sample id)."""
+    names = list(values)
+    n = len(sample_ids)
+    return Table(
+        {
+            "sample_id": _strings(np.tile(np.arange(n), len(names)), _obj(sample_ids)),
+            "cancer_type": _strings(np.tile(np.arange(n), len(names)), _obj(cancer_types)),
+            "metric": _strings(np.repeat(np.arange(len(names)), n), _obj(names)),
+            "value": np.concatenate([values[k] for k in names]) if names else np.zeros(0),
+        }
+    )
+
+
 def _or_missing(values, n: int, fill=np.nan) -> np.ndarray:
     return np.full(n, fill) if values is None else values
 
@@ -185,4 +201,5 @@ def build_tables(stats, cohort, cfg) -> dict[str, Table]:
             no_levels[:0] if cohort.gene_level is None else gene_level,
             no_levels[:0] if cohort.pathway_level is None else pathway_level,
         ),
+        "wsi_metrics": wsi_metrics_table(stats.sample_ids, stats.cancer_types, cohort.wsi_values),
     }  # fmt: skip

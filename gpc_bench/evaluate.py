@@ -45,6 +45,8 @@ class Cohort:
     hvg_info: dict | None
     clustering: dict | None
     not_computable: dict[str, str] = field(default_factory=dict)
+    #: the declared per-WSI metrics (:data:`gpc_bench.metrics.registry.WSI_METRICS`): name -> values
+    wsi_values: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def cohort_variance(stats: WsiStats) -> tuple[np.ndarray | None, dict[str, np.ndarray] | None]:
@@ -160,8 +162,21 @@ def reduce(stats: WsiStats, cfg: ScoreConfig, sets: list | None = None) -> Cohor
     thresholds, gene_level, pw_var, pw_level = levels
     return Cohort(
         sets, memb, paths, scored, units, unit_types, variance, thresholds, gene_level, pw_var, pw_level,
-        *hvg, clustering, missing,
+        *hvg, clustering, missing, _wsi_values(stats, cfg, missing),
     )  # fmt: skip
+
+
+def _wsi_values(stats: WsiStats, cfg: ScoreConfig, missing: dict) -> dict[str, np.ndarray]:
+    """Every declared per-WSI metric the statistics allow (the others go into ``missing``)."""
+    from .metrics.registry import WSI_METRICS
+
+    out = {}
+    for m in WSI_METRICS:
+        if m.available(stats):
+            out[m.name] = np.asarray(m.compute(stats, cfg), dtype=np.float64)
+        else:
+            missing[m.name] = f"needs {m.needs}, which these statistics do not hold"
+    return out
 
 
 def evaluate(stats: WsiStats, config: ScoreConfig | None = None, *, run_info: dict | None = None):
@@ -209,7 +224,7 @@ def _none_nan(v):
     return None if v is None or not np.isfinite(v) else float(v)
 
 
-def _headline(cohort: Cohort, cfg: ScoreConfig, collections: list[str]) -> dict:
+def _headline(cohort: Cohort, cfg: ScoreConfig, collections: list[str], types: list[str]) -> dict:
     paths = cohort.paths
     coll_col = np.asarray([s.collection for s in cohort.sets], dtype=object)
 
@@ -228,6 +243,13 @@ def _headline(cohort: Cohort, cfg: ScoreConfig, collections: list[str]) -> dict:
         "gpc_go": mean_of(paths.ok & (coll_col == "go")),
         "gpc_by_variance_level": by_level,
     }
+    from .metrics.hvg import macro_micro
+    from .metrics.registry import WSI_METRICS
+
+    for name in [m.name for m in WSI_METRICS]:  # every declared one: None where not computable
+        values = cohort.wsi_values.get(name)
+        macro, micro = macro_micro(values, types) if values is not None and len(values) else (None, None)
+        headline |= {f"{name}_macro": _none_nan(macro), f"{name}_micro": _none_nan(micro)}
     cl = cohort.clustering
     if cl is not None:
         headline |= {
@@ -280,7 +302,7 @@ def summarize(stats: WsiStats, cohort: Cohort, cfg: ScoreConfig) -> dict:
         "model": meta["model"],
         "control": meta.get("control"),
         "gpc_bench_version": __version__,
-        "headline": _headline(cohort, cfg, coll.collections),
+        "headline": _headline(cohort, cfg, coll.collections, stats.cancer_types),
         "counts": _counts(stats, cohort),
         "cancer_types": {c: stats.cancer_types.count(c) for c in sorted(set(stats.cancer_types))},
         "variance_levels": {

@@ -24,13 +24,13 @@ from ._errors import InputError, examples
 from ._per_wsi import PerWsi, score_wsis
 from .config import ScoreConfig, resolve_config
 from .evaluate import evaluate
-from .io.align import align_genes, align_spots
+from .io.align import GeneMap, align_genes, align_spots
 from .io.checksum import file_sha256
-from .io.gmt import check_pathway_paths, load_pathways
-from .io.h5ad import open_source
+from .io.gmt import GeneSet, PathwayCollection, check_pathway_paths, load_pathways
+from .io.h5ad import AnnDataSource, H5adSource, open_source
 from .io.runfolder import atomic_dir, check_out_dir
 from .io.stream import WsiReader
-from .metrics.pathway import membership
+from .metrics.pathway import Membership, membership
 from .metrics.pcc import kernel_name, warm_up
 from .result import Result
 from .settings import Settings, default_threads
@@ -39,6 +39,8 @@ from .stats import SpotProfiles, WsiStats, cohort_key, parse_shard, shard_indice
 logger = logging.getLogger(__name__)
 
 TRUTH_LAYER = "truth"
+#: an opened input: an .h5ad file read with h5py, or an AnnData in memory
+Source = H5adSource | AnnDataSource
 
 
 class _Checksums:
@@ -77,8 +79,8 @@ def _warm_kernel() -> None:
 class _Inputs:
     """Stage 1: the two opened sources and what is known of them before any matrix is read."""
 
-    pred: object
-    truth: object
+    pred: Source
+    truth: Source
     layer: str | None
     same_file: bool
     model: str
@@ -162,10 +164,10 @@ def _open_inputs(
 class _Panel:
     """Stage 3: the genes scored, the pathways and their membership, and the HVG lists."""
 
-    gmap: object
-    collection: object
-    sets: list
-    memb: object
+    gmap: GeneMap
+    collection: PathwayCollection
+    sets: list[GeneSet]
+    memb: Membership
     hvg_lists: dict | None
     hvg_n: int | None
 

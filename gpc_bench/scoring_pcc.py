@@ -94,6 +94,59 @@ def _wide(table, cancer_types) -> tuple[list[str], list[str], list[str], np.ndar
     return samples, genes, types, wide.to_numpy(dtype=np.float64)
 
 
+def _correlation_stats(samples, genes, types, r, coll, cfg: ScoreConfig, name, info, truth, gene_variance):
+    """Per-WSI statistics of given r: flags ``given``/``undefined``, the truth's moments when the
+    truth is given, a gene variance when a run folder gives it."""
+    from .genes import detect_id_style, to_symbols
+    from .metrics.hvg import read_hvg_lists
+    from .metrics.pcc import GIVEN, UNDEFINED
+    from .stats import WsiStats
+
+    ids = np.asarray(genes, dtype=object)
+    style = detect_id_style(ids)
+    symbols = to_symbols(ids, style)
+    n_spots, moments = np.zeros(len(samples), np.int64), None
+    counts = {"n_genes_truth": None, "n_genes_shared": len(genes)}
+    if truth is not None:
+        n_spots, moments, counts = _truth_moments(truth, genes, samples)
+    counts = {
+        "n_genes_predictions": len(genes),
+        **counts,
+        "n_duplicate_gene_ids_predictions": 0,
+        "n_duplicate_gene_ids_truth": None,
+        "n_genes_without_symbol": int(sum(1 for s in symbols.tolist() if not s)),
+    }
+    stats = WsiStats(
+        sample_ids=samples,
+        cancer_types=types,
+        n_spots=n_spots,
+        genes=ids,
+        symbols=np.asarray(symbols, dtype=object),
+        r=r,
+        flags=np.where(np.isfinite(r), GIVEN, UNDEFINED).astype(np.int8),
+        moments=moments,
+        collection=coll,
+        hvg_lists=None if cfg.hvg.isdigit() else read_hvg_lists(cfg.hvg),
+        gene_variance=None if gene_variance is None else _gene_variance(gene_variance, genes),
+        meta={
+            "model": name or "model",
+            "control": None,
+            "config": cfg.to_dict(),
+            "inputs": {
+                "gene_pcc": info,
+                "gene_variance": None if gene_variance is None else str(gene_variance),
+                "truth": None if truth is None else str(getattr(truth, "filename", truth)),
+                "gene_id_style": style,
+            },
+            "gene_counts": counts,
+            "warnings": [],
+            "cohort": {"n_wsi": len(samples), "key": None},
+            "shard": None,
+        },
+    )
+    return stats
+
+
 def score_correlations(
     tables,
     *,
@@ -135,12 +188,8 @@ def score_correlations(
     import pandas as pd
 
     from .evaluate import evaluate
-    from .genes import detect_id_style, to_symbols
     from .io.gmt import check_pathway_paths, load_pathways
     from .io.runfolder import check_out_dir
-    from .metrics.hvg import read_hvg_lists
-    from .metrics.pcc import GIVEN, UNDEFINED
-    from .stats import WsiStats
 
     t0 = time.perf_counter()
     cfg = resolve_config(config, **options)
@@ -157,50 +206,9 @@ def score_correlations(
         tables, info = read_gene_pcc(tables)
         name = name or source.stem
     samples, genes, types, r = _wide(tables, cancer_types)
-    ids = np.asarray(genes, dtype=object)
-    style = detect_id_style(ids)
-    symbols = to_symbols(ids, style)
     coll = load_pathways(list(cfg.pathways) if cfg.pathways else None)
     cfg = cfg.replace(collection_id=coll.collection_id)
-    n_spots, moments = np.zeros(len(samples), np.int64), None
-    counts = {"n_genes_truth": None, "n_genes_shared": len(genes)}
-    if truth is not None:
-        n_spots, moments, counts = _truth_moments(truth, genes, samples)
-    counts = {
-        "n_genes_predictions": len(genes),
-        **counts,
-        "n_duplicate_gene_ids_predictions": 0,
-        "n_duplicate_gene_ids_truth": None,
-        "n_genes_without_symbol": int(sum(1 for s in symbols.tolist() if not s)),
-    }
-    stats = WsiStats(
-        sample_ids=samples,
-        cancer_types=types,
-        n_spots=n_spots,
-        genes=ids,
-        symbols=np.asarray(symbols, dtype=object),
-        r=r,
-        flags=np.where(np.isfinite(r), GIVEN, UNDEFINED).astype(np.int8),
-        moments=moments,
-        collection=coll,
-        hvg_lists=None if cfg.hvg.isdigit() else read_hvg_lists(cfg.hvg),
-        gene_variance=None if gene_variance is None else _gene_variance(gene_variance, genes),
-        meta={
-            "model": name or "model",
-            "control": None,
-            "config": cfg.to_dict(),
-            "inputs": {
-                "gene_pcc": info,
-                "gene_variance": None if gene_variance is None else str(gene_variance),
-                "truth": None if truth is None else str(getattr(truth, "filename", truth)),
-                "gene_id_style": style,
-            },
-            "gene_counts": counts,
-            "warnings": [],
-            "cohort": {"n_wsi": len(samples), "key": None},
-            "shard": None,
-        },
-    )
+    stats = _correlation_stats(samples, genes, types, r, coll, cfg, name, info, truth, gene_variance)
     res = evaluate(stats, cfg, run_info={"elapsed_s": round(time.perf_counter() - t0, 3)})
     if out is not None:
         res.write(

@@ -15,6 +15,11 @@ Prediction kinds
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import anndata
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,8 +52,8 @@ class SyntheticCohort:
         ``noisy`` every module weakly, ``mean`` none.
     """
 
-    truth: object
-    predictions: dict
+    truth: anndata.AnnData
+    predictions: dict[str, anndata.AnnData]
     gene_sets: dict
     modules: dict
     signal_pathways: list = field(default_factory=list)
@@ -66,6 +71,82 @@ def _field(rng, coords: np.ndarray, n_bumps: int = 3) -> np.ndarray:
     return (f - f.mean()) / (f.std() + 1e-12)
 
 
+def _gene_sets(seed: int, symbols, module_genes, gene_module, captured):
+    """Pathways of the cohort: module-based ones (with some off-module genes) and random ones,
+    drawn from their own random stream; the names each model recovers."""
+    n_modules, module_size = module_genes.shape
+    n_genes = len(symbols)
+    prng = np.random.default_rng(seed + 1)
+    other = np.flatnonzero(gene_module < 0)
+
+    def module_set(m, size):
+        core = prng.choice(module_genes[m], min(int(size * 0.8), module_size), replace=False)
+        extra = prng.choice(other, size - len(core), replace=False)
+        return symbols[np.concatenate([core, extra])].tolist()
+
+    hallmark, go, signal = {}, {}, []
+    recovered = {"good": signal, "noisy": signal, "partial": [], "mean": []}
+    half = n_modules // 2
+    for m in range(half):
+        name = f"HALLMARK_MODULE_{m + 1}"
+        hallmark[name] = module_set(m, 50)
+        signal.append(name)
+        if captured[m]:
+            recovered["partial"].append(name)
+    for k in range(4):
+        hallmark[f"HALLMARK_RANDOM_{k + 1}"] = symbols[prng.choice(n_genes, 40, replace=False)].tolist()
+    for m in range(half, n_modules):
+        name = f"GOBP_MODULE_{m + 1}"
+        go[name] = module_set(m, int(prng.integers(50, 60)))
+        signal.append(name)
+        if captured[m]:
+            recovered["partial"].append(name)
+    for k in range(8):
+        size = int(prng.integers(50, 101))
+        go[f"GOBP_RANDOM_{k + 1}"] = symbols[prng.choice(n_genes, size, replace=False)].tolist()
+    # genes the panel does not have, as real gene sets do
+    hallmark["HALLMARK_RANDOM_1"] += ["NOTINPANEL1", "NOTINPANEL2"]
+    go["GOCC_TINY"] = symbols[prng.choice(n_genes, 5, replace=False)].tolist()
+    return hallmark, go, signal, recovered
+
+
+def _anndatas(obs_frames, symbols, ensembl: bool, coords_all, truth_blocks, models: dict):
+    """The truth and the models' predictions as AnnData (one ``obs``, ``var`` and ``spatial``);
+    the ``mean`` model predicts each cancer type's mean truth."""
+    import anndata as ad
+    import pandas as pd
+
+    n_genes = len(symbols)
+    obs = pd.concat(obs_frames)
+    obs["sample_id"] = obs["sample_id"].astype("category")
+    obs["cancer_type"] = obs["cancer_type"].astype("category")
+    if ensembl:
+        var = pd.DataFrame(
+            {"gene_symbol": symbols},
+            index=[f"ENSG{90000000000 + i:011d}" for i in range(n_genes)],
+        )
+    else:
+        var = pd.DataFrame(index=symbols)
+    spatial = np.concatenate(coords_all)
+    truth_x = np.concatenate(truth_blocks)
+
+    def adata(x):
+        a = ad.AnnData(X=x, obs=obs.copy(), var=var.copy())
+        a.obsm["spatial"] = spatial.copy()
+        return a
+
+    truth = adata(truth_x)
+    mean_pred = np.empty_like(truth_x)
+    ct = obs["cancer_type"].to_numpy()
+    for c in sorted(set(ct)):
+        sel = ct == c
+        mean_pred[sel] = truth_x[sel].mean(0)
+    predictions = {name: adata(np.concatenate(blocks)) for name, blocks in models.items()}
+    predictions["mean"] = adata(mean_pred)
+
+    return truth, predictions
+
+
 def make_cohort(
     n_wsi: int = 10,
     n_genes: int = 2000,
@@ -80,10 +161,8 @@ def make_cohort(
 
     Parameters
     ----------
-    n_wsi
-        Number of WSIs; cancer types are assigned round-robin.
-    n_genes
-        Panel size.
+    n_wsi, n_genes
+        Number of WSIs (cancer types are assigned round-robin) and panel size.
     n_spots
         Range of spots per WSI.
     n_modules, module_size
@@ -93,7 +172,6 @@ def make_cohort(
     ensembl
         Use Ensembl-style IDs as ``var_names`` with symbols in ``var['gene_symbol']``.
     """
-    import anndata as ad
     import pandas as pd
 
     rng = np.random.default_rng(seed)
@@ -111,9 +189,8 @@ def make_cohort(
     type_shift = {c: rng.normal(0, 0.5, n_genes) * (rng.random(n_genes) < 0.3) for c in cancer_types}
     dispersion = 4.0
 
-    obs_frames, truth_blocks, good, noisy, types, coords_all = [], [], [], [], [], []
+    obs_frames, truth_blocks, good, noisy, partial, types, coords_all = [], [], [], [], [], [], []
     activities = {}
-    partial = []
     rng_p = np.random.default_rng([seed, 2])  # own stream: adding this model changes no other
     captured = np.arange(n_modules) % 2 == 0  # the partial model recovers every other module
     for w in range(n_wsi):
@@ -160,70 +237,12 @@ def make_cohort(
         coords_all.append(coords * 100.0 + 50.0)
         activities[sample] = act
 
-    obs = pd.concat(obs_frames)
-    obs["sample_id"] = obs["sample_id"].astype("category")
-    obs["cancer_type"] = obs["cancer_type"].astype("category")
-    if ensembl:
-        var = pd.DataFrame(
-            {"gene_symbol": symbols},
-            index=[f"ENSG{90000000000 + i:011d}" for i in range(n_genes)],
-        )
-    else:
-        var = pd.DataFrame(index=symbols)
-    spatial = np.concatenate(coords_all)
-    truth_x = np.concatenate(truth_blocks)
-
-    def adata(x):
-        a = ad.AnnData(X=x, obs=obs.copy(), var=var.copy())
-        a.obsm["spatial"] = spatial.copy()
-        return a
-
-    truth = adata(truth_x)
-    mean_pred = np.empty_like(truth_x)
-    ct = obs["cancer_type"].to_numpy()
-    for c in sorted(set(ct)):
-        sel = ct == c
-        mean_pred[sel] = truth_x[sel].mean(0)
-    predictions = {
-        "good": adata(np.concatenate(good)),
-        "partial": adata(np.concatenate(partial)),
-        "noisy": adata(np.concatenate(noisy)),
-        "mean": adata(mean_pred),
-    }
-
-    # pathways: module-based ones (with some off-module genes) and random ones
-    prng = np.random.default_rng(seed + 1)
-    other = np.flatnonzero(gene_module < 0)
+    truth, predictions = _anndatas(
+        obs_frames, symbols, ensembl, coords_all, truth_blocks,
+        {"good": good, "partial": partial, "noisy": noisy},
+    )  # fmt: skip
+    hallmark, go, signal, recovered = _gene_sets(seed, symbols, module_genes, gene_module, captured)
     modules = {m: symbols[g].tolist() for m, g in enumerate(module_genes)}
-
-    def module_set(m, size):
-        core = prng.choice(module_genes[m], min(int(size * 0.8), module_size), replace=False)
-        extra = prng.choice(other, size - len(core), replace=False)
-        return symbols[np.concatenate([core, extra])].tolist()
-
-    hallmark, go, signal = {}, {}, []
-    recovered = {"good": signal, "noisy": signal, "partial": [], "mean": []}
-    half = n_modules // 2
-    for m in range(half):
-        name = f"HALLMARK_MODULE_{m + 1}"
-        hallmark[name] = module_set(m, 50)
-        signal.append(name)
-        if captured[m]:
-            recovered["partial"].append(name)
-    for k in range(4):
-        hallmark[f"HALLMARK_RANDOM_{k + 1}"] = symbols[prng.choice(n_genes, 40, replace=False)].tolist()
-    for m in range(half, n_modules):
-        name = f"GOBP_MODULE_{m + 1}"
-        go[name] = module_set(m, int(prng.integers(50, 60)))
-        signal.append(name)
-        if captured[m]:
-            recovered["partial"].append(name)
-    for k in range(8):
-        size = int(prng.integers(50, 101))
-        go[f"GOBP_RANDOM_{k + 1}"] = symbols[prng.choice(n_genes, size, replace=False)].tolist()
-    # genes the panel does not have, as real gene sets do
-    hallmark["HALLMARK_RANDOM_1"] += ["NOTINPANEL1", "NOTINPANEL2"]
-    go["GOCC_TINY"] = symbols[prng.choice(n_genes, 5, replace=False)].tolist()
     return SyntheticCohort(
         truth, predictions, {"hallmark": hallmark, "go": go}, modules, signal, recovered, activities
     )

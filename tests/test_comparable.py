@@ -228,6 +228,7 @@ def test_small_cohorts_test_over_wsis_and_say_the_smallest_p(cohort_files, base,
     for m in rs.models:
         rs.scores[m] = rs.scores[m][:, keep]
         rs.hvg[m] = rs.hvg[m][keep]
+        rs.wsi_values[m] = {k: v[keep] for k, v in rs.wsi_values[m].items()}
     lb2 = leaderboard(rs, reference="full", n_boot=200)
     assert lb2.long["ci_low"].isna().all()
     assert any("no bootstrap intervals" in n for n in lb2.info["notes"])

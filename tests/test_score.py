@@ -286,6 +286,7 @@ def test_outputs_are_byte_identical(cohort_files, tmp_path):
             "hvg_scores.csv",
             "gene_variance.csv",
             "variance_levels.csv",
+            "wsi_metrics.csv",
             "summary.json",
             "run_info.json",
             ".gpc-bench.json",  # the marker: --overwrite replaces only folders that hold it

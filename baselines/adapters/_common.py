@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import anndata
+
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +20,7 @@ from gpc_bench._errors import InputError, examples
 class Converted:
     """A converted prediction file: ``adata`` in the format ``score`` reads, and what happened."""
 
-    adata: object
+    adata: anndata.AnnData
     report: dict = field(default_factory=dict)
 
     def write(self, out: str | Path, overwrite: bool = False, inputs=()) -> Path:

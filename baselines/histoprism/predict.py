@@ -22,6 +22,46 @@ from .train import _tensors, load_checkpoint
 logger = logging.getLogger("gpc_bench.model")
 
 
+def _measured_only(x, genes, truths: list, log1p: bool, info: dict, split: str):
+    """Predictions, genes and ``layers`` with the truth, on the panel genes measured in every WSI
+    (what was left out is counted in ``info``)."""
+    t = np.concatenate(truths)
+    check_truth_scale(t, log1p)
+    measured = ~np.isnan(t).any(0)
+    info["genes_dropped_not_measured"] = int((~measured).sum())
+    if not measured.any():
+        raise InputError("no panel gene is measured in every predicted WSI", "predict with --no-truth")
+    if not measured.all():
+        logger.warning(
+            "%d panel genes are not measured in every %s WSI: left out of the file",
+            (~measured).sum(),
+            split,
+        )
+    info["genes_not_measured"] = [str(g) for g in genes[~measured]]
+    return x[:, measured], genes[measured], {"truth": t[:, measured]}
+
+
+def _write(
+    out: Path, x, genes, layers: dict, obs: list, coords: list, info: dict, *, overwrite: bool, inputs
+):
+    """The prediction ``.h5ad``, written atomically; returns the AnnData."""
+    import anndata as ad
+    import pandas as pd
+
+    frame = pd.concat(obs)
+    frame["sample_id"] = frame["sample_id"].astype("category")
+    frame["cancer_type"] = frame["cancer_type"].astype("category")
+    a = ad.AnnData(X=x, obs=frame, var=pd.DataFrame(index=pd.Index(genes.astype(str))), layers=layers)
+    if all(c is not None for c in coords):
+        a.obsm["spatial"] = np.concatenate(coords)
+    a.uns["gpc_bench_model"] = {k: v for k, v in info.items()}
+    with warnings.catch_warnings():  # barcodes repeat across WSIs by design: (sample_id, barcode) is the key
+        warnings.filterwarnings("ignore", message="Observation names are not unique")
+        with atomic_file(out, check=True, kind="predictions", overwrite=overwrite, inputs=inputs) as tmp:
+            a.write_h5ad(tmp)
+    return a
+
+
 def predict(
     checkpoint: str | Path,
     out: str | Path,
@@ -66,7 +106,6 @@ def predict(
     dict
         What was written (counts), also stored in ``uns["gpc_bench_model"]``.
     """
-    import anndata as ad
     import pandas as pd
 
     from gpc_bench.io.checksum import sha256_file
@@ -112,33 +151,8 @@ def predict(
         "genes_dropped_not_measured": 0,
         "truth": bool(truth),
     }
-    layers = {}
-    if truth:
-        t = np.concatenate(truths)
-        check_truth_scale(t, data.log1p)
-        measured = ~np.isnan(t).any(0)
-        info["genes_dropped_not_measured"] = int((~measured).sum())
-        if not measured.any():
-            raise InputError("no panel gene is measured in every predicted WSI", "predict with --no-truth")
-        if not measured.all():
-            logger.warning(
-                "%d panel genes are not measured in every %s WSI: left out of the file",
-                (~measured).sum(),
-                split,
-            )
-        info["genes_not_measured"] = [str(g) for g in genes[~measured]]
-        x, genes, layers = x[:, measured], genes[measured], {"truth": t[:, measured]}
-    frame = pd.concat(obs)
-    frame["sample_id"] = frame["sample_id"].astype("category")
-    frame["cancer_type"] = frame["cancer_type"].astype("category")
-    a = ad.AnnData(X=x, obs=frame, var=pd.DataFrame(index=pd.Index(genes.astype(str))), layers=layers)
-    if all(c is not None for c in coords):
-        a.obsm["spatial"] = np.concatenate(coords)
-    a.uns["gpc_bench_model"] = {k: v for k, v in info.items()}
-    with warnings.catch_warnings():  # barcodes repeat across WSIs by design: (sample_id, barcode) is the key
-        warnings.filterwarnings("ignore", message="Observation names are not unique")
-        with atomic_file(out, check=True, kind="predictions", overwrite=overwrite, inputs=inputs) as tmp:
-            a.write_h5ad(tmp)
+    x, genes, layers = _measured_only(x, genes, truths, data.log1p, info, split) if truth else (x, genes, {})
+    a = _write(out, x, genes, layers, obs, coords, info, overwrite=overwrite, inputs=inputs)
     logger.info("wrote %s: %d spots x %d genes from %d WSIs", out, a.n_obs, a.n_vars, len(ids))
     return info
 

@@ -270,16 +270,11 @@ def train(cfg: RunConfig, overwrite: bool = False, device: str = "auto") -> dict
     return summary
 
 
-def _fit(cfg: RunConfig, dist_info, work: Path, t0: float) -> dict:
-    """The training loop; the main rank writes into ``work`` (the run folder being built)."""
+def _build_model(cfg: RunConfig, cohort, n_train: int, n_val: int, dist_info, first_id: str):
+    """The model for ``cohort`` (its input width read from the first training WSI) and the run
+    config with the model block filled in."""
     tc = cfg.train
-    cohort = Cohort(cfg.data)
-    train_ids, val_ids = cohort.sample_ids("train"), cohort.sample_ids("val")
-    if not train_ids:
-        raise InputError(f"metadata {cfg.data.metadata} has no WSI with split 'train'")
-    if not val_ids:
-        logger.warning("no validation WSIs: early stopping is off and the last epoch is kept")
-    first = cohort.load(train_ids[0])
+    first = cohort.load(first_id)
     mcfg = dataclasses.replace(
         cfg.model,
         img_dim=first.embeddings.shape[1],
@@ -299,10 +294,23 @@ def _fit(cfg: RunConfig, dist_info, work: Path, t0: float) -> dict:
         f"{n_parameters(model):,}",
         mcfg.n_genes,
         mcfg.n_cancer_types,
-        len(train_ids),
-        len(val_ids),
+        n_train,
+        n_val,
         dist_info.world,
     )
+    return cfg, model
+
+
+def _fit(cfg: RunConfig, dist_info, work: Path, t0: float) -> dict:
+    """The training loop; the main rank writes into ``work`` (the run folder being built)."""
+    tc = cfg.train
+    cohort = Cohort(cfg.data)
+    train_ids, val_ids = cohort.sample_ids("train"), cohort.sample_ids("val")
+    if not train_ids:
+        raise InputError(f"metadata {cfg.data.metadata} has no WSI with split 'train'")
+    if not val_ids:
+        logger.warning("no validation WSIs: early stopping is off and the last epoch is kept")
+    cfg, model = _build_model(cfg, cohort, len(train_ids), len(val_ids), dist_info, train_ids[0])
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     group = tc.wsis_per_step * dist_info.world  # WSIs per optimiser step, all processes together
     steps_per_epoch = -(-len(train_ids) // group)

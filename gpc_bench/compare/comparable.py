@@ -243,6 +243,7 @@ class Restricted:
     scores: np.ndarray  # (n_pathways, n_wsi), pathways in ``keys`` order
     levels: np.ndarray  # (n_pathways,)
     hvg: np.ndarray  # (n_wsi,)
+    wsi_values: dict  # declared per-WSI metric -> (n_wsi,)
 
 
 def restrict(run: Run, keys: list, wsis: list, genes: list, cancer_types: list) -> Restricted:
@@ -275,4 +276,4 @@ def restrict(run: Run, keys: list, wsis: list, genes: list, cancer_types: list) 
     cohort = reduce(sub, run.config, sets=sets)
     levels = cohort.pathway_level if cohort.pathway_level is not None else np.zeros(len(keys), np.int64)
     hvg = cohort.hvg_score if cohort.hvg_score is not None else np.full(len(wsis), np.nan)
-    return Restricted(cohort.paths.per_wsi.T, levels.astype(np.int64), hvg)
+    return Restricted(cohort.paths.per_wsi.T, levels.astype(np.int64), hvg, cohort.wsi_values)

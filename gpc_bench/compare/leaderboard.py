@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,9 +13,13 @@ from .._errors import InputError
 from .._progress import Progress
 from .._version import __version__
 from ..io.runfolder import atomic_files, dumps_json
-from ..metrics.registry import RANK_COLUMNS
+from ..metrics import registry
+from ..metrics.registry import RANK_COLUMNS, wsi_metric_columns
 from .runs import RunSet, load_runs
 from .stats import bh_adjust, bootstrap_weights, nanmean, percentile_ci, weighted_mean, wilcoxon
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +59,9 @@ class Leaderboard:
         Parameters, notes and the provenance of every run.
     """
 
-    table: object
-    long: object
-    comparison: object
+    table: pd.DataFrame
+    long: pd.DataFrame
+    comparison: pd.DataFrame
     info: dict
 
     def write(self, out: str | Path, overwrite: bool = False, inputs=()) -> Path:
@@ -160,14 +165,23 @@ def _metrics(
     lv = rs.levels[model]
     for level in range(1, rs.n_levels + 1):
         out[("all", f"gpc_level_{level}")] = nanmean(s[lv == level], axis=0)
-    h = rs.hvg[model]
-    out[("all", "hvg_pcc_micro")] = weighted_mean(h[None, :], weights)[0]
-    types = np.asarray(rs.cancer_types, dtype=object)
+    per_wsi = {"hvg_pcc": rs.hvg[model], **rs.wsi_values.get(model, {})}
+    for name, h in per_wsi.items():  # mean over WSIs (micro) and over cancer types' means (macro)
+        out[("all", f"{name}_micro")], out[("all", f"{name}_macro")] = _macro_micro(
+            h, rs.cancer_types, weights
+        )
+    return out, s
+
+
+def _macro_micro(
+    h: np.ndarray, cancer_types: list[str], weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Micro and macro averages of per-WSI values under each weight row."""
+    types = np.asarray(cancer_types, dtype=object)
     per_type = [
         weighted_mean(np.where(types == t, h, np.nan)[None, :], weights)[0] for t in sorted(set(types))
     ]
-    out[("all", "hvg_pcc_macro")] = nanmean(np.vstack(per_type), axis=0)
-    return out, s
+    return weighted_mean(h[None, :], weights)[0], nanmean(np.vstack(per_type), axis=0)
 
 
 def _win_rates(rs: RunSet, s_model: np.ndarray, s_ref: np.ndarray) -> dict[tuple[str, str], np.ndarray]:
@@ -228,7 +242,6 @@ def leaderboard(
     -------
     Leaderboard
     """
-    import pandas as pd
 
     rs = runs if isinstance(runs, RunSet) else load_runs(runs, intersect=intersect, controls=controls)
     if protocol is not None:
@@ -244,6 +257,24 @@ def leaderboard(
         reference = ranked_models[0] if ranked_models else rs.models[0]
     if reference not in rs.models:
         raise InputError(f"--reference {reference!r} is not among the runs", f"models: {rs.models}")
+    n_boot = _notes(rs, n_boot)
+    ones = np.ones((1, len(rs.wsis)))
+    weights = np.vstack([ones, bootstrap_weights(rs.cancer_types, n_boot, seed)]) if n_boot else ones
+
+    per_model, s_all = {}, {}
+    for m in rs.models:
+        per_model[m], s_all[m] = _metrics(rs, m, weights)
+    for m in rs.models:
+        per_model[m].update(_win_rates(rs, s_all[m], s_all[reference]))
+
+    table, long = _tables(rs, per_model, reference, n_boot, ci, rank_by)
+    comparison = _pathway_comparison(rs, s_all, reference)
+    info = _info(rs, reference, n_boot, seed, ci, rank_by, intersect)
+    return Leaderboard(table, long, comparison, info)
+
+
+def _notes(rs: RunSet, n_boot: int) -> int:
+    """Add what the cohort's size allows to the run set's notes; the bootstrap draws to make."""
     single = sorted(t for t in set(rs.cancer_types) if rs.cancer_types.count(t) < 2)
     if single and n_boot and len(set(rs.cancer_types)) > 1:
         note = f"cancer type(s) {single} have a single WSI: the bootstrap cannot vary them"
@@ -265,14 +296,12 @@ def leaderboard(
         note += f"; no difference can be significant at 0.05 below {MIN_WSI_TEST} WSIs"
     notes.append(note)
     rs.notes.extend(n for n in notes if n not in rs.notes)  # a RunSet may be ranked more than once
-    ones = np.ones((1, len(rs.wsis)))
-    weights = np.vstack([ones, bootstrap_weights(rs.cancer_types, n_boot, seed)]) if n_boot else ones
+    return n_boot
 
-    per_model, s_all = {}, {}
-    for m in rs.models:
-        per_model[m], s_all[m] = _metrics(rs, m, weights)
-    for m in rs.models:
-        per_model[m].update(_win_rates(rs, s_all[m], s_all[reference]))
+
+def _tables(rs: RunSet, per_model: dict, reference: str, n_boot: int, ci: float, rank_by: str):
+    """The wide table (one row per model, by rank, controls last) and the long table."""
+    import pandas as pd
 
     long_rows, wide_rows = [], []
     coll = rs.pathways["collection"].to_numpy()
@@ -307,6 +336,10 @@ def leaderboard(
         table[col] = [value(m, c, metric) for m in rs.models]
     for c in dict.fromkeys(["hallmark", "go", *rs.collections]):
         table[f"gpc_{c}"] = [value(m, c, "gpc") for m in rs.models]
+    for metric in registry.WSI_METRICS:  # the declared per-WSI metrics the runs have
+        for col in wsi_metric_columns(metric):
+            if any(k[2] == col.key for k in point):
+                table[col.column] = [value(m, "all", col.key) for m in rs.models]
     for level in range(1, rs.n_levels + 1):
         table[f"gpc_level_{level}"] = [value(m, "all", f"gpc_level_{level}") for m in rs.models]
     for key in ("ami", "ari"):
@@ -327,7 +360,14 @@ def leaderboard(
     position = {m: i for i, m in enumerate(table["model"])}
     long = long.sort_values("model", key=lambda s: s.map(position), kind="stable").reset_index(drop=True)
 
-    comparison = _pathway_comparison(rs, s_all, reference)
+    return table, long
+
+
+def _info(
+    rs: RunSet, reference: str, n_boot: int, seed: int, ci: float, rank_by: str, intersect: bool
+) -> dict:
+    """Parameters, notes and the provenance of every run."""
+    n_wsi = len(rs.wsis)
     info = {
         "gpc_bench_version": __version__,
         "reference": reference,
@@ -360,7 +400,7 @@ def leaderboard(
             for m in rs.models
         },
     }
-    return Leaderboard(table, long, comparison, info)
+    return info
 
 
 def _rank(table, rank_by: str):

@@ -13,6 +13,7 @@ import logging
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from .._errors import InputError
 from .._version import __version__
 from ..io.run import Run, load_run
 from ..io.runfolder import atomic_files, dumps_json
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +44,7 @@ COLUMNS = [
 class PathwayNull:
     """``table`` (one row per pathway, columns :data:`COLUMNS`) and ``info`` (method, seed, draws)."""
 
-    table: object
+    table: pd.DataFrame
     info: dict
 
     def write(self, folder: str | Path, overwrite: bool = False) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -11,6 +12,9 @@ from .._errors import InputError
 from ..io.run import Run, load_run
 from ..metrics.registry import n_levels
 from .comparable import check, restrict
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +47,15 @@ class RunSet:
         The runs' pathway collection (None when they differ).
     n_levels
         Variance levels of the runs' config.
+    wsi_values
+        model -> declared per-WSI metric (:data:`gpc_bench.metrics.registry.WSI_METRICS`) -> its
+        ``(n_wsi,)`` values (a metric a run lacks is left out).
     """
 
     models: list[str]
     wsis: list[str]
     cancer_types: list[str]
-    pathways: object
+    pathways: pd.DataFrame
     scores: dict[str, np.ndarray]
     levels: dict[str, np.ndarray]
     hvg: dict[str, np.ndarray]
@@ -57,6 +64,7 @@ class RunSet:
     notes: list[str] = field(default_factory=list)
     collection_id: str | None = None
     n_levels: int = 10
+    wsi_values: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     @property
     def collections(self) -> list[str]:
@@ -65,6 +73,24 @@ class RunSet:
 
 def _as_run(r) -> Run:
     return r if isinstance(r, Run) else load_run(r)
+
+
+def _collections(runs: list, intersect: bool) -> tuple[dict, list[str], list[str]]:
+    """Each run's collection id, and the note or refusal when they differ."""
+    notes: list[str] = []
+    refusals: list[str] = []
+    ids = {r.name: r.summary.get("pathways", {}).get("collection_id") for r in runs}
+    if len(set(ids.values())) > 1:
+        listing = ", ".join(f"{n}: {c}" for n, c in ids.items())
+        if not intersect:
+            refusals.append(
+                f"scored on different pathway collections ({listing}); re-score them on one --pathways, "
+                "or pass --intersect to compare the pathways they share by name"
+            )
+        else:
+            notes.append(f"scored on different pathway collections ({listing}); compared on shared names")
+
+    return ids, notes, refusals
 
 
 def load_runs(paths, *, intersect: bool = False, controls=()) -> RunSet:
@@ -99,19 +125,7 @@ def load_runs(paths, *, intersect: bool = False, controls=()) -> RunSet:
             f"model names {dup} appear more than once",
             "give each run a distinct name (gpc-bench score --name)",
         )
-    notes: list[str] = []
-    refusals: list[str] = []
-    ids = {r.name: r.summary.get("pathways", {}).get("collection_id") for r in runs}
-    if len(set(ids.values())) > 1:
-        listing = ", ".join(f"{n}: {c}" for n, c in ids.items())
-        if not intersect:
-            refusals.append(
-                f"scored on different pathway collections ({listing}); re-score them on one --pathways, "
-                "or pass --intersect to compare the pathways they share by name"
-            )
-        else:
-            notes.append(f"scored on different pathway collections ({listing}); compared on shared names")
-
+    ids, notes, refusals = _collections(runs, intersect)
     hvg_tabs = {r.name: r.hvg_scores for r in runs}
     wsi_sets = {n: set(t["sample_id"].astype(str)) for n, t in hvg_tabs.items()}
     cmp = check(runs, intersect, wsi_sets)
@@ -139,13 +153,15 @@ def load_runs(paths, *, intersect: bool = False, controls=()) -> RunSet:
     import pandas as pd
 
     pathways = pd.DataFrame(keys, columns=["collection", "pathway"])
-    scores, levels, hvg = {}, {}, {}
+    scores, levels, hvg, values = {}, {}, {}, {}
     recompute = cmp.restricted and all("config" in r.summary for r in runs)
     for r in runs:
         if recompute:  # on the shared genes and WSIs, from the gene-level tables
             rr = restrict(r, keys, wsis, cmp.genes, cancer_types)
             scores[r.name], levels[r.name], hvg[r.name] = rr.scores, rr.levels, rr.hvg
+            values[r.name] = rr.wsi_values
             continue
+        values[r.name] = _wsi_values(r, wsis)
         scores[r.name] = _pathway_matrix(r, keys, wsis)
         lv = pw_tabs[r.name].set_index(["collection", "pathway"])["variance_level"]
         levels[r.name] = lv.reindex(keys).fillna(0).to_numpy(dtype=np.int64)
@@ -170,7 +186,17 @@ def load_runs(paths, *, intersect: bool = False, controls=()) -> RunSet:
         notes=notes,
         collection_id=next(iter(ids.values())) if len(set(ids.values())) == 1 else None,
         n_levels=n_levels([r.summary for r in runs]),
+        wsi_values=values,
     )
+
+
+def _wsi_values(run: Run, wsis: list[str]) -> dict[str, np.ndarray]:
+    """The run's declared per-WSI metrics on ``wsis`` (none for runs written before them)."""
+    if not run.has_table("wsi_metrics"):
+        return {}
+    t = run.table("wsi_metrics").astype({"sample_id": str, "metric": str})
+    wide = t.pivot(index="sample_id", columns="metric", values="value").reindex(wsis)
+    return {m: wide[m].to_numpy(dtype=np.float64) for m in wide.columns}
 
 
 def _pathway_matrix(run: Run, keys, wsis) -> np.ndarray:

@@ -69,6 +69,74 @@ def read_universe(path: str | Path) -> tuple[set[str], str]:
     return symbols, f"{path.name}: {len(ids)} {style} IDs -> {len(symbols)} symbols"
 
 
+def _downloads(hallmark, go, go_obo, go_annotations, msigdb_release, go_release, settings):
+    """Fetch the ``--msigdb-release`` / ``--go-release`` files (cached) in place of given ones;
+    their URLs by file name."""
+    urls: dict[str, str] = {}
+    if go_release is not None:
+        if go_obo is not None or go:
+            raise InputError("--go-release replaces --go/--go-obo; give only one GO source")
+        from .downloads import fetch_go
+
+        got = fetch_go(go_release, settings=_settings(settings))
+        go_obo, go_annotations = got["obo"], got["annotations"]
+        urls.update({got["obo"].name: got["urls"]["obo"], got["annotations"].name: got["urls"]["gaf"]})
+    if msigdb_release is not None:
+        from .downloads import fetch_msigdb
+
+        want_go = not go and go_obo is None
+        cats = ("h.all", "c5.go") if want_go else ("h.all",)
+        if hallmark is not None:
+            raise InputError("--msigdb-release replaces --hallmark; give only one Hallmark source")
+        got = {r["category"]: r for r in fetch_msigdb(msigdb_release, cats, settings=_settings(settings))}
+        hallmark = got["h.all"]["path"]
+        if want_go:
+            go = [got["c5.go"]["path"]]
+        urls.update({r["path"].name: r["url"] for r in got.values()})
+    return hallmark, go, go_obo, go_annotations, urls
+
+
+def _curate_go(go_sets, uni, min_size: int, max_size: int, jaccard: float, prune_order: str):
+    """Universe, size filter and Jaccard pruning of the GO sets: the kept sets (by name), the
+    pruning records and the counts per namespace."""
+    records: list[dict] = []
+    kept_go: list[GeneSet] = []
+    stage = {}
+    for ns, _s in go_sets:
+        stage.setdefault(ns or "GO", {"read": 0})["read"] += 1
+    restricted = []
+    for ns, s in go_sets:
+        genes = tuple(dict.fromkeys(g for g in s.genes if uni is None or g in uni))
+        restricted.append((ns or "GO", GeneSet("go", s.name, genes, s.description)))
+    for ns, s in restricted:
+        if s.genes:
+            stage[ns]["in_universe"] = stage[ns].get("in_universe", 0) + 1
+    sized = [(ns, s) for ns, s in restricted if min_size <= len(s.genes) <= max_size]
+    for ns, _ in sized:
+        stage[ns]["size_filtered"] = stage[ns].get("size_filtered", 0) + 1
+    if not sized:
+        hint = "check --min-size/--max-size"
+        if uni is not None:
+            some = [g for _, s in go_sets[:3] for g in s.genes[:3]]
+            hint = f"set genes look like {examples(some)}; universe like {examples(sorted(uni))}"
+        raise InputError(
+            f"no GO set has {min_size}-{max_size} genes after the universe step "
+            f"({len(go_sets)} read, {sum(1 for _, s in restricted if s.genes)} overlap the universe)",
+            hint,
+        )
+    ns_of = {s.name: ns for ns, s in sized}
+    recs = jaccard_prune([s.name for _, s in sized], [s.genes for _, s in sized], jaccard, prune_order)
+    by_name = {s.name: s for _, s in sized}
+    for r in recs:
+        r["namespace"] = ns_of[r["name"]]
+        if r["kept"]:
+            kept_go.append(by_name[r["name"]])
+            stage[r["namespace"]]["kept"] = stage[r["namespace"]].get("kept", 0) + 1
+        records.append(r)
+    kept_go.sort(key=lambda s: s.name)
+    return kept_go, records, stage
+
+
 def _settings(settings):
     from ..settings import Settings
 
@@ -103,33 +171,14 @@ def curate(
 
     ``msigdb_release`` (e.g. ``"2025.1"``) downloads the Hallmark GMT and, unless GO comes from
     elsewhere, the MSigDB GO GMT; ``go_release`` (``"current"`` or a date) downloads go-basic.obo
-    and the human GAF.  Downloads are cached (``settings.cache_dir``)
-    and their URLs recorded in the manifest. ``settings`` (:class:`~gpc_bench.settings.Settings`,
-    default: from the environment) gives the cache folder and download mirrors.
+    and the human GAF, cached in the folder and from the mirrors of ``settings``
+    (:class:`~gpc_bench.settings.Settings`, default: from the environment), URLs in the manifest.
     """
     import pandas as pd
 
-    urls: dict[str, str] = {}
-    if go_release is not None:
-        if go_obo is not None or go:
-            raise InputError("--go-release replaces --go/--go-obo; give only one GO source")
-        from .downloads import fetch_go
-
-        got = fetch_go(go_release, settings=_settings(settings))
-        go_obo, go_annotations = got["obo"], got["annotations"]
-        urls.update({got["obo"].name: got["urls"]["obo"], got["annotations"].name: got["urls"]["gaf"]})
-    if msigdb_release is not None:
-        from .downloads import fetch_msigdb
-
-        want_go = not go and go_obo is None
-        cats = ("h.all", "c5.go") if want_go else ("h.all",)
-        if hallmark is not None:
-            raise InputError("--msigdb-release replaces --hallmark; give only one Hallmark source")
-        got = {r["category"]: r for r in fetch_msigdb(msigdb_release, cats, settings=_settings(settings))}
-        hallmark = got["h.all"]["path"]
-        if want_go:
-            go = [got["c5.go"]["path"]]
-        urls.update({r["path"].name: r["url"] for r in got.values()})
+    hallmark, go, go_obo, go_annotations, urls = _downloads(
+        hallmark, go, go_obo, go_annotations, msigdb_release, go_release, settings
+    )
     if hallmark is None and not go and go_obo is None:
         raise InputError(
             "nothing to curate", "give --hallmark and/or --go (or --go-obo with --go-annotations)"
@@ -162,43 +211,9 @@ def curate(
         sources += recs
     wanted = {ns.upper() for ns in go_namespaces}
     go_sets = [(ns, s) for ns, s in go_sets if ns is None or ns in wanted]
-    records = []
-    kept_go: list[GeneSet] = []
+    records, kept_go = [], []
     if go_sets:
-        stage = {}
-        for ns, _s in go_sets:
-            stage.setdefault(ns or "GO", {"read": 0})["read"] += 1
-        restricted = []
-        for ns, s in go_sets:
-            genes = tuple(dict.fromkeys(g for g in s.genes if uni is None or g in uni))
-            restricted.append((ns or "GO", GeneSet("go", s.name, genes, s.description)))
-        for ns, s in restricted:
-            if s.genes:
-                stage[ns]["in_universe"] = stage[ns].get("in_universe", 0) + 1
-        sized = [(ns, s) for ns, s in restricted if min_size <= len(s.genes) <= max_size]
-        for ns, _ in sized:
-            stage[ns]["size_filtered"] = stage[ns].get("size_filtered", 0) + 1
-        if not sized:
-            hint = "check --min-size/--max-size"
-            if uni is not None:
-                some = [g for _, s in go_sets[:3] for g in s.genes[:3]]
-                hint = f"set genes look like {examples(some)}; universe like {examples(sorted(uni))}"
-            raise InputError(
-                f"no GO set has {min_size}-{max_size} genes after the universe step "
-                f"({len(go_sets)} read, {sum(1 for _, s in restricted if s.genes)} overlap the universe)",
-                hint,
-            )
-        ns_of = {s.name: ns for ns, s in sized}
-        recs = jaccard_prune([s.name for _, s in sized], [s.genes for _, s in sized], jaccard, prune_order)
-        by_name = {s.name: s for _, s in sized}
-        for r in recs:
-            r["namespace"] = ns_of[r["name"]]
-            if r["kept"]:
-                kept_go.append(by_name[r["name"]])
-                stage[r["namespace"]]["kept"] = stage[r["namespace"]].get("kept", 0) + 1
-            records.append(r)
-        counts["go"] = stage
-        kept_go.sort(key=lambda s: s.name)
+        kept_go, records, counts["go"] = _curate_go(go_sets, uni, min_size, max_size, jaccard, prune_order)
     if uni is not None and not hall and not kept_go:
         raise InputError("no gene set overlaps the universe", f"universe: {uni_desc}")
     for src in sources:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .align import Wsi
+
 logger = logging.getLogger(__name__)
 
 #: bytes per matrix in a row block (64 MiB: 430 spots of 38,982 genes); a WSI smaller than this
@@ -33,7 +35,7 @@ class Piece:
     valid until the next piece is requested."""
 
     k: int
-    wsi: object
+    wsi: Wsi
     r0: int
     r1: int
     x: np.ndarray

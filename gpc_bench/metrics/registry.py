@@ -2,6 +2,10 @@
 
 The leaderboard, its figure, the report and the CLI read this list; nothing else names the metric
 columns. The number of variance levels comes from the runs' config (:func:`n_levels`).
+
+:data:`WSI_METRICS` lists the declared per-WSI metrics (:class:`~gpc_bench.metrics._declare.WsiMetric`):
+evaluation computes them, and their macro and micro averages join :data:`HEADLINE`. Adding one is a
+module that declares it and a line here (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._errors import InputError
+from ._declare import WsiMetric
+from .all_genes import PCC_ALL_GENES
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,19 @@ class Metric:
         return self.label.replace("\n", " ")
 
 
+#: the declared per-WSI metrics, in display order
+WSI_METRICS: tuple[WsiMetric, ...] = (PCC_ALL_GENES,)
+
+
+def wsi_metric_columns(m: WsiMetric) -> tuple[Metric, Metric]:
+    """The headline columns of a declared per-WSI metric: its macro and micro averages."""
+    label = m.label.replace("\n", " ")
+    return tuple(
+        Metric(f"{m.name}_{avg}", f"{label}\n{avg}", "all", f"{m.name}_{avg}", m.higher_is_better, m.family)
+        for avg in ("macro", "micro")
+    )
+
+
 HEADLINE: tuple[Metric, ...] = (
     Metric("hvg_pcc_macro", "HVG PCC\nmacro", "all", "hvg_pcc_macro", rank=True),
     Metric("hvg_pcc_micro", "HVG PCC\nmicro", "all", "hvg_pcc_micro", rank=True),
@@ -56,6 +75,7 @@ HEADLINE: tuple[Metric, ...] = (
     Metric("win_rate_go", "wins vs ref\nGO", "go", "win_rate", family="rate"),
     Metric("ami", "AMI", "all", "ami", family="clustering"),
     Metric("ari", "ARI", "all", "ari", family="clustering"),
+    *(c for m in WSI_METRICS for c in wsi_metric_columns(m)),
 )
 
 BY_COLUMN = {m.column: m for m in HEADLINE}

@@ -1,0 +1,55 @@
+"""How a per-WSI metric is declared (:class:`WsiMetric`); the declarations are listed in
+:mod:`gpc_bench.metrics.registry`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..config import ScoreConfig
+    from ..stats import WsiStats
+
+#: what a metric reads from the per-WSI statistics: r only (any run, ``--gene-pcc`` too), or the
+#: co-moments of truth and predictions (runs scored from the predictions file)
+Needs = Literal["r", "moments"]
+
+
+@dataclass(frozen=True)
+class WsiMetric:
+    """A metric computed per WSI from the statistics and averaged over WSIs.
+
+    Evaluation computes ``compute(stats, config)`` (one value per WSI, NaN where undefined) for
+    every declared metric whose ``needs`` the statistics meet, writes the values to
+    ``wsi_metrics.csv`` (long: sample_id, cancer_type, metric, value) and puts
+    ``<name>_macro`` (mean over cancer types of the per-type mean) and ``<name>_micro`` (mean over
+    WSIs) into the summary's headline. The leaderboard bootstraps both over WSIs, the report and
+    figures show them with ``label``, and ``--intersect`` recomputes them on the shared genes.
+
+    Attributes
+    ----------
+    name
+        Identifier: the ``metric`` value in ``wsi_metrics.csv`` and the headline key prefix.
+    label
+        Display label (``\\n`` allowed in figure headers).
+    needs
+        ``"r"`` or ``"moments"``.
+    compute
+        ``(WsiStats, ScoreConfig) -> (n_wsi,) float array``.
+    higher_is_better, family
+        Direction, and the colour family in figures.
+    """
+
+    name: str
+    label: str
+    needs: Needs
+    compute: Callable[[WsiStats, ScoreConfig], np.ndarray]
+    higher_is_better: bool = True
+    family: str = "pcc"
+
+    def available(self, stats: WsiStats) -> bool:
+        """Whether ``stats`` hold what the metric needs."""
+        return self.needs == "r" or (stats.has_truth_moments and stats.has_prediction_moments)
