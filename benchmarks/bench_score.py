@@ -198,6 +198,42 @@ def compare(d: Path, files: dict, n_wsi: int, repeats: int, cold: bool, previous
     return out
 
 
+def shards(d: Path, files: dict, n_shards: int = 3, repeats: int = 3) -> dict:
+    """CPU seconds (user + system, of the child processes) of one ``score`` against ``n_shards``
+    ``score --shard K/N`` processes plus ``merge``; the merged tables are checked to be the same."""
+    import resource
+
+    cli = [sys.executable, "-m", "gpc_bench", "-q"]
+    inputs = [str(files["pred"]), "--truth", str(files["truth"]), "--pathways", str(files["pathways"])]
+    base = [*cli, "score", *inputs, "--no-checksum", "--overwrite"]
+
+    def cpu(cmds) -> float:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        for cmd in cmds:
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+    parts = [d / f"part_{k}" for k in range(1, n_shards + 1)]
+    sharded = [
+        base + ["--shard", f"{k}/{n_shards}", "--out", str(parts[k - 1])] for k in range(1, n_shards + 1)
+    ]
+    merge = [*cli, "merge", *map(str, parts), "--out", str(d / "merged"), "--overwrite"]
+    one, split = [], []
+    for _ in range(repeats):
+        one.append(cpu([base + ["--out", str(d / "run")]]))
+        split.append(cpu([*sharded, merge]))
+    tables = sorted(p.name for p in (d / "run").iterdir() if p.is_file() and p.name != "summary.json")
+    same = all((d / "run" / f).read_bytes() == (d / "merged" / f).read_bytes() for f in tables)
+    return {
+        "n_shards": n_shards,
+        "one_run_cpu_s": round(float(np.median(one)), 3),
+        "shards_plus_merge_cpu_s": round(float(np.median(split)), 3),
+        "shards_over_one": round(float(np.median(split) / np.median(one)), 2),
+        "merged_tables_identical": same,
+    }
+
+
 def _stages(log: str) -> dict:
     """Stage timings from ``score -v`` (``... at 0.123 s``)."""
     out = {}
@@ -351,6 +387,7 @@ def main() -> None:
     cold = (
         compare(d, files, len(sizes), args.repeats, cold=True, previous=args.previous) if args.cold else None
     )
+    sharding = shards(d, files, repeats=args.repeats)
     one = gb(info["max_spots"])
     res = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
@@ -374,6 +411,7 @@ def main() -> None:
         "max_abs_diff_vs_pearsonr": max_err,
         "kernel_threads": threads,
         "warm": warm,
+        "shards": sharding,
         "cold": cold,
         "one_wsi_two_matrices_gib": round(one, 3),
         "score_peak_over_one_wsi": round(warm["peak_rss_gib"]["score"] / one, 2),
