@@ -223,7 +223,7 @@ def shards(d: Path, files: dict, n_shards: int = 3, repeats: int = 3) -> dict:
     for _ in range(repeats):
         one.append(cpu([base + ["--out", str(d / "run")]]))
         split.append(cpu([*sharded, merge]))
-    tables = sorted(p.name for p in (d / "run").iterdir() if p.is_file() and p.name != "summary.json")
+    tables = sorted(p.name for p in (d / "run").iterdir() if p.is_file() and p.name != "run_info.json")
     same = all((d / "run" / f).read_bytes() == (d / "merged" / f).read_bytes() for f in tables)
     return {
         "n_shards": n_shards,
@@ -232,6 +232,46 @@ def shards(d: Path, files: dict, n_shards: int = 3, repeats: int = 3) -> dict:
         "shards_over_one": round(float(np.median(split) / np.median(one)), 2),
         "merged_tables_identical": same,
     }
+
+
+def machinery(d: Path, files: dict, repeats: int = 3) -> dict:
+    """What each speed device of ``score`` buys end to end: ``score`` with everything on against
+    ``score`` with one device replaced by plain code (benchmarks/_without.py; the memory map by
+    ``GPC_BENCH_MMAP=0``), fresh processes, alternated, page cache warm. The checksum thread is timed
+    with checksums on and a fresh checksum cache per run (a first ``score`` of new files)."""
+    import tempfile
+
+    inputs = [str(files["pred"]), "--truth", str(files["truth"]), "--pathways", str(files["pathways"])]
+    args = ["score", *inputs, "--out", str(d / "run_machinery"), "--overwrite"]
+    runner = [sys.executable, str(HERE / "_without.py")]
+    variants = {
+        "all_on": (runner + ["--", *args, "--no-checksum"], {}),
+        "without_read_ahead": (runner + ["read_ahead", "--", *args, "--no-checksum"], {}),
+        "without_warm_up": (runner + ["warm_up", "--", *args, "--no-checksum"], {}),
+        "without_mmap": (runner + ["--", *args, "--no-checksum"], {"GPC_BENCH_MMAP": "0"}),
+        "pandas_tables": (runner + ["tables", "--", *args, "--no-checksum"], {}),
+        "checksums_on_thread": (runner + ["--", *args], {"GPC_BENCH_CACHE": None}),
+        "checksums_serial": (runner + ["checksum_thread", "--", *args], {"GPC_BENCH_CACHE": None}),
+    }
+    times = {k: [] for k in variants}
+    for _ in range(repeats):
+        for name, (cmd, extra) in variants.items():
+            env = dict(os.environ)
+            with tempfile.TemporaryDirectory() as cache:
+                env.update({k: cache if v is None else v for k, v in extra.items()})
+                times[name].append(timed_subprocess(cmd, env)[0])
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    out = {f"{k}_s": {"all": [round(t, 3) for t in v], "median": round(med[k], 3)} for k, v in times.items()}
+    # the share of the run without the device that the device saves
+    saves = {
+        "read_ahead": ("without_read_ahead", "all_on"),
+        "warm_up": ("without_warm_up", "all_on"),
+        "mmap": ("without_mmap", "all_on"),
+        "arrow_tables": ("pandas_tables", "all_on"),
+        "checksum_thread": ("checksums_serial", "checksums_on_thread"),
+    }
+    out["saves"] = {k: round(1 - med[on] / med[off], 3) for k, (off, on) in saves.items()}
+    return out
 
 
 def _stages(log: str) -> dict:
@@ -330,6 +370,7 @@ def main() -> None:
     ap.add_argument("--layout", choices=("contiguous", "chunked"), default="contiguous", help="storage of X")
     ap.add_argument("--cold", action="store_true", help="also time with files evicted from the page cache")
     ap.add_argument("--previous", type=Path, help="checkout of earlier code to time side by side")
+    ap.add_argument("--machinery", action="store_true", help="also time score with each speed device off")
     args = ap.parse_args()
 
     from scipy.stats import pearsonr
@@ -388,6 +429,7 @@ def main() -> None:
         compare(d, files, len(sizes), args.repeats, cold=True, previous=args.previous) if args.cold else None
     )
     sharding = shards(d, files, repeats=args.repeats)
+    devices = machinery(d, files, repeats=args.repeats) if args.machinery else None
     one = gb(info["max_spots"])
     res = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
@@ -412,6 +454,7 @@ def main() -> None:
         "kernel_threads": threads,
         "warm": warm,
         "shards": sharding,
+        "machinery": devices,
         "cold": cold,
         "one_wsi_two_matrices_gib": round(one, 3),
         "score_peak_over_one_wsi": round(warm["peak_rss_gib"]["score"] / one, 2),

@@ -183,10 +183,16 @@ class Table:
 
     def write_parquet(self, path: str | Path) -> None:
         """Parquet without an Arrow or pandas schema: every reader sees plain column types
-        (dictionary-encoded strings read back as strings)."""
+        (dictionary-encoded strings read back as strings). Only string columns are
+        dictionary-encoded: numbers rarely repeat, and trying to costs half the write."""
         import pyarrow.parquet as pq
 
-        pq.write_table(self.to_arrow(), str(path), store_schema=False)
+        strings = [
+            name
+            for name, col in self.columns.items()
+            if isinstance(col, Categorical) or (isinstance(col, np.ndarray) and col.dtype.kind in "OU")
+        ]
+        pq.write_table(self.to_arrow(), str(path), store_schema=False, use_dictionary=strings)
 
     @classmethod
     def from_pandas(cls, df) -> Table:

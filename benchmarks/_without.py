@@ -1,0 +1,102 @@
+"""Run the ``gpc-bench`` command line with named speed devices switched off (for bench_score.py).
+
+    python benchmarks/_without.py read_ahead,warm_up -- score PRED --truth T ...
+
+Each device is replaced by the plain code a reader would write in its place, so that the
+difference in time is what the device buys:
+
+- ``read_ahead``: the next row block is read when it is needed, not on a thread beforehand;
+- ``warm_up``: the numba kernel loads at its first use, not on a thread while inputs are aligned;
+- ``checksum_thread``: the input checksums are computed before scoring, not on a thread alongside;
+- ``tables``: the result tables are written by pandas (``DataFrame.to_csv`` / ``to_parquet``)
+  instead of straight from numpy columns with pyarrow.
+
+The memory-mapped route is switched off with ``GPC_BENCH_MMAP=0`` (a setting), not here.
+"""
+
+from __future__ import annotations
+
+import sys
+from concurrent.futures import Future
+
+
+class _Inline:
+    """An executor that runs each task when it is submitted (no thread)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def submit(self, fn, *args, **kwargs) -> Future:
+        f: Future = Future()
+        try:
+            f.set_result(fn(*args, **kwargs))
+        except BaseException as err:  # noqa: BLE001 - handed to the caller through the future
+            f.set_exception(err)
+        return f
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
+
+
+def _no_read_ahead() -> None:
+    from gpc_bench.io import stream
+
+    stream.ThreadPoolExecutor = _Inline
+
+
+def _no_warm_up() -> None:
+    from gpc_bench import scoring
+
+    scoring._warm_kernel = lambda: None
+
+
+def _no_checksum_thread() -> None:
+    from gpc_bench import scoring
+    from gpc_bench.io.checksum import file_sha256
+
+    class Serial(scoring._Checksums):
+        def __init__(self, paths, enabled, cache) -> None:
+            self.result = {k: None for k in paths}
+            self.cached = {k: None for k in paths}
+            self._thread = None
+            for k, p in paths.items():
+                if p is not None and enabled:
+                    self.result[k], self.cached[k] = file_sha256(p, cache=cache)
+
+    scoring._Checksums = Serial
+
+
+def _pandas_tables() -> None:
+    from gpc_bench._table import Table
+
+    def write_csv(self, path) -> None:
+        self.to_pandas().to_csv(path, index=False)
+
+    def write_parquet(self, path) -> None:
+        self.to_pandas().to_parquet(path, index=False)
+
+    Table.write_csv = write_csv
+    Table.write_parquet = write_parquet
+
+
+DEVICES = {
+    "read_ahead": _no_read_ahead,
+    "warm_up": _no_warm_up,
+    "checksum_thread": _no_checksum_thread,
+    "tables": _pandas_tables,
+}
+
+
+def main() -> None:
+    sep = sys.argv.index("--")
+    for name in filter(None, ",".join(sys.argv[1:sep]).split(",")):
+        if name not in DEVICES:
+            raise SystemExit(f"unknown device {name!r}; known: {', '.join(DEVICES)}")
+        DEVICES[name]()
+    from gpc_bench._entry import run
+
+    run(sys.argv[sep + 1 :])
+
+
+if __name__ == "__main__":
+    main()
