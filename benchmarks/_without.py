@@ -1,53 +1,22 @@
 """Run the ``gpc-bench`` command line with named speed devices switched off (for bench_score.py).
 
-    python benchmarks/_without.py read_ahead,warm_up -- score PRED --truth T ...
+    python benchmarks/_without.py tables,checksum_thread -- score PRED --truth T ...
 
 Each device is replaced by the plain code a reader would write in its place, so that the
 difference in time is what the device buys:
 
-- ``read_ahead``: the next row block is read when it is needed, not on a thread beforehand;
-- ``warm_up``: the numba kernel loads at its first use, not on a thread while inputs are aligned;
 - ``checksum_thread``: the input checksums are computed before scoring, not on a thread alongside;
 - ``tables``: the result tables are written by pandas (``DataFrame.to_csv`` / ``to_parquet``)
   instead of straight from numpy columns with pyarrow.
 
-The memory-mapped route is switched off with ``GPC_BENCH_MMAP=0`` (a setting), not here.
+The memory-mapped route is switched off with ``GPC_BENCH_MMAP=0`` (a setting), not here. Two
+devices measured this way saved under 10% and were removed (docs/performance.md): reading the next
+row block on a thread, and loading the numba kernel on a thread while the inputs were aligned.
 """
 
 from __future__ import annotations
 
 import sys
-from concurrent.futures import Future
-
-
-class _Inline:
-    """An executor that runs each task when it is submitted (no thread)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        pass
-
-    def submit(self, fn, *args, **kwargs) -> Future:
-        f: Future = Future()
-        try:
-            f.set_result(fn(*args, **kwargs))
-        except BaseException as err:  # noqa: BLE001 - handed to the caller through the future
-            f.set_exception(err)
-        return f
-
-    def shutdown(self, wait: bool = True) -> None:
-        pass
-
-
-def _no_read_ahead() -> None:
-    from gpc_bench.io import stream
-
-    stream.ThreadPoolExecutor = _Inline
-
-
-def _no_warm_up() -> None:
-    from gpc_bench import scoring
-
-    scoring._warm_kernel = lambda: None
 
 
 def _no_checksum_thread() -> None:
@@ -80,8 +49,6 @@ def _pandas_tables() -> None:
 
 
 DEVICES = {
-    "read_ahead": _no_read_ahead,
-    "warm_up": _no_warm_up,
     "checksum_thread": _no_checksum_thread,
     "tables": _pandas_tables,
 }

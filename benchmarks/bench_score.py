@@ -246,8 +246,6 @@ def machinery(d: Path, files: dict, repeats: int = 3) -> dict:
     runner = [sys.executable, str(HERE / "_without.py")]
     variants = {
         "all_on": (runner + ["--", *args, "--no-checksum"], {}),
-        "without_read_ahead": (runner + ["read_ahead", "--", *args, "--no-checksum"], {}),
-        "without_warm_up": (runner + ["warm_up", "--", *args, "--no-checksum"], {}),
         "without_mmap": (runner + ["--", *args, "--no-checksum"], {"GPC_BENCH_MMAP": "0"}),
         "pandas_tables": (runner + ["tables", "--", *args, "--no-checksum"], {}),
         "checksums_on_thread": (runner + ["--", *args], {"GPC_BENCH_CACHE": None}),
@@ -264,8 +262,6 @@ def machinery(d: Path, files: dict, repeats: int = 3) -> dict:
     out = {f"{k}_s": {"all": [round(t, 3) for t in v], "median": round(med[k], 3)} for k, v in times.items()}
     # the share of the run without the device that the device saves
     saves = {
-        "read_ahead": ("without_read_ahead", "all_on"),
-        "warm_up": ("without_warm_up", "all_on"),
         "mmap": ("without_mmap", "all_on"),
         "arrow_tables": ("pandas_tables", "all_on"),
         "checksum_thread": ("checksums_serial", "checksums_on_thread"),

@@ -10,6 +10,7 @@ import numpy as np
 
 from ._errors import InputError
 from ._progress import Progress
+from .metrics.depth import genes_detected
 from .metrics.pcc import MomentAccumulator, NonFiniteError, RowMatrix, pearson_from_moments
 
 logger = logging.getLogger(__name__)
@@ -24,8 +25,11 @@ class PerWsi:
     r, flags
         ``(n_wsi, n_genes)`` Pearson r and flags (:data:`gpc_bench.metrics.pcc.FLAG_NAMES`).
     n, moments
-        Spots per WSI, and ``(n_wsi, 5, n_genes)`` per-WSI moments: truth mean and M2, prediction
-        mean and M2, and the co-moment sum((x - mean_x)(y - mean_y)).
+        Spots per WSI, and ``(n_wsi, 7, n_genes)`` per-WSI moments (:data:`gpc_bench.stats.MOMENTS`):
+        truth mean and M2, prediction mean and M2, the co-moment sum((x - mean_x)(y - mean_y)), and
+        the co-moments of truth and of prediction with the depth covariate d.
+    depth
+        ``(n_wsi, 2)``: mean and M2 of d per WSI.
     spot_pred, spot_truth, spot_labels
         The sampled spots' profiles and cancer types (``cluster="spot"`` only).
     warnings
@@ -36,13 +40,16 @@ class PerWsi:
     flags: np.ndarray
     n: np.ndarray
     moments: np.ndarray
+    depth: np.ndarray
     spot_pred: list = field(default_factory=list)
     spot_truth: list = field(default_factory=list)
     spot_labels: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
 
 
-def score_wsis(reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kernel: str) -> PerWsi:
+def score_wsis(
+    reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kernel: str, depth: np.ndarray | None = None
+) -> PerWsi:
     """Run the kernel over every piece of ``reader`` (:class:`gpc_bench.io.stream.WsiReader`).
 
     Parameters
@@ -57,19 +64,22 @@ def score_wsis(reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kern
         The run's :class:`~gpc_bench.config.ScoreConfig` (constant predictions, log1p, clustering).
     threads, kernel
         Kernel threads and ``"numba"`` or ``"numpy"``.
+    depth
+        The depth covariate of every truth row (:func:`gpc_bench.metrics.depth.depth_source`), or
+        ``None``: log1p of the genes detected in each truth row, counted here.
     """
     cluster, cluster_spots = cfg.cluster, cfg.cluster_spots
     wsis = reader.wsis
     n_wsi, n_genes = len(wsis), len(gmap.genes)
     r, flags = np.full((n_wsi, n_genes), np.nan), np.zeros((n_wsi, n_genes), np.int8)
-    out = PerWsi(r, flags, np.zeros(n_wsi, np.int64), np.zeros((n_wsi, 5, n_genes)))
+    out = PerWsi(r, flags, np.zeros(n_wsi, np.int64), np.zeros((n_wsi, 7, n_genes)), np.zeros((n_wsi, 2)))
     per_wsi_spots = int(np.ceil(cluster_spots / n_wsi)) if cluster == "spot" else 0
     with Progress(n_wsi, "WSIs scored", logger) as progress:
-        _stream(reader, out, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots)
+        _stream(reader, out, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots, depth)
     return out
 
 
-def _stream(reader, out: PerWsi, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots) -> None:
+def _stream(reader, out: PerWsi, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots, depth) -> None:
     """The loop over blocks: moments per WSI into ``out``, one progress step per WSI."""
     constant_prediction, truth_log1p, target = cfg.constant_prediction, cfg.truth_log1p, cfg.truth_normalize
     cluster, seed = cfg.cluster, cfg.seed
@@ -92,9 +102,13 @@ def _stream(reader, out: PerWsi, progress, gmap, n_cols, cfg, threads, kernel, p
                 rng = np.random.default_rng([seed, k])
                 take = np.sort(rng.choice(w.n_spots, min(w.n_spots, per_wsi_spots), replace=False))
                 parts_truth, parts_pred = [], []
+        if depth is not None:
+            d = depth[w.truth_rows[piece.r0 : piece.r1]]
+        else:  # before normalising: a gene detected stays detected
+            d = np.log1p(genes_detected(x, kernel))
         if target is not None:
             x = normalize_log1p(x, target)
-        acc.add(x, y)
+        acc.add(x, y, d)
         if cluster == "spot":  # the sampled spots among this piece's rows
             sel = take[(take >= piece.r0) & (take < piece.r1)] - piece.r0
             parts_truth.append(np.take(_some_rows(x, sel), gmap.truth_cols, axis=1))
@@ -108,7 +122,8 @@ def _stream(reader, out: PerWsi, progress, gmap, n_cols, cfg, threads, kernel, p
         m = _moments(acc, w, gmap, truth_log1p)
         out.r[k], out.flags[k] = pearson_from_moments(m, constant_prediction)
         out.n[k] = m.n
-        out.moments[k] = (m.mean_x, m.m2_x, m.mean_y, m.m2_y, m.sxy - m.sx * m.sy / m.n)
+        out.moments[k] = (m.mean_x, m.m2_x, m.mean_y, m.m2_y, m.cov_xy, m.cov_xd, m.cov_yd)
+        out.depth[k] = (m.mean_d, m.m2_d)
         if cluster == "spot":
             xs = np.concatenate(parts_truth)
             out.spot_truth.append(np.log1p(xs) if truth_log1p else xs)  # normalised ones already are

@@ -30,8 +30,11 @@ def _strings(codes: np.ndarray, values) -> Categorical:
     return categorical(codes, values, pandas_category=False)
 
 
-def gene_scores_table(r_mat, sample_ids, wsi_types, genes, n_spots: NullableInt | np.ndarray, flag) -> Table:
-    """``gene_scores.parquet``: one row per WSI and gene, WSI-major (built from codes, not strings)."""
+def gene_scores_table(
+    r_mat, sample_ids, wsi_types, genes, n_spots: NullableInt | np.ndarray, flag, extra: dict | None = None
+) -> Table:
+    """``gene_scores.parquet``: one row per WSI and gene, WSI-major (built from codes, not strings);
+    ``extra``: further ``(n_wsi, n_genes)`` columns by name."""
     n_wsi, n_genes = r_mat.shape
     types, type_code = np.unique(np.asarray(wsi_types, dtype=str), return_inverse=True)
     return Table(
@@ -42,13 +45,15 @@ def gene_scores_table(r_mat, sample_ids, wsi_types, genes, n_spots: NullableInt 
             "pcc": r_mat.ravel(),
             "n_spots": n_spots,
             "flag": flag,
+            **{k: v.ravel() for k, v in (extra or {}).items()},
         }
     )
 
 
-def pathway_wsi_table(coll_col, name_col, units, unit_types, paths) -> Table:
+def pathway_wsi_table(coll_col, name_col, units, unit_types, paths, extra: dict | None = None) -> Table:
     """``pathway_wsi_scores.csv``: one row per pathway and WSI (or pooled unit), sorted by
-    collection, pathway and sample id."""
+    collection, pathway and sample id; ``extra``: further scores by column name
+    (:class:`~gpc_bench.metrics.pathway.PathwayScores` of a gene metric)."""
     n_sets, n_units = len(coll_col), len(units)
     table = Table(
         {
@@ -58,6 +63,7 @@ def pathway_wsi_table(coll_col, name_col, units, unit_types, paths) -> Table:
             "cancer_type": _strings(np.repeat(np.arange(n_units), n_sets), unit_types),
             "score": paths.per_wsi.ravel(),
             "n_scored": paths.n_scored_wsi.ravel(),
+            **{k: p.per_wsi.ravel() for k, p in (extra or {}).items()},
         }
     )
     # rank of each row's (collection, pathway) and sample id: equal names share a rank, so the
@@ -75,8 +81,8 @@ def _rank(keys: list) -> np.ndarray:
     return np.array([where[k] for k in keys], dtype=np.int64)
 
 
-def pathway_scores_table(coll_col, name_col, memb, paths, variance, level: NullableInt) -> Table:
-    """``pathway_scores.csv``: one row per pathway."""
+def pathway_scores_table(coll_col, name_col, memb, paths, variance, level: NullableInt, extra=None) -> Table:
+    """``pathway_scores.csv``: one row per pathway (``extra``: gene metrics' scores by column)."""
     return Table(
         {
             "collection": coll_col,
@@ -90,6 +96,7 @@ def pathway_scores_table(coll_col, name_col, memb, paths, variance, level: Nulla
             "variance": variance,
             "variance_level": level,
             "status": paths.status,
+            **{k: p.gpc for k, p in (extra or {}).items()},
         }
     )
 
@@ -109,9 +116,17 @@ def pathway_genes_table(coll_col, name_col, memb, genes, symbols, scored) -> Tab
     )
 
 
-def hvg_table(units, unit_types, count, score) -> Table:
-    """``hvg_scores.csv``: one row per WSI (or pooled unit)."""
-    return Table({"sample_id": _obj(units), "cancer_type": _obj(unit_types), "n_genes": count, "pcc": score})
+def hvg_table(units, unit_types, count, score, extra: dict | None = None) -> Table:
+    """``hvg_scores.csv``: one row per WSI (or pooled unit); ``extra``: gene metrics' HVG PCC."""
+    return Table(
+        {
+            "sample_id": _obj(units),
+            "cancer_type": _obj(unit_types),
+            "n_genes": count,
+            "pcc": score,
+            **(extra or {}),
+        }
+    )
 
 
 def gene_variance_table(genes, variance, level: NullableInt) -> Table:
@@ -162,6 +177,9 @@ def build_tables(stats, cohort, cfg) -> dict[str, Table]:
     if not stats.n_spots.all():
         n_spots = NullableInt(n_spots, n_spots == 0)
     flag_names = _obj([FLAG_NAMES[i] for i in range(len(FLAG_NAMES))])
+    from .metrics.registry import GENE_METRICS
+
+    variants = [(m, cohort.variants[m.name]) for m in GENE_METRICS]
     gene_scores = gene_scores_table(
         stats.r,
         stats.sample_ids,
@@ -169,7 +187,9 @@ def build_tables(stats, cohort, cfg) -> dict[str, Table]:
         stats.genes,
         n_spots,
         categorical(stats.flags.ravel(), flag_names),
+        {m.gene_column: v.gene_r for m, v in variants},
     )
+    pathway_extra = {f"gpc_{m.name}": v.paths for m, v in variants}
     coll_col, name_col = _obj([s.collection for s in sets]), _obj([s.name for s in sets])
     n_units = len(cohort.units)
     no_levels = np.zeros(n_genes, np.int64)
@@ -178,10 +198,12 @@ def build_tables(stats, cohort, cfg) -> dict[str, Table]:
     thresholds = _or_missing(cohort.thresholds, cfg.n_levels - 1)
     return {
         "gene_scores": gene_scores,
-        "pathway_wsi_scores": pathway_wsi_table(coll_col, name_col, cohort.units, cohort.unit_types, paths),
+        "pathway_wsi_scores": pathway_wsi_table(
+            coll_col, name_col, cohort.units, cohort.unit_types, paths, pathway_extra
+        ),
         "pathway_scores": pathway_scores_table(
             coll_col, name_col, memb, paths, _or_missing(cohort.pathway_variance, len(sets)),
-            levels(pathway_level),
+            levels(pathway_level), pathway_extra,
         ),
         "pathway_genes": pathway_genes_table(
             coll_col, name_col, memb, stats.genes, stats.symbols, cohort.scored_gene
@@ -191,6 +213,7 @@ def build_tables(stats, cohort, cfg) -> dict[str, Table]:
             cohort.unit_types,
             _or_missing(cohort.hvg_count, n_units, 0).astype(np.int64),
             _or_missing(cohort.hvg_score, n_units),
+            {f"pcc_{m.name}": _or_missing(v.hvg_score, n_units) for m, v in variants},
         ),
         "gene_variance": gene_variance_table(
             stats.genes, _or_missing(cohort.variance, n_genes), levels(gene_level)

@@ -46,6 +46,10 @@ class ScoreConfig:
     truth_normalize
         Raw counts as truth: scale each spot's counts to this total (over all its genes), then log1p
         (the usual ``normalize_total`` + ``log1p``; e.g. ``1e4``). Excludes ``truth_log1p``.
+    depth_key
+        The truth's obs column to use, as given, as the per-spot depth covariate of the
+        depth-adjusted scores; ``None``: ``log1p(obs["total_counts"])`` when present, else
+        ``log1p`` of the genes detected per spot (:func:`gpc_bench.metrics.depth.depth_source`).
     seed
         Seed of the clustering and the spot subsample.
     pathways
@@ -69,6 +73,7 @@ class ScoreConfig:
     cluster_spots: int = 2000
     truth_log1p: bool = False
     truth_normalize: float | None = None
+    depth_key: str | None = None
     seed: int = 0
     pathways: tuple[str, ...] | None = None
     collection_id: str | None = None
@@ -129,7 +134,7 @@ class ScoreConfig:
         expect = {
             "constant_prediction": (str,), "min_genes": (int,), "variance_bins": (str,), "n_levels": (int,),
             "hvg": (str, int), "cluster": (str, type(None)), "cluster_spots": (int,), "truth_log1p": (bool,),
-            "truth_normalize": (int, float, type(None)), "seed": (int,),
+            "truth_normalize": (int, float, type(None)), "depth_key": (str, type(None)), "seed": (int,),
             "pathways": (str, Path, list, tuple, type(None)), "collection_id": (str, type(None)),
             "protocol": (str,),
         }  # fmt: skip

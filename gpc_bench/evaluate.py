@@ -24,6 +24,17 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
+class Variant:
+    """A declared gene metric (:data:`gpc_bench.metrics.registry.GENE_METRICS`) reduced like r."""
+
+    gene_r: np.ndarray  # (n_wsi, n_genes): the per-WSI values (gene_scores)
+    paths: PathwayScores  # over the units of the protocol
+    hvg_score: np.ndarray | None
+    hvg_macro: float | None
+    hvg_micro: float | None
+
+
+@dataclass
 class Cohort:
     """Cohort-level numbers reduced from the per-WSI statistics (``None``: not computable)."""
 
@@ -47,6 +58,9 @@ class Cohort:
     not_computable: dict[str, str] = field(default_factory=dict)
     #: the declared per-WSI metrics (:data:`gpc_bench.metrics.registry.WSI_METRICS`): name -> values
     wsi_values: dict[str, np.ndarray] = field(default_factory=dict)
+    #: the declared gene metrics (:data:`gpc_bench.metrics.registry.GENE_METRICS`): name -> reduced
+    variants: dict[str, Variant] = field(default_factory=dict)
+    hvg_index: dict[str, np.ndarray] | None = None
 
 
 def cohort_variance(stats: WsiStats) -> tuple[np.ndarray | None, dict[str, np.ndarray] | None]:
@@ -108,7 +122,7 @@ def _hvg(stats: WsiStats, r_units, unit_types, type_var, cfg: ScoreConfig):
     n = 0 if stats.hvg_lists is not None else int(cfg.hvg)
     idx, info = resolve_hvg(types, type_var, stats.genes, stats.symbols, n, stats.hvg_lists)
     score, count = hvg_wsi_scores(r_units, unit_types, idx)
-    return score, count, *macro_micro(score, unit_types), info
+    return score, count, *macro_micro(score, unit_types), info, idx
 
 
 def _clustering(stats: WsiStats, cfg: ScoreConfig) -> dict | None:
@@ -148,7 +162,8 @@ def reduce(stats: WsiStats, cfg: ScoreConfig, sets: list | None = None) -> Cohor
     hvg = _hvg(stats, r_units, unit_types, type_var, cfg)
     if hvg is None:
         missing["hvg"] = "top-N HVGs need per-cancer-type variances: --truth FILE, or --hvg lists"
-        hvg = (None,) * 5
+        hvg = (None,) * 6
+    *hvg, hvg_index = hvg
     clustering = None
     if cfg.cluster is not None:
         if (cfg.cluster == "wsi" and stats.has_prediction_moments) or (
@@ -160,10 +175,36 @@ def reduce(stats: WsiStats, cfg: ScoreConfig, sets: list | None = None) -> Cohor
     elif not stats.has_prediction_moments:
         missing["clustering"] = "needs the predictions and the truth, not only r"
     thresholds, gene_level, pw_var, pw_level = levels
+    variants = _variants(stats, cfg, memb, len(units), unit_types, hvg_index, missing)
     return Cohort(
         sets, memb, paths, scored, units, unit_types, variance, thresholds, gene_level, pw_var, pw_level,
-        *hvg, clustering, missing, _wsi_values(stats, cfg, missing),
+        *hvg, clustering, missing, _wsi_values(stats, cfg, missing), variants, hvg_index,
     )  # fmt: skip
+
+
+def _variants(stats: WsiStats, cfg: ScoreConfig, memb, n_units, unit_types, hvg_index, missing) -> dict:
+    """Every declared gene metric, reduced to pathway scores and HVG PCC like r (NaN throughout,
+    and a line in ``missing``, where the statistics do not allow it)."""
+    from .metrics.hvg import hvg_wsi_scores, macro_micro
+    from .metrics.registry import GENE_METRICS
+
+    pooled = cfg.protocol == "hest-pooled"
+    out = {}
+    for m in GENE_METRICS:
+        if m.available(stats):
+            gene_r = np.asarray(m.compute(stats, cfg, False), dtype=np.float64)
+            unit_r = np.asarray(m.compute(stats, cfg, True), dtype=np.float64) if pooled else gene_r
+        else:
+            what = "the truth's" if m.needs == "truth+depth" else "truth and prediction"
+            missing[m.name] = f"needs {what} co-moments with the depth covariate, which these statistics lack"
+            gene_r = np.full(stats.r.shape, np.nan)
+            unit_r = np.full((n_units, stats.r.shape[1]), np.nan)
+        score, macro, micro = None, None, None
+        if hvg_index is not None:
+            score = hvg_wsi_scores(unit_r, unit_types, hvg_index)[0]
+            macro, micro = macro_micro(score, unit_types)
+        out[m.name] = Variant(gene_r, pathway_scores(unit_r, memb, cfg.min_genes), score, macro, micro)
+    return out
 
 
 def _wsi_values(stats: WsiStats, cfg: ScoreConfig, missing: dict) -> dict[str, np.ndarray]:
@@ -246,6 +287,20 @@ def _headline(cohort: Cohort, cfg: ScoreConfig, collections: list[str], types: l
     from .metrics.hvg import macro_micro
     from .metrics.registry import WSI_METRICS
 
+    for name, v in cohort.variants.items():  # every declared gene metric, raw GPC's columns beside it
+
+        def variant_mean(sel, v=v):
+            sel = sel & v.paths.ok & np.isfinite(v.paths.gpc)
+            return float(v.paths.gpc[sel].mean()) if sel.any() else None
+
+        per = {c: variant_mean(coll_col == c) for c in collections}
+        headline[f"gpc_{name}"] = per
+        headline |= {f"gpc_{name}_{c}": per[c] for c in collections}
+        headline |= {
+            f"hvg_pcc_{name}_macro": _none_nan(v.hvg_macro),
+            f"hvg_pcc_{name}_micro": _none_nan(v.hvg_micro),
+        }
+    headline["coverage"] = coverage(cohort, collections)
     for name in [m.name for m in WSI_METRICS]:  # every declared one: None where not computable
         values = cohort.wsi_values.get(name)
         macro, micro = macro_micro(values, types) if values is not None and len(values) else (None, None)
@@ -259,6 +314,40 @@ def _headline(cohort: Cohort, cfg: ScoreConfig, collections: list[str], types: l
             "ari_truth": cl["truth"]["ari"],
         }
     return headline
+
+
+#: below these, a run's numbers describe too little of the biology to be ranked with full runs
+MIN_PATHWAYS_SCORED = 0.8
+MIN_GENES_COVERED = 0.5
+
+
+def coverage(cohort: Cohort, collections: list[str]) -> dict:
+    """Per collection, how many of its pathways were scored out of how many."""
+    coll_col = np.asarray([s.collection for s in cohort.sets], dtype=object)
+    out = {}
+    for c in collections:
+        sel = coll_col == c
+        n, k = int(sel.sum()), int((cohort.paths.ok & sel).sum())
+        out[c] = {"n_pathways": n, "n_scored": k, "fraction": round(k / n, 4) if n else None}
+    return out
+
+
+def coverage_warnings(cov: dict, gene_counts: dict) -> list[str]:
+    """The coverage warnings: a collection with fewer than 80% of its pathways scored, or
+    predictions covering less than half of the truth's genes."""
+    out = [
+        f"only {v['n_scored']} of {v['n_pathways']} {c} pathways were scored ({v['fraction']:.0%}): GPC "
+        f"{c} describes a fraction of the collection and is not comparable with full runs"
+        for c, v in cov.items()
+        if v["n_pathways"] and v["fraction"] < MIN_PATHWAYS_SCORED
+    ]
+    shared, truth = gene_counts.get("n_genes_shared"), gene_counts.get("n_genes_truth")
+    if shared is not None and truth and shared / truth < MIN_GENES_COVERED:
+        out.append(
+            f"the predictions cover {shared:,} of the truth's {truth:,} genes ({shared / truth:.0%}): "
+            "scores of a few (often the most variable) genes are inflated against whole-panel runs"
+        )
+    return out
 
 
 def _counts(stats: WsiStats, cohort: Cohort) -> dict:
@@ -312,6 +401,7 @@ def summarize(stats: WsiStats, cohort: Cohort, cfg: ScoreConfig) -> dict:
             "thresholds": None if cohort.thresholds is None else cohort.thresholds.tolist(),
         },
         "hvg": cohort.hvg_info,
+        "depth": meta.get("depth"),
         "clustering": cohort.clustering,
         "not_computable": cohort.not_computable,
         "pathways": {
@@ -346,6 +436,7 @@ def _outcome_warnings(stats: WsiStats, cohort: Cohort, cfg: ScoreConfig) -> list
                 f"clustering {n} items into {k} cancer types cannot discriminate: with fewer than two "
                 "items per group, AMI/ARI come out (nearly) the same for every input"
             )
+    out += coverage_warnings(coverage(cohort, stats.collection.collections), stats.meta["gene_counts"])
     paths = cohort.paths
     if not paths.ok.any():
         n_in = cohort.memb.n_in_panel

@@ -92,6 +92,7 @@ def concat(parts: list[WsiStats]) -> WsiStats:
         r=cat(lambda p: p.r),
         flags=cat(lambda p: p.flags),
         moments=cat(lambda p: p.moments),
+        depth=cat(lambda p: p.depth) if all(p.depth is not None for p in parts) else None,
         meta=meta,
     )
 

@@ -30,11 +30,13 @@ from .io.gmt import GeneSet, PathwayCollection, check_pathway_paths, load_pathwa
 from .io.h5ad import AnnDataSource, H5adSource, open_source
 from .io.runfolder import atomic_dir, check_out_dir
 from .io.stream import WsiReader
+from .metrics.depth import depth_source
+from .metrics.depth import describe as describe_depth
 from .metrics.pathway import Membership, membership
-from .metrics.pcc import kernel_name, warm_up
+from .metrics.pcc import kernel_name
 from .result import Result
 from .settings import Settings, default_threads
-from .stats import SpotProfiles, WsiStats, cohort_key, parse_shard, shard_indices
+from .stats import MOMENTS, SpotProfiles, WsiStats, cohort_key, parse_shard, shard_indices
 
 logger = logging.getLogger(__name__)
 
@@ -64,15 +66,6 @@ class _Checksums:
         if self._thread is not None:
             self._thread.join()
         return self.result
-
-
-def _warm_kernel() -> None:
-    """Load the numba kernel while the inputs are read and aligned (a hint: failures are ignored,
-    and the kernel then loads, or falls back to numpy, at its first use)."""
-    try:
-        warm_up()
-    except Exception as err:  # noqa: BLE001
-        logger.debug("loading the numba kernel ahead failed: %s", err)
 
 
 @dataclass
@@ -122,8 +115,6 @@ def _open_inputs(
     pred = open_source(predictions, "predictions")
     tsrc = None
     try:
-        if kernel_name(pred.n_obs * pred.n_vars, load=False, choice=settings.kernel) == "numba":
-            threading.Thread(target=_warm_kernel, daemon=True).start()
         same_file = truth is None
         if same_file:
             if not pred.has_layer(TRUTH_LAYER):
@@ -267,6 +258,7 @@ def _collect(predictions, truth, config, name, checksum, settings, shard, out, o
             _stage("genes and pathways aligned", t_start)
             kernel = kernel_name(n_elements, choice=settings.kernel) if kernel == "numba" else kernel
             n_threads = settings.threads or default_threads()
+            depth_info, depth = depth_source(inputs.truth.obs_column, cfg.depth_key)
             per = (
                 score_wsis(
                     reader,
@@ -275,6 +267,7 @@ def _collect(predictions, truth, config, name, checksum, settings, shard, out, o
                     cfg=cfg,
                     threads=n_threads,
                     kernel=kernel,
+                    depth=depth,
                 )
                 if wsis
                 else None
@@ -283,6 +276,7 @@ def _collect(predictions, truth, config, name, checksum, settings, shard, out, o
         _stage("WSIs scored", t_start)
         cfg = cfg.replace(collection_id=panel.collection.collection_id)
         stats = _stats(inputs, panel, per, wsis, cfg, cohort, shard)
+        stats.meta["depth"] = depth_info | {"description": describe_depth(depth_info)}
         run_info = _run_info(t_start, kernel, n_threads, reader.counts, inputs.checks)
     return stats, run_info
 
@@ -292,7 +286,7 @@ def _stats(inputs: _Inputs, panel: _Panel, per, wsis, cfg: ScoreConfig, cohort: 
     n_genes = len(panel.gmap.genes)
     if per is None:  # a shard past the last WSI
         per = PerWsi(np.zeros((0, n_genes)), np.zeros((0, n_genes), np.int8), np.zeros(0, np.int64),
-                     np.zeros((0, 5, n_genes)))  # fmt: skip
+                     np.zeros((0, len(MOMENTS), n_genes)), np.zeros((0, 2)))  # fmt: skip
     spots = None
     if cfg.cluster == "spot":
         spots = SpotProfiles(
@@ -334,6 +328,7 @@ def _stats(inputs: _Inputs, panel: _Panel, per, wsis, cfg: ScoreConfig, cohort: 
         r=per.r,
         flags=per.flags,
         moments=per.moments,
+        depth=per.depth,
         collection=panel.collection,
         hvg_lists=panel.hvg_lists,
         meta=meta,

@@ -39,15 +39,18 @@ def _gene_variance(source, genes: list[str]) -> np.ndarray | None:
     return v
 
 
-def _truth_moments(truth, genes: list[str], samples: list[str]) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Spots and per-WSI (mean, M2) of the truth for each gene, one WSI at a time, with the kernel
-    :func:`gpc_bench.score` uses (numpy route); genes matched by ID (Ensembl versions ignored), NaN
-    for genes the truth lacks. Returns spots per WSI, ``(n_wsi, 5, n_genes)`` moments with the
-    prediction's left NaN, and the truth's gene counts."""
+def _truth_moments(truth, genes: list[str], samples: list[str], depth_key: str | None) -> tuple:
+    """Spots, per-WSI (mean, M2) of the truth for each gene and its co-moment with the depth
+    covariate, one WSI at a time, with the kernel :func:`gpc_bench.score` uses (numpy route); genes
+    matched by ID (Ensembl versions ignored), NaN for genes the truth lacks. Returns spots per WSI,
+    ``(n_wsi, 7, n_genes)`` moments with the prediction's left NaN, ``(n_wsi, 2)`` depth moments,
+    the depth source and the truth's gene counts."""
     from .genes import strip_version
     from .io.align import sample_ids
     from .io.h5ad import open_source
+    from .metrics.depth import depth_source, describe, genes_detected
     from .metrics.pcc import MomentAccumulator
+    from .stats import MOMENTS
 
     src = open_source(truth, "truth")
     try:
@@ -57,7 +60,9 @@ def _truth_moments(truth, genes: list[str], samples: list[str]) -> tuple[np.ndar
             raise InputError(f"none of the tables' genes is in the truth {truth}", "use the same gene IDs")
         sid = sample_ids(src).astype(str)
         n = np.zeros(len(samples), np.int64)
-        moments = np.full((len(samples), 5, len(genes)), np.nan)
+        moments = np.full((len(samples), len(MOMENTS), len(genes)), np.nan)
+        depth = np.zeros((len(samples), 2))
+        info, spot_depth = depth_source(src.obs_column, depth_key)
         take = np.maximum(cols, 0)
         for k, s in enumerate(samples):
             rows = np.flatnonzero(sid == s)
@@ -67,15 +72,17 @@ def _truth_moments(truth, genes: list[str], samples: list[str]) -> tuple[np.ndar
             acc = MomentAccumulator(
                 x.shape[1], x.shape[1], x_cols=take, y_cols=take, threads=1, kernel="numpy"
             )
-            acc.add(x, x)
+            d = np.log1p(genes_detected(x)) if spot_depth is None else spot_depth[rows]
+            acc.add(x, x, d)
             m = acc.result()
             n[k] = m.n
-            moments[k, 0], moments[k, 1] = m.mean_x, m.m2_x
-        moments[:, :2, cols < 0] = np.nan
+            moments[k, 0], moments[k, 1], moments[k, 5] = m.mean_x, m.m2_x, m.cov_xd
+            depth[k] = m.mean_d, m.m2_d
+        moments[:, :, cols < 0] = np.nan
         counts = {"n_genes_truth": int(src.n_vars), "n_genes_shared": int((cols >= 0).sum())}
     finally:
         src.close()
-    return n, moments, counts
+    return n, moments, depth, info | {"description": describe(info)}, counts
 
 
 def _wide(table, cancer_types) -> tuple[list[str], list[str], list[str], np.ndarray]:
@@ -105,10 +112,10 @@ def _correlation_stats(samples, genes, types, r, coll, cfg: ScoreConfig, name, i
     ids = np.asarray(genes, dtype=object)
     style = detect_id_style(ids)
     symbols = to_symbols(ids, style)
-    n_spots, moments = np.zeros(len(samples), np.int64), None
+    n_spots, moments, depth, depth_info = np.zeros(len(samples), np.int64), None, None, None
     counts = {"n_genes_truth": None, "n_genes_shared": len(genes)}
     if truth is not None:
-        n_spots, moments, counts = _truth_moments(truth, genes, samples)
+        n_spots, moments, depth, depth_info, counts = _truth_moments(truth, genes, samples, cfg.depth_key)
     counts = {
         "n_genes_predictions": len(genes),
         **counts,
@@ -125,6 +132,7 @@ def _correlation_stats(samples, genes, types, r, coll, cfg: ScoreConfig, name, i
         r=r,
         flags=np.where(np.isfinite(r), GIVEN, UNDEFINED).astype(np.int8),
         moments=moments,
+        depth=depth,
         collection=coll,
         hvg_lists=None if cfg.hvg.isdigit() else read_hvg_lists(cfg.hvg),
         gene_variance=None if gene_variance is None else _gene_variance(gene_variance, genes),
@@ -139,6 +147,7 @@ def _correlation_stats(samples, genes, types, r, coll, cfg: ScoreConfig, name, i
                 "gene_id_style": style,
             },
             "gene_counts": counts,
+            "depth": depth_info,
             "warnings": [],
             "cohort": {"n_wsi": len(samples), "key": None},
             "shard": None,

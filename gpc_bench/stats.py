@@ -4,8 +4,9 @@ A run is two stages with this stored interface between them::
 
     inputs --(stream each WSI once)--> WsiStats --(evaluate)--> Result
 
-:class:`WsiStats` holds, per WSI and gene, Pearson r, a flag and the five co-moments of truth and
-prediction (truth mean and M2, prediction mean and M2, co-moment), plus the gene panel, the
+:class:`WsiStats` holds, per WSI and gene, Pearson r, a flag and the co-moments of truth and
+prediction (truth mean and M2, prediction mean and M2, co-moment, and the co-moments of each with
+the spot's depth covariate), per WSI the mean and M2 of that covariate, plus the gene panel, the
 pathway collection and HVG lists the run was scored with, and its provenance. Every reported
 number is recomputed from it by :func:`gpc_bench.evaluate.evaluate`, without the input files.
 It is written into every run folder as ``wsi_stats/`` (docs/outputs.md); a shard of a cohort
@@ -27,9 +28,16 @@ from .io.runfolder import dumps_json
 
 #: the folder of a run (or a shard's partial run) that holds the statistics
 FOLDER = "wsi_stats"
-FORMAT = 1
+FORMAT = 2
+#: formats this version reads (1: before the depth co-moments, which then read as unknown)
+READS = (1, 2)
 #: the per-(WSI, gene) moment columns, in the order of :attr:`WsiStats.moments`' second axis
-MOMENTS = ("truth_mean", "truth_m2", "pred_mean", "pred_m2", "comoment")
+MOMENTS = (
+    "truth_mean", "truth_m2", "pred_mean", "pred_m2", "comoment",
+    "truth_depth_comoment", "pred_depth_comoment",
+)  # fmt: skip
+#: the per-WSI moments of the depth covariate, in the order of :attr:`WsiStats.depth`'s columns
+DEPTH = ("depth_mean", "depth_m2")
 _HINT = "the statistics folder is damaged; score the model again"
 
 
@@ -57,7 +65,9 @@ class WsiStats:
         ``(n_wsi, n_genes)`` Pearson r (under the config's constant-prediction rule) and flags
         (:data:`gpc_bench.metrics.pcc.FLAG_NAMES`).
     moments
-        ``(n_wsi, 5, n_genes)`` float64, :data:`MOMENTS` (NaN where unknown), or ``None``.
+        ``(n_wsi, 7, n_genes)`` float64, :data:`MOMENTS` (NaN where unknown), or ``None``.
+    depth
+        ``(n_wsi, 2)`` mean and M2 of the depth covariate (:data:`DEPTH`), or ``None``.
     collection
         The pathway collection of the run.
     hvg_lists
@@ -84,6 +94,7 @@ class WsiStats:
     meta: dict = field(default_factory=dict)
     spots: SpotProfiles | None = None
     gene_variance: np.ndarray | None = None
+    depth: np.ndarray | None = None
 
     @property
     def n_wsi(self) -> int:
@@ -97,6 +108,16 @@ class WsiStats:
     @property
     def has_prediction_moments(self) -> bool:
         return self.moments is not None and bool(np.isfinite(self.moments[:, 3]).any(axis=1).all())
+
+    @property
+    def has_depth(self) -> bool:
+        """Whether the truth's co-moments with the depth covariate are known for every WSI."""
+        return (
+            self.has_truth_moments
+            and self.depth is not None
+            and bool(np.isfinite(self.depth).all())
+            and bool(np.isfinite(self.moments[:, 5]).any(axis=1).all())
+        )
 
     def take(self, wsi: np.ndarray | None = None, genes: np.ndarray | None = None) -> WsiStats:
         """The statistics of the WSIs and genes at these indices (all when ``None``)."""
@@ -112,6 +133,7 @@ class WsiStats:
             r=self.r[np.ix_(w, g)],
             flags=self.flags[np.ix_(w, g)],
             moments=None if self.moments is None else self.moments[w][:, :, g],
+            depth=None if self.depth is None else self.depth[w],
             gene_variance=None if self.gene_variance is None else self.gene_variance[g],
         )
 
@@ -124,11 +146,13 @@ class WsiStats:
         d = Path(folder) / FOLDER
         (d / "pathways").mkdir(parents=True)
         n_wsi, n_genes = self.r.shape
+        depth = self.depth if self.depth is not None else np.full((n_wsi, 2), np.nan)
         Table(
             {
                 "sample_id": np.asarray(self.sample_ids, dtype=object),
                 "cancer_type": np.asarray(self.cancer_types, dtype=object),
                 "n_spots": self.n_spots.astype(np.int64),
+                **{name: depth[:, i].astype(np.float64) for i, name in enumerate(DEPTH)},
             }
         ).write_parquet(d / "wsis.parquet")
         genes = {
@@ -138,7 +162,9 @@ class WsiStats:
         if self.gene_variance is not None:
             genes["gene_variance"] = self.gene_variance
         Table(genes).write_parquet(d / "genes.parquet")
-        moments = self.moments if self.moments is not None else np.full((n_wsi, 5, n_genes), np.nan)
+        moments = (
+            self.moments if self.moments is not None else np.full((n_wsi, len(MOMENTS), n_genes), np.nan)
+        )
         cols = {
             "sample_id": categorical(np.repeat(np.arange(n_wsi), n_genes), self.sample_ids),
             "gene": categorical(np.tile(np.arange(n_genes), n_wsi), self.genes.astype(str)),
@@ -178,12 +204,13 @@ def read_stats(folder: str | Path) -> WsiStats:
         )
     try:
         meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT}")
+        if meta.get("format") not in READS:
+            raise ValueError(f"format {meta.get('format')!r}, expected one of {READS}")
         wsis = pq.read_table(d / "wsis.parquet")
         genes = pq.read_table(d / "genes.parquet")
         n_wsi, n_genes = wsis.num_rows, genes.num_rows
-        cols = ["pcc", "flag", *(MOMENTS if meta["has_moments"] else ())]
+        stored = MOMENTS if meta["format"] >= 2 else MOMENTS[:5]
+        cols = ["pcc", "flag", *(stored if meta["has_moments"] else ())]
         gs = pq.read_table(d / "gene_stats.parquet", columns=cols)
         if gs.num_rows != n_wsi * n_genes:
             raise ValueError(f"gene_stats has {gs.num_rows} rows, expected {n_wsi} x {n_genes}")
@@ -193,7 +220,12 @@ def read_stats(folder: str | Path) -> WsiStats:
 
         moments = None
         if meta["has_moments"]:
-            moments = np.stack([col(gs, m, np.float64).reshape(n_wsi, n_genes) for m in MOMENTS], axis=1)
+            known = {m: col(gs, m, np.float64).reshape(n_wsi, n_genes) for m in stored}
+            unknown = np.full((n_wsi, n_genes), np.nan)
+            moments = np.stack([known.get(m, unknown) for m in MOMENTS], axis=1)
+        depth = None
+        if all(c in wsis.column_names for c in DEPTH):
+            depth = np.stack([col(wsis, c, np.float64) for c in DEPTH], axis=1)
         spots = None
         if (d / "spots.npz").is_file():
             with np.load(d / "spots.npz", allow_pickle=False) as z:
@@ -212,6 +244,7 @@ def read_stats(folder: str | Path) -> WsiStats:
             r=col(gs, "pcc", np.float64).reshape(n_wsi, n_genes),
             flags=col(gs, "flag", np.int8).reshape(n_wsi, n_genes),
             moments=moments,
+            depth=depth,
             collection=PathwayCollection(sets, pw["sources"], pw["manifest"]),
             hvg_lists=None if hvg is None else {k: list(v) for k, v in hvg},
             meta=meta,

@@ -213,18 +213,6 @@ def test_accumulator_checks_its_input(data):
     assert (err.value.which, err.value.column) == ("x", 3)
 
 
-def test_warm_up_loads_the_kinds_a_wsi_arrives_as(kernel):
-    if kernel != "numba":
-        pytest.skip("numba kernel only")
-    from gpc_bench.metrics import _pcc_numba as nb
-    from gpc_bench.metrics.pcc import warm_up
-
-    warm_up()
-    kinds = {(sig[0].mutable, sig[3].mutable) for sig in nb.accumulate_contiguous.signatures}
-    # memory maps (read-only) and h5py buffers (writable), in any pairing
-    assert {(a, b) for a in (True, False) for b in (True, False)} <= kinds
-
-
 def test_kernel_name_without_loading(monkeypatch):
     from gpc_bench.metrics import pcc
     from gpc_bench.metrics.pcc import NUMBA_MIN_ELEMENTS

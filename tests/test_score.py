@@ -299,10 +299,13 @@ def test_outputs_are_byte_identical(cohort_files, tmp_path):
             assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
     header = (outs[0] / "pathway_scores.csv").read_text().splitlines()[0]
     assert header == (
-        "collection,pathway,set_size,n_in_panel,n_scored,gpc,gpc_sd,n_wsi,variance,variance_level,status"
+        "collection,pathway,set_size,n_in_panel,n_scored,gpc,gpc_sd,n_wsi,variance,variance_level,status,"
+        "gpc_depth_baseline,gpc_depth_adjusted"
     )
     back = pd.read_parquet(outs[0] / "gene_scores.parquet")
-    assert back.columns.tolist() == ["sample_id", "cancer_type", "gene", "pcc", "n_spots", "flag"]
+    assert back.columns.tolist() == [
+        "sample_id", "cancer_type", "gene", "pcc", "n_spots", "flag", "r_depth", "r_depth_adjusted"
+    ]  # fmt: skip
     # categorical in memory, plain strings on disk: the same values either way
     mem = score(cohort_files["noisy"], cohort_files["truth"], pathways=cohort_files["pathways"]).gene_scores
     assert isinstance(mem["gene"].dtype, pd.CategoricalDtype)

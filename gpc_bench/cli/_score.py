@@ -99,6 +99,12 @@ def _adapter_options(fn):
     help="Raw counts as truth: scale each spot to this total (e.g. 1e4), then log1p.",
 )
 @click.option(
+    "--depth-key",
+    default=None,
+    help="Truth obs column used as given as the depth covariate (default: log1p(total_counts), "
+    "else log1p(genes detected); docs/metrics.md).",
+)
+@click.option(
     "--seed", type=SEED, default=0, show_default=True, help="Seed of the clustering and spot subsample."
 )
 @click.option(

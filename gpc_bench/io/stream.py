@@ -1,9 +1,11 @@
-"""Stream the WSIs of a run in row blocks: the next block is read on a thread while one is scored.
+"""Stream the WSIs of a run in row blocks.
 
 The route that works wherever h5py works (Linux, macOS, Windows, network file systems): each WSI's
 rows are read with h5py (:meth:`~gpc_bench.io.h5ad.H5adSource.read_rows`, sorted runs, any spot
-order) in blocks of at most :data:`BLOCK_BYTES` per matrix, into two reused pairs of buffers, one
-block ahead of the consumer. Memory is bounded by the block size, whatever the WSI size.
+order) in blocks of at most :data:`BLOCK_BYTES` per matrix, into one reused pair of buffers, when
+the consumer asks for them. Memory is bounded by the block size, whatever the WSI size. (Reading
+the next block on a thread while one is scored saved 0.7-1.2% end to end, so it was removed:
+docs/performance.md.)
 
 One optional fast route (``mapped``): a WSI whose two matrices are stored raw and mostly in the
 page cache is mapped instead of copied, and the kernel reads the page cache in place
@@ -14,7 +16,6 @@ turns it off for the rest of the run.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,11 +52,10 @@ class Piece:
 
 
 class WsiReader:
-    """Read the WSIs ``wsis`` of two sources block by block, one block ahead of the consumer.
+    """Read the WSIs ``wsis`` of two sources block by block.
 
-    The first block starts reading at construction, so that it overlaps whatever the caller does
-    before iterating (gene alignment, pathway loading). Iterate to get :class:`Piece` objects, WSI
-    after WSI and block after block. Call :meth:`close` (or use ``with``) when done or on error.
+    Iterate to get :class:`Piece` objects, WSI after WSI and block after block; a piece is valid
+    until the next one is requested. Call :meth:`close` (or use ``with``) when done or on error.
 
     Parameters
     ----------
@@ -88,8 +88,6 @@ class WsiReader:
             for r0 in range(0, w.n_spots, self.block_rows)
         ]
         self._i = 0
-        self._io = ThreadPoolExecutor(1, thread_name_prefix="gpc-bench-read")
-        self._next = self._io.submit(self._read, 0) if self._plan else None
 
     def _buffer(self, slot: int, which: int, n_cols: int) -> np.ndarray:
         key = (slot, which)
@@ -98,7 +96,7 @@ class WsiReader:
         return self._buffers[key]
 
     def _read(self, i: int) -> Piece:
-        """Read block ``i`` of the plan (on the reader thread, one call at a time)."""
+        """Read block ``i`` of the plan."""
         k, r0, r1 = self._plan[i]
         w = self.wsis[k]
         if self.mapped and r0 == 0:
@@ -106,9 +104,9 @@ class WsiReader:
             if piece is not None:
                 return piece
         x = self.truth.read_rows(
-            w.truth_rows[r0:r1], self.truth_layer, out=self._buffer(i % 2, 0, self.truth.n_vars)
+            w.truth_rows[r0:r1], self.truth_layer, out=self._buffer(0, 0, self.truth.n_vars)
         )
-        y = self.pred.read_rows(w.pred_rows[r0:r1], None, out=self._buffer(i % 2, 1, self.pred.n_vars))
+        y = self.pred.read_rows(w.pred_rows[r0:r1], None, out=self._buffer(0, 1, self.pred.n_vars))
         self.counts["blocks"] += 1
         return Piece(k, w, r0, r1, x, y)
 
@@ -139,22 +137,19 @@ class WsiReader:
         return Piece(k, w, 0, w.n_spots, x, y)
 
     def __iter__(self):
-        while self._next is not None:
-            piece = self._next.result()
+        while self._i < len(self._plan):
+            piece = self._read(self._i)
             self._i += 1
             if piece.last:  # a mapped WSI comes whole: skip its remaining blocks
                 while self._i < len(self._plan) and self._plan[self._i][0] == piece.k:
                     self._i += 1
-            self._next = self._io.submit(self._read, self._i) if self._i < len(self._plan) else None
             yield piece
             del piece
 
     def close(self) -> None:
-        """Stop reading ahead (a read in progress finishes first) and release the thread."""
-        if self._next is not None:
-            self._next.cancel()
-            self._next = None
-        self._io.shutdown(wait=True)
+        """Release the buffers (the sources stay open: they belong to the caller)."""
+        self._i = len(self._plan)
+        self._buffers.clear()
 
     def __enter__(self) -> WsiReader:
         return self

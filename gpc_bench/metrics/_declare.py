@@ -53,3 +53,46 @@ class WsiMetric:
     def available(self, stats: WsiStats) -> bool:
         """Whether ``stats`` hold what the metric needs."""
         return self.needs == "r" or (stats.has_truth_moments and stats.has_prediction_moments)
+
+
+#: what a gene-level metric reads: the co-moments of truth, predictions and depth, or those of the
+#: truth and depth alone (no prediction needed)
+GeneNeeds = Literal["moments+depth", "truth+depth"]
+
+
+@dataclass(frozen=True)
+class GeneMetric:
+    """A correlation per WSI and gene, reduced exactly as Pearson r is: into pathway scores (GPC)
+    and the HVG PCC.
+
+    Evaluation computes ``compute(stats, config, pooled)`` (``(n_units, n_genes)``, NaN where
+    undefined; ``pooled``: one unit per cancer type, as ``--protocol hest-pooled`` pools r) for every
+    declared gene metric, and writes, named after it:
+
+    - ``gene_scores``: column ``gene_column`` (the per-WSI values);
+    - ``pathway_scores.csv`` and ``pathway_wsi_scores.csv``: column ``gpc_<name>``;
+    - ``hvg_scores.csv``: column ``pcc_<name>``;
+    - the headline: ``gpc_<name>_<collection>`` and ``hvg_pcc_<name>_macro`` / ``_micro``.
+
+    Columns are present in every run; where the statistics lack what the metric needs they hold
+    NaN and the summary's ``not_computable`` says why.
+
+    Attributes
+    ----------
+    name, label, gene_column, needs, compute, higher_is_better, family
+        As for :class:`WsiMetric`; ``needs`` is ``"moments+depth"`` or ``"truth+depth"``.
+    """
+
+    name: str
+    label: str
+    gene_column: str
+    needs: GeneNeeds
+    compute: Callable[[WsiStats, ScoreConfig, bool], np.ndarray]
+    higher_is_better: bool = True
+    family: str = "pcc"
+
+    def available(self, stats: WsiStats) -> bool:
+        """Whether ``stats`` hold what the metric needs."""
+        if not stats.has_depth:
+            return False
+        return self.needs == "truth+depth" or stats.has_prediction_moments

@@ -7,8 +7,9 @@ squares and cross products, but read each input element once instead of ten nump
 Both matrices are given as a flat buffer plus the element offset of every row
 (:class:`gpc_bench.metrics.pcc.RowMatrix`), so rows can be read in place in any order.
 
-The accumulators ``acc`` (``(7, w)`` float64: shifts x0 and y0, then the sums of dx, dy,
-dx*dx, dy*dy and dx*dy) are read and written in place, so a block of genes can be fed row
+The accumulators ``acc`` (``(9, w)`` float64: shifts x0 and y0, then the sums of dx, dy,
+dx*dx, dy*dy, dx*dy, dx*dd and dy*dd, ``dd`` the shifted per-row covariate) are read and written
+in place, so a block of genes can be fed row
 chunk by row chunk and still add up rows in exactly the order of a single pass.
 """
 
@@ -21,7 +22,7 @@ _OPTS = {"cache": True, "nogil": True, "fastmath": False, "boundscheck": False}
 
 
 @numba.njit(inline="always", **_OPTS)
-def _accumulate(k, vx, vy, x0, y0, sx, sy, sxx, syy, sxy):  # pragma: no cover - compiled
+def _accumulate(k, vx, vy, dd, x0, y0, sx, sy, sxx, syy, sxy, sxd, syd):  # pragma: no cover
     dx = vx - x0[k]
     dy = vy - y0[k]
     sx[k] += dx
@@ -29,12 +30,14 @@ def _accumulate(k, vx, vy, x0, y0, sx, sy, sxx, syy, sxy):  # pragma: no cover -
     sxx[k] += dx * dx
     syy[k] += dy * dy
     sxy[k] += dx * dy
+    sxd[k] += dx * dd
+    syd[k] += dy * dd
 
 
 @numba.njit(**_OPTS)
-def accumulate_contiguous(xbuf, xoff, xa, ybuf, yoff, ya, log1p_x, acc):  # pragma: no cover
-    """Add the rows at ``xoff``/``yoff`` to ``acc``, for columns ``[xa, xa + w)`` of x and
-    ``[ya, ya + w)`` of y (``w = acc.shape[1]``).
+def accumulate_contiguous(xbuf, xoff, xa, ybuf, yoff, ya, log1p_x, d, acc):  # pragma: no cover
+    """Add the rows at ``xoff``/``yoff`` (covariate ``d``, shifted) to ``acc``, for columns
+    ``[xa, xa + w)`` of x and ``[ya, ya + w)`` of y (``w = acc.shape[1]``).
 
     Contiguous column ranges keep the inner loop free of gathers so it vectorises.  The sums are
     copied into fresh local arrays first, which LLVM knows do not alias the inputs.
@@ -42,19 +45,21 @@ def accumulate_contiguous(xbuf, xoff, xa, ybuf, yoff, ya, log1p_x, acc):  # prag
     w = acc.shape[1]
     x0, y0 = acc[0].copy(), acc[1].copy()
     sx, sy, sxx, syy, sxy = acc[2].copy(), acc[3].copy(), acc[4].copy(), acc[5].copy(), acc[6].copy()
+    sxd, syd = acc[7].copy(), acc[8].copy()
     for i in range(xoff.shape[0]):
         xr = xbuf[xoff[i] + xa : xoff[i] + xa + w]
         yr = ybuf[yoff[i] + ya : yoff[i] + ya + w]
+        dd = d[i]
         for k in range(w):
             vx = np.float64(xr[k])
             if log1p_x:  # loop-invariant: LLVM unswitches it out of the loop
                 vx = np.log1p(vx)
-            _accumulate(k, vx, np.float64(yr[k]), x0, y0, sx, sy, sxx, syy, sxy)
-    acc[2], acc[3], acc[4], acc[5], acc[6] = sx, sy, sxx, syy, sxy
+            _accumulate(k, vx, np.float64(yr[k]), dd, x0, y0, sx, sy, sxx, syy, sxy, sxd, syd)
+    acc[2], acc[3], acc[4], acc[5], acc[6], acc[7], acc[8] = sx, sy, sxx, syy, sxy, sxd, syd
 
 
 @numba.njit(**_OPTS)
-def accumulate_gather(xbuf, xoff, xcols, ybuf, yoff, ycols, log1p_x, acc):  # pragma: no cover
+def accumulate_gather(xbuf, xoff, xcols, ybuf, yoff, ycols, log1p_x, d, acc):  # pragma: no cover
     """As :func:`accumulate_contiguous`, for the columns ``xcols`` of x and ``ycols`` of y.
 
     Fast when both are ascending (the reads stream through each row); for columns in an
@@ -63,15 +68,17 @@ def accumulate_gather(xbuf, xoff, xcols, ybuf, yoff, ycols, log1p_x, acc):  # pr
     w = acc.shape[1]
     x0, y0 = acc[0].copy(), acc[1].copy()
     sx, sy, sxx, syy, sxy = acc[2].copy(), acc[3].copy(), acc[4].copy(), acc[5].copy(), acc[6].copy()
+    sxd, syd = acc[7].copy(), acc[8].copy()
     for i in range(xoff.shape[0]):
         bx = xoff[i]
         by = yoff[i]
+        dd = d[i]
         for k in range(w):
             vx = np.float64(xbuf[bx + xcols[k]])
             if log1p_x:
                 vx = np.log1p(vx)
-            _accumulate(k, vx, np.float64(ybuf[by + ycols[k]]), x0, y0, sx, sy, sxx, syy, sxy)
-    acc[2], acc[3], acc[4], acc[5], acc[6] = sx, sy, sxx, syy, sxy
+            _accumulate(k, vx, np.float64(ybuf[by + ycols[k]]), dd, x0, y0, sx, sy, sxx, syy, sxy, sxd, syd)
+    acc[2], acc[3], acc[4], acc[5], acc[6], acc[7], acc[8] = sx, sy, sxx, syy, sxy, sxd, syd
 
 
 @numba.njit(**_OPTS)
@@ -82,3 +89,15 @@ def gather_rows(buf, offsets, cols, out):  # pragma: no cover - compiled
         base = offsets[i]
         for k in range(cols.shape[0]):
             out[i, k] = buf[base + cols[k]]
+
+
+@numba.njit(**_OPTS)
+def count_positive(buf, offsets, n_cols, out):  # pragma: no cover - compiled
+    """``out[i]`` = the number of values > 0 in the row at ``offsets[i]`` (``n_cols`` long)."""
+    for i in range(offsets.shape[0]):
+        base = offsets[i]
+        c = 0
+        for k in range(n_cols):
+            if buf[base + k] > 0:
+                c += 1
+        out[i] = c

@@ -1,7 +1,8 @@
 """Column-wise Pearson correlation of two spot x gene matrices.
 
 The kernel makes one pass over float32 data and accumulates float64 sums of
-the *shifted* values (x - x[0]): sums, sums of squares and cross products.
+the *shifted* values (x - x[0]): sums, sums of squares and cross products, and the cross
+products with a per-spot covariate d (sequencing depth; :mod:`gpc_bench.metrics.depth`).
 Shifting by the first row keeps the sums well conditioned and makes a constant
 column exactly zero, so "constant" is an exact test, not a tolerance.  Rows are
 processed in small chunks that stay in cache and genes in blocks that run on
@@ -56,6 +57,10 @@ class Moments:
         The shift (first row) of each column.
     sx, sy, sxx, syy, sxy
         Sums of shifted values, their squares and their cross products.
+    sxd, syd
+        Sums of the shifted values times the shifted covariate (zero without one).
+    d0, sd, sdd
+        The covariate's shift (its first value), and the sums of its shifted values and squares.
     """
 
     n: int
@@ -66,6 +71,11 @@ class Moments:
     sxx: np.ndarray
     syy: np.ndarray
     sxy: np.ndarray
+    sxd: np.ndarray | None = None
+    syd: np.ndarray | None = None
+    d0: float = 0.0
+    sd: float = 0.0
+    sdd: float = 0.0
 
     @property
     def mean_x(self) -> np.ndarray:
@@ -85,6 +95,28 @@ class Moments:
         return np.maximum(self.syy - self.sy * self.sy / self.n, 0.0)
 
     @property
+    def cov_xy(self) -> np.ndarray:
+        """Co-moment sum((x - mean x)(y - mean y))."""
+        return self.sxy - self.sx * self.sy / self.n
+
+    @property
+    def mean_d(self) -> float:
+        return self.d0 + self.sd / self.n
+
+    @property
+    def m2_d(self) -> float:
+        return max(self.sdd - self.sd * self.sd / self.n, 0.0)
+
+    @property
+    def cov_xd(self) -> np.ndarray:
+        """Co-moment of x with the covariate, sum((x - mean x)(d - mean d))."""
+        return self.sxd - self.sx * self.sd / self.n
+
+    @property
+    def cov_yd(self) -> np.ndarray:
+        return self.syd - self.sy * self.sd / self.n
+
+    @property
     def constant_x(self) -> np.ndarray:
         return self.sxx == 0.0
 
@@ -97,8 +129,9 @@ def _take(a: np.ndarray, rows: slice, cols) -> np.ndarray:
     return a[rows, cols] if isinstance(cols, slice) else np.take(a[rows], cols, axis=1)
 
 
-def _block_sums(x, y, xcols, ycols, log1p_x: bool, x0: np.ndarray, y0: np.ndarray) -> np.ndarray:
-    """The sums of rows of ``x`` and ``y`` shifted by ``x0`` and ``y0`` (``(5, width)``), numpy only.
+def _block_sums(x, y, xcols, ycols, log1p_x: bool, x0: np.ndarray, y0: np.ndarray, d: np.ndarray):
+    """The sums of rows of ``x`` and ``y`` shifted by ``x0`` and ``y0``, their squares and cross
+    products, and their products with the shifted covariate ``d`` (``(7, width)``), numpy only.
 
     Rows are taken :data:`_ROW_CHUNK` at a time into two float64 buffers that stay in cache; the
     squares and cross products are summed by ``einsum`` without writing them out.
@@ -106,7 +139,7 @@ def _block_sums(x, y, xcols, ycols, log1p_x: bool, x0: np.ndarray, y0: np.ndarra
     n = x.shape[0]
     width = (xcols.stop - xcols.start) if isinstance(xcols, slice) else len(xcols)
     rc = min(_ROW_CHUNK, n)
-    acc = np.zeros((5, width))
+    acc = np.zeros((7, width))
     dx = np.empty((rc, width))
     dy = np.empty((rc, width))
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
@@ -124,6 +157,8 @@ def _block_sums(x, y, xcols, ycols, log1p_x: bool, x0: np.ndarray, y0: np.ndarra
             acc[2] += np.einsum("ij,ij->j", bx, bx)
             acc[3] += np.einsum("ij,ij->j", by, by)
             acc[4] += np.einsum("ij,ij->j", bx, by)
+            acc[5] += d[i : i + r] @ bx
+            acc[6] += d[i : i + r] @ by
         return acc
 
 
@@ -204,24 +239,6 @@ def _rows_in_gene_order(m: RowMatrix, index, buf, r0: int, r1: int, pmap):
     return RowMatrix.from_array(out), slice(0, out.shape[1])
 
 
-def warm_up() -> None:
-    """Load the fused kernels now: numba's import and first dispatch take ~0.6 s per process.
-
-    ``score`` calls this on a background thread while it reads and aligns the inputs, when the
-    cohort is large enough for the numba kernel. It dispatches the contiguous kernel on tiny arrays
-    of each kind an array can be (read-only or writable), in any pairing of truth and predictions.
-    """
-    from . import _pcc_numba as nb
-
-    off = np.arange(2, dtype=np.int64) * 4
-    acc = np.zeros((7, 8))[:, :4]
-    kinds = [np.zeros(8, np.float32), np.zeros(8, np.float32)]
-    kinds[0].flags.writeable = False
-    for x in kinds:
-        for y in kinds:
-            nb.accumulate_contiguous(x, off, 0, y, off, 0, False, acc)
-
-
 def default_threads() -> int:
     """Threads for the kernel when none are given: the usable cores, at most 8."""
     from ..settings import default_threads as cores
@@ -239,6 +256,7 @@ def column_moments(
     threads: int | None = None,
     gene_block: int = _GENE_BLOCK,
     kernel: str | None = None,
+    d: np.ndarray | None = None,
 ) -> Moments:
     """Accumulate the sums needed for per-column Pearson correlations.
 
@@ -258,6 +276,8 @@ def column_moments(
         Genes per block.
     kernel
         ``"numba"`` or ``"numpy"`` (default: :func:`kernel_name`).
+    d
+        ``(n_spots,)`` covariate (depth) whose co-moments with both matrices are accumulated too.
 
     Raises
     ------
@@ -274,7 +294,7 @@ def column_moments(
         gene_block=gene_block,
         kernel=kernel,
     )
-    acc.add(x, y)
+    acc.add(x, y, d)
     return acc.result()
 
 
@@ -316,10 +336,12 @@ class MomentAccumulator:
         self.blocks = [(j, min(j + gene_block, n_genes)) for j in range(0, n_genes, gene_block)]
         self.gather = (not _ascending(self.xi), not _ascending(self.yi))
         self.n = 0
-        self.acc = np.zeros((7, n_genes))
+        self.acc = np.zeros((9, n_genes))
+        self.d0 = self.sd = self.sdd = 0.0
 
-    def add(self, x, y) -> None:
-        """Add the rows of ``x`` and ``y`` (arrays or :class:`RowMatrix`, rows aligned)."""
+    def add(self, x, y, d: np.ndarray | None = None) -> None:
+        """Add the rows of ``x`` and ``y`` (arrays or :class:`RowMatrix`, rows aligned) and of the
+        covariate ``d`` (finite float64, one value per row; ``None``: zero)."""
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"row counts differ: {x.shape[0]} vs {y.shape[0]}")
         if (x.shape[1], y.shape[1]) != self.n_cols:
@@ -337,6 +359,14 @@ class MomentAccumulator:
                 x0 = _first_row(x, self.xi)
                 self.acc[0] = np.log1p(x0) if self.log1p_x else x0
             self.acc[1] = _first_row(y, self.yi)
+            self.d0 = 0.0 if d is None else float(d[0])
+        if d is None:
+            d = np.zeros(x.shape[0])
+        elif len(d) != x.shape[0]:
+            raise ValueError(f"covariate has {len(d)} values for {x.shape[0]} rows")
+        d = np.asarray(d, dtype=np.float64) - self.d0
+        self.sd += float(d.sum())
+        self.sdd += float(d @ d)
         self.n += x.shape[0]
         n_threads = max(1, min(self.threads, len(self.blocks)))
         with ThreadPoolExecutor(n_threads) as pool:
@@ -345,18 +375,18 @@ class MomentAccumulator:
                 return list(pool.map(fn, items)) if n_threads > 1 and len(items) > 1 else list(map(fn, items))
 
             if numba:
-                self._add_numba(x, y, pmap)
+                self._add_numba(x, y, d, pmap)
             else:
                 xi, yi, acc, log1p_x = self.xi, self.yi, self.acc, self.log1p_x
 
                 def block(b):
                     cols = slice(*b)
                     xc, yc = _sub(xi, *b), _sub(yi, *b)
-                    acc[2:, cols] += _block_sums(x, y, xc, yc, log1p_x, acc[0, cols], acc[1, cols])
+                    acc[2:, cols] += _block_sums(x, y, xc, yc, log1p_x, acc[0, cols], acc[1, cols], d)
 
                 pmap(block, self.blocks)
 
-    def _add_numba(self, x: RowMatrix, y: RowMatrix, pmap) -> None:
+    def _add_numba(self, x: RowMatrix, y: RowMatrix, d: np.ndarray, pmap) -> None:
         """Column selections in ascending order are read in place.  A selection in another order
         (the truth file lists genes in an unrelated order) would make every gene block read whole
         rows from memory, so its rows are first gathered, :data:`_GATHER_ROWS` at a time, into a
@@ -365,22 +395,22 @@ class MomentAccumulator:
 
         acc, log1p_x = self.acc, self.log1p_x
 
-        def run(xm, ym, xc, yc):
+        def run(xm, ym, xc, yc, dd):
             def block(b):
                 sx, sy, part = _sub(xc, *b), _sub(yc, *b), acc[:, b[0] : b[1]]
                 if isinstance(sx, slice) and isinstance(sy, slice):
                     nb.accumulate_contiguous(
-                        xm.buf, xm.offsets, sx.start, ym.buf, ym.offsets, sy.start, log1p_x, part
+                        xm.buf, xm.offsets, sx.start, ym.buf, ym.offsets, sy.start, log1p_x, dd, part
                     )
                 else:
                     sx = np.arange(sx.start, sx.stop) if isinstance(sx, slice) else sx
                     sy = np.arange(sy.start, sy.stop) if isinstance(sy, slice) else sy
-                    nb.accumulate_gather(xm.buf, xm.offsets, sx, ym.buf, ym.offsets, sy, log1p_x, part)
+                    nb.accumulate_gather(xm.buf, xm.offsets, sx, ym.buf, ym.offsets, sy, log1p_x, dd, part)
 
             pmap(block, self.blocks)
 
         if not any(self.gather):
-            run(x, y, self.xi, self.yi)
+            run(x, y, self.xi, self.yi, d)
             return
         n, width = x.shape[0], acc.shape[1]
         scratch = [
@@ -393,7 +423,7 @@ class MomentAccumulator:
                 _rows_in_gene_order(m, index, buf, r0, r1, pmap)
                 for m, index, buf in zip((x, y), (self.xi, self.yi), scratch, strict=True)
             )
-            run(xm, ym, xc, yc)
+            run(xm, ym, xc, yc, d[r0:r1])
 
     def result(self) -> Moments:
         """The moments of all rows added so far.
@@ -407,13 +437,13 @@ class MomentAccumulator:
         if self.n == 0:
             nan = np.full(res.shape[1], np.nan)
             zero = np.zeros(res.shape[1])
-            return Moments(0, nan, nan.copy(), zero, zero.copy(), zero.copy(), zero.copy(), zero.copy())
+            return Moments(0, nan, nan.copy(), *(zero.copy() for _ in range(7)))
         finite = np.isfinite(res)
         if not finite.all():
             bad_x = ~(finite[0] & finite[2] & finite[4])
             col = int(np.flatnonzero(bad_x)[0] if bad_x.any() else np.flatnonzero(~finite.all(0))[0])
             raise NonFiniteError("x" if bad_x.any() else "y", col)
-        return Moments(self.n, *(res[i].copy() for i in range(7)))
+        return Moments(self.n, *(res[i].copy() for i in range(9)), self.d0, self.sd, self.sdd)
 
 
 def _width(index) -> int:
@@ -440,7 +470,7 @@ def pearson_from_moments(
     ok = flags == OK
     r = np.full(len(flags), np.nan)
     if m.n:
-        cov = m.sxy - m.sx * m.sy / m.n
+        cov = m.cov_xy
         denom = np.sqrt(m.m2_x * m.m2_y)
         np.divide(cov, denom, out=r, where=ok & (denom > 0))
         np.clip(r, -1.0, 1.0, out=r)

@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._errors import InputError
-from ._declare import WsiMetric
+from ._declare import GeneMetric, WsiMetric
 from .all_genes import PCC_ALL_GENES
+from .depth import DEPTH_ADJUSTED, DEPTH_BASELINE
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class Metric:
 
 #: the declared per-WSI metrics, in display order
 WSI_METRICS: tuple[WsiMetric, ...] = (PCC_ALL_GENES,)
+#: the declared gene metrics (reduced like r into GPC and HVG PCC), in display order
+GENE_METRICS: tuple[GeneMetric, ...] = (DEPTH_BASELINE, DEPTH_ADJUSTED)
 
 
 def wsi_metric_columns(m: WsiMetric) -> tuple[Metric, Metric]:
