@@ -198,9 +198,11 @@ def compare(d: Path, files: dict, n_wsi: int, repeats: int, cold: bool, previous
     return out
 
 
-def shards(d: Path, files: dict, n_shards: int = 3, repeats: int = 3) -> dict:
+def shards(d: Path, files: dict, n_shards: int = 3, repeats: int = 3, cold: bool = False) -> dict:
     """CPU seconds (user + system, of the child processes) of one ``score`` against ``n_shards``
-    ``score --shard K/N`` processes plus ``merge``; the merged tables are checked to be the same."""
+    ``score --shard K/N`` processes plus ``merge``; the merged tables are checked to be the same.
+    With ``cold``, both inputs are dropped from the page cache before each process (shards on
+    separate machines read their WSIs from disk)."""
     import resource
 
     cli = [sys.executable, "-m", "gpc_bench", "-q"]
@@ -208,11 +210,15 @@ def shards(d: Path, files: dict, n_shards: int = 3, repeats: int = 3) -> dict:
     base = [*cli, "score", *inputs, "--no-checksum", "--overwrite"]
 
     def cpu(cmds) -> float:
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        used = 0.0
         for cmd in cmds:
+            if cold and cmd is not merge:
+                evict(files["truth"], files["pred"])
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            used += after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        return used
 
     parts = [d / f"part_{k}" for k in range(1, n_shards + 1)]
     sharded = [
@@ -227,6 +233,7 @@ def shards(d: Path, files: dict, n_shards: int = 3, repeats: int = 3) -> dict:
     same = all((d / "run" / f).read_bytes() == (d / "merged" / f).read_bytes() for f in tables)
     return {
         "n_shards": n_shards,
+        "cold": cold,
         "one_run_cpu_s": round(float(np.median(one)), 3),
         "shards_plus_merge_cpu_s": round(float(np.median(split)), 3),
         "shards_over_one": round(float(np.median(split) / np.median(one)), 2),
@@ -425,6 +432,7 @@ def main() -> None:
         compare(d, files, len(sizes), args.repeats, cold=True, previous=args.previous) if args.cold else None
     )
     sharding = shards(d, files, repeats=args.repeats)
+    sharding_cold = shards(d, files, repeats=args.repeats, cold=True) if args.cold else None
     devices = machinery(d, files, repeats=args.repeats) if args.machinery else None
     one = gb(info["max_spots"])
     res = {
@@ -450,6 +458,7 @@ def main() -> None:
         "kernel_threads": threads,
         "warm": warm,
         "shards": sharding,
+        "shards_cold": sharding_cold,
         "machinery": devices,
         "cold": cold,
         "one_wsi_two_matrices_gib": round(one, 3),
