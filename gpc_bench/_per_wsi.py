@@ -105,7 +105,7 @@ def _stream(reader, out: PerWsi, progress, gmap, n_cols, cfg, threads, kernel, p
         if depth is not None:
             d = depth[w.truth_rows[piece.r0 : piece.r1]]
         else:  # before normalising: a gene detected stays detected
-            d = np.log1p(genes_detected(x, kernel))
+            d = np.log1p(genes_detected(x, kernel, threads))
         if target is not None:
             x = normalize_log1p(x, target)
         acc.add(x, y, d)

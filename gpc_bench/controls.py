@@ -6,6 +6,9 @@
   separates cancer types perfectly, which shows what clustering agreement does not measure).
 * ``noise-snr<S>``: measured expression plus Gaussian noise whose variance is the gene's
   within-WSI variance divided by S (a calibration ladder: expected r = sqrt(S / (1 + S))).
+* ``depth``: every gene of a spot predicted as the spot's depth covariate, chosen as ``score``
+  chooses it (:func:`gpc_bench.metrics.depth.depth_source`): a model that knows nothing about any
+  gene. Its raw r is the depth baseline r_xd and its depth-adjusted r is 0 (docs/metrics.md).
 
 Files are streamed one WSI at a time with h5py: ``obs``, ``var`` and ``obsm`` are copied from the
 measured file, ``X`` is written as dense float32, and ``uns["gpc_bench_control"]`` names the
@@ -24,7 +27,7 @@ from .io.runfolder import atomic_file
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("shuffle", "type-mean", "noise")
+KINDS = ("shuffle", "type-mean", "noise", "depth")
 _DICT = {"encoding-type": "dict", "encoding-version": "0.1.0"}
 
 
@@ -93,6 +96,20 @@ def _write_one(truth_path: Path, out: Path, kind: str, src, groups, layer, make_
     return out
 
 
+def _depth_control(src, groups, depth_key):
+    """``make_block`` of the depth-only prediction: the spot's depth covariate in every gene."""
+    from .metrics.depth import depth_source, genes_detected
+
+    info, values = depth_source(src.obs_column, depth_key)
+    logger.info("depth control from %s", info)
+
+    def depth(block, ctype, k, sample):
+        d = np.log1p(genes_detected(block)) if values is None else values[groups[sample][0]]
+        return np.broadcast_to(d.astype(np.float32)[:, None], block.shape)
+
+    return depth
+
+
 def write_controls(
     truth,
     out: str | Path,
@@ -102,6 +119,7 @@ def write_controls(
     seed: int = 0,
     layer: str | None = None,
     overwrite: bool = False,
+    depth_key: str | None = None,
 ) -> list[Path]:
     """Write control predictions for a measured ``.h5ad``.
 
@@ -118,6 +136,8 @@ def write_controls(
         Signal-to-noise variance ratios of the noise ladder.
     seed
         Seed; each (kind, WSI) draws from its own stream.
+    depth_key
+        For ``depth``: the obs column to use as given (as ``score --depth-key``).
 
     Returns
     -------
@@ -159,6 +179,8 @@ def write_controls(
                 return (block + rng.standard_normal(block.shape) * sd).astype(np.float32)
 
             plan.append((f"noise-snr{s:g}", noisy))
+    if "depth" in kinds:
+        plan.append(("depth", _depth_control(src, groups, depth_key)))
     from .io.runfolder import check_out
 
     for kind, _ in plan:  # every file checked before the first is written

@@ -111,6 +111,44 @@ def _table_html(lb) -> str:
     )
 
 
+DEPTH_TEXT = (
+    "A prediction of each spot's sequencing depth alone, which knows nothing about any gene, scores "
+    "the depth baseline: within a WSI, most genes rise and fall with depth, and deep, cellular tissue "
+    "is visible on H&E. The depth-adjusted number is the partial correlation of measured and "
+    "predicted expression given depth, what a model recovers beyond depth (0 for depth alone)."
+)
+
+
+def _depth_html(lb) -> str:
+    """Raw, depth baseline and depth-adjusted numbers side by side, with the flags."""
+    from .compare.leaderboard import DEPTH_BASELINE_ROW
+
+    t = lb.table.set_index("model")
+    if DEPTH_BASELINE_ROW not in t.index:
+        return ""
+    base = t.loc[DEPTH_BASELINE_ROW]
+    groups = [(f"GPC {c}", f"gpc_{c}", f"gpc_depth_adjusted_{c}") for c in lb.info.get("collections", [])]
+    groups += [("HVG PCC macro", "hvg_pcc_macro", "hvg_pcc_depth_adjusted_macro")]
+    groups = [g for g in groups if g[1] in t]
+    head = "".join(f'<th colspan="3">{html.escape(label)}</th>' for label, *_ in groups)
+    sub = "<th>raw</th><th>depth baseline</th><th>adjusted</th>" * len(groups)
+    rows = []
+    for m, r in t.iterrows():
+        if m == DEPTH_BASELINE_ROW:
+            continue
+        cells = "".join(
+            f"<td>{_fmt(r[raw])}</td><td>{_fmt(base[raw])}</td><td>{_fmt(r.get(adj))}</td>"
+            for _, raw, adj in groups
+        )
+        flag = html.escape(str(r.get("depth_flag") or ""))
+        rows.append(f"<tr><td>{html.escape(str(m))}</td>{cells}<td>{flag}</td></tr>")
+    return (
+        f'<h2 id="depth">Biology, not depth</h2><p>{html.escape(DEPTH_TEXT)}</p>'
+        f'<table id="depth-table"><thead><tr><th>model</th>{head}<th>flag</th></tr>'
+        f"<tr><th></th>{sub}<th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
 def _provenance_html(lb) -> str:
     items = []
     for model, info in lb.info["runs"].items():
@@ -175,6 +213,8 @@ def _pathways_html(lb, rs, n: int = 8) -> str:
             f"</thead><tbody>{rows}</tbody></table>"
         )
     for m in lb.table["model"]:
+        if m not in rs.runs:  # the depth baseline row: computed, no run folder of its own
+            continue
         run = rs.runs[m]
         ps = run.pathway_scores
         ps = ps[ps["status"] == "ok"]
@@ -287,6 +327,7 @@ def report(
         + ".</p>"
         f"{_warnings_html(lb)}"
         f"<h2>Leaderboard</h2>{_table_html(lb)}"
+        f"{_depth_html(lb)}"
         f"<h2>Figures</h2>{figs}"
         f'<h2 id="per-pathway">Per pathway</h2>{_pathways_html(lb, rs)}'
         f"<h2>Metrics</h2><dl>{metrics}</dl>"

@@ -164,7 +164,7 @@ def test_truth_normalised_two_ways_is_the_same_truth(cohort, cohort_files, tmp_p
     score(cohort_files["good"], raw, name="a", out=tmp_path / "a", truth_normalize=1e4, **kw)
     score(cohort_files["noisy"], done, name="b", out=tmp_path / "b", **kw)
     lb = leaderboard([tmp_path / "a", tmp_path / "b"], n_boot=0)  # not refused over rounding
-    assert set(lb.table["model"]) == {"a", "b"}
+    assert set(lb.table["model"]) == {"a", "b", "depth baseline (truth)"}
     shifted = done.copy()
     shifted.X = shifted.X * np.float32(1.001)  # a real difference is still refused, with digits
     score(cohort_files["noisy"], shifted, name="c", out=tmp_path / "c", **kw)
@@ -229,6 +229,7 @@ def test_small_cohorts_test_over_wsis_and_say_the_smallest_p(cohort_files, base,
         rs.scores[m] = rs.scores[m][:, keep]
         rs.hvg[m] = rs.hvg[m][keep]
         rs.wsi_values[m] = {k: v[keep] for k, v in rs.wsi_values[m].items()}
+        rs.variants[m] = {k: (s[:, keep], h[keep]) for k, (s, h) in rs.variants[m].items()}
     lb2 = leaderboard(rs, reference="full", n_boot=200)
     assert lb2.long["ci_low"].isna().all()
     assert any("no bootstrap intervals" in n for n in lb2.info["notes"])

@@ -26,7 +26,7 @@ def controls(cohort_files, tmp_path_factory):
 
 
 def test_files_and_content(controls, cohort):
-    assert set(controls) == {"shuffle", "type-mean", "noise-snr1"}
+    assert set(controls) == {"shuffle", "type-mean", "noise-snr1", "depth"}
     truth = cohort.truth
     x = np.asarray(truth.X, dtype=np.float32)
     sid = truth.obs["sample_id"].astype(str).to_numpy()
@@ -60,6 +60,22 @@ def test_scores_of_controls(controls, cohort_files):
     r = nz.gene_scores
     r = r[r["flag"] == "ok"]["pcc"]
     assert np.median(r) == pytest.approx(expected_noise_pcc(1.0), abs=0.03)
+
+
+def test_depth_control_is_the_depth_baseline(controls, cohort, cohort_files):
+    truth = cohort.truth
+    x = np.asarray(truth.X, dtype=np.float32)
+    dep = ad.read_h5ad(controls["depth"])
+    assert dep.uns["gpc_bench_control"] == "depth"
+    d = np.log1p((x > 0).sum(axis=1)).astype(np.float32)  # no total_counts: genes detected
+    assert np.array_equal(dep.X, np.broadcast_to(d[:, None], x.shape))
+    res = score(controls["depth"], cohort_files["truth"], pathways=cohort_files["pathways"], checksum=False)
+    assert res.summary["depth"]["source"] == "genes_detected"
+    gs = res.gene_scores
+    ok = gs["flag"] == "ok"
+    np.testing.assert_allclose(gs.loc[ok, "pcc"], gs.loc[ok, "r_depth"], atol=1e-6)
+    assert (gs["r_depth_adjusted"].dropna() == 0.0).all()
+    assert res.headline["gpc_depth_adjusted_go"] == 0.0
 
 
 def test_leaderboard_marks_controls(controls, cohort_files, tmp_path):

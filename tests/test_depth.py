@@ -247,3 +247,56 @@ def test_partial_correlation_rules_directly():
     np.testing.assert_allclose(adj[0], [want, np.nan, 0.0], equal_nan=True)
     np.testing.assert_allclose(base[0], [r_xd, 1.0, r_xd])
     assert flags[0].tolist() == [0, 1, 2]
+
+
+def test_leaderboard_shows_the_depth_baseline_and_flags_what_does_not_beat_it(tmp_path):
+    from gpc_bench import score
+    from gpc_bench.compare import leaderboard
+    from gpc_bench.compare.leaderboard import DEPTH_BASELINE_ROW
+    from gpc_bench.report import report
+
+    truth, pred = _cohort()
+    _, depth_only = _cohort(depth_only=True)
+    gmt = _gmt(tmp_path)
+    kw = dict(pathways=gmt, min_genes=1, checksum=False)
+    score(pred, truth, name="model", out=tmp_path / "m", **kw)
+    score(depth_only, truth, name="depthy", out=tmp_path / "d", **kw)
+    lb = leaderboard([tmp_path / "m", tmp_path / "d"], n_boot=0)
+    t = lb.table.set_index("model")
+    assert t.loc[DEPTH_BASELINE_ROW, "control"] and lb.table["model"].iloc[-1] == DEPTH_BASELINE_ROW
+    run = score(pred, truth, **kw)
+    assert t.loc[DEPTH_BASELINE_ROW, "gpc_hallmark"] == pytest.approx(
+        run.headline["gpc_depth_baseline_hallmark"]
+    )
+    assert t.loc["model", "gpc_depth_adjusted_hallmark"] == pytest.approx(
+        run.headline["gpc_depth_adjusted_hallmark"]
+    )
+    assert "not above the depth baseline" in t.loc["depthy", "depth_flag"]
+    assert t.loc["model", "depth_flag"] == ""
+    # ranking by any declared metric
+    by_adj = leaderboard([tmp_path / "m", tmp_path / "d"], n_boot=0, rank_by="gpc_depth_adjusted_hallmark")
+    assert by_adj.table.set_index("model").loc["model", "rank"] == 1
+    html = report([tmp_path / "m", tmp_path / "d"], tmp_path / "r.html", n_boot=0).read_text()
+    assert 'id="depth"' in html and "partial correlation" in html
+
+
+def test_a_few_variable_genes_get_the_coverage_warning_and_are_not_ranked_with_full_runs(
+    cohort, cohort_files, tmp_path
+):
+    from gpc_bench import InputError, score
+    from gpc_bench.compare import leaderboard
+
+    pred = cohort.predictions["good"]
+    top = np.argsort(-np.asarray(pred.X).var(axis=0))[:250]  # the 250 most variable of 600 genes
+    few = pred[:, np.sort(top)].copy()
+    kw = dict(pathways=cohort_files["pathways"], checksum=False)
+    part = score(few, cohort_files["truth"], name="few", out=tmp_path / "few", **kw)
+    score(cohort_files["good"], cohort_files["truth"], name="full", out=tmp_path / "full", **kw)
+    warned = [w for w in part.summary["warnings"] if "cover 250 of the truth's 600 genes" in w]
+    assert warned
+    cov = part.headline["coverage"]
+    assert all(v["n_scored"] <= v["n_pathways"] for v in cov.values())
+    with pytest.raises(InputError, match="low coverage: few predicts 250"):
+        leaderboard([tmp_path / "full", tmp_path / "few"], n_boot=0)
+    lb = leaderboard([tmp_path / "full", tmp_path / "few"], n_boot=0, intersect=True)
+    assert bool(lb.table.set_index("model").loc["few", "low_coverage"])

@@ -197,15 +197,18 @@ def test_recomputed_numbers_equal_the_runs_own(scored_runs):
 
 
 def test_rows_by_rank_with_controls_last_and_p_values_in_scientific_notation(scored_runs):
+    from gpc_bench.compare.leaderboard import DEPTH_BASELINE_ROW as BASELINE
     from gpc_bench.compare.leaderboard import fmt_p
 
     runs = [scored_runs["mean"], scored_runs["noisy"], scored_runs["good"]]  # given worst first
     lb = leaderboard(runs, reference="noisy", controls=["mean"], n_boot=50)
-    assert lb.table["model"].tolist() == ["good", "noisy", "mean"]
-    assert lb.table["rank"].tolist()[:2] == [1, 2] and lb.table["control"].tolist() == [False, False, True]
-    assert list(dict.fromkeys(lb.long["model"])) == ["good", "noisy", "mean"]
+    # the depth baseline, computed from the truth, is the last control row
+    assert lb.table["model"].tolist() == ["good", "noisy", "mean", BASELINE]
+    assert lb.table["rank"].tolist()[:2] == [1, 2]
+    assert lb.table["control"].tolist() == [False, False, True, True]
+    assert list(dict.fromkeys(lb.long["model"])) == ["good", "noisy", "mean", BASELINE]
     shown = lb.display()
-    assert shown["rank"].tolist() == ["1", "2", "control"]
+    assert shown["rank"].tolist() == ["1", "2", "control", "control"]
     assert " [" in shown.loc[0, "GPC Hallmark"]  # the bootstrap interval is shown
     assert shown.loc[1, "wins vs ref Hallmark"] == ""  # the reference's own row
     assert (fmt_p(1.2e-73), fmt_p(0.0312), fmt_p(float("nan"))) == ("1.2e-73", "0.031", "")

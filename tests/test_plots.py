@@ -86,7 +86,7 @@ def test_levels_variance_and_table(runs, tmp_path):
     lb.write(tmp_path / "lb.csv")
     g = svg_groups(save(leaderboard_table(tmp_path / "lb.csv"), tmp_path / "tab.svg"))
     assert _markers(tmp_path / "tab.svg", "column-gpc_go") == 2  # the two models
-    assert _markers(tmp_path / "tab.svg", "control-gpc_go") == 1  # the control, apart
+    assert _markers(tmp_path / "tab.svg", "control-gpc_go") == 2  # the control and depth baseline, apart
     texts = [t for _, (_, ts) in g.items() for t in ts]
     assert "control" in texts and f"{lb.table.set_index('model').loc['good', 'gpc_go']:.3f}" in texts
 

@@ -45,7 +45,7 @@ def test_self_contained_and_complete(html_report):
     imgs = re.findall(r'<img [^>]*src="data:image/png;base64,', text)
     assert len(imgs) == 5  # table, levels, two scatters against the reference, variance
     table = re.search(r'<table id="leaderboard">(.*?)</table>', text, re.S).group(1)
-    assert table.count("<tr") == 4  # header + three models
+    assert table.count("<tr") == 5  # header + three models + the depth baseline
     assert '<tr class="control"><td>mean</td>' in table
     for word in ("Gene Pathway Coherence", "Provenance", "pred_good.h5ad", "seed 0"):
         assert word in text
@@ -83,7 +83,7 @@ def test_renders_in_headless_chromium(html_report, tmp_path):
     assert 'data-leaderboard-scale="1.000"' in dom
     assert VALUE_FONTSIZE * 110 / 72 >= 12
     table = re.search(r'<table id="leaderboard">(.*?)</table>', dom, re.S).group(1)
-    assert table.count("<tr") == 4  # header + three models (the per-pathway tables come after)
+    assert table.count("<tr") == 5  # header, three models, depth baseline (per-pathway tables after)
 
 
 def test_reference_warnings_and_per_pathway_section(scored_runs, tmp_path):

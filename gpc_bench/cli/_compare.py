@@ -100,6 +100,10 @@ def leaderboard_cmd(
             f"reference: {lb.info['reference']}; "
             + (f"95% intervals from {draws} WSI bootstrap draws" if draws else "no intervals")
         )
+    for _, row in lb.table.iterrows():
+        if row.get("depth_flag"):
+            click.echo(f"warning ({row['model']}): {row['depth_flag']}: a prediction of sequencing depth "
+                       "alone scores as well (docs/metrics.md, Confounds)", err=True)  # fmt: skip
     for note in lb.info["notes"]:
         click.echo(f"note: {note}", err=True)
     for model, warnings in lb.info["warnings"].items():
@@ -141,9 +145,10 @@ def null_cmd(run, draws, seed, out, overwrite):
     "--kind",
     "kinds",
     multiple=True,
-    type=click.Choice(["shuffle", "type-mean", "noise"]),
+    type=click.Choice(["shuffle", "type-mean", "noise", "depth"]),
     help="Controls to write (repeatable; default: all).",
 )
+@click.option("--depth-key", help="depth: the truth obs column to use as given (as score --depth-key).")
 @click.option(
     "--snr", default="0.25,1,4", show_default=True, help="Comma-separated SNRs of the noise ladder."
 )
@@ -151,8 +156,8 @@ def null_cmd(run, draws, seed, out, overwrite):
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the shuffles and noise.")
 @click.option("--overwrite", is_flag=True, help="Replace existing control files.")
 @_friendly
-def controls_cmd(truth, out, kinds, snr, layer, seed, overwrite):
-    """Write control predictions (shuffled spots, cancer-type mean, noise ladder) for TRUTH."""
+def controls_cmd(truth, out, kinds, depth_key, snr, layer, seed, overwrite):
+    """Write control predictions (shuffled spots, cancer-type mean, noise ladder, depth only) for TRUTH."""
     from ..controls import KINDS, write_controls
 
     try:
@@ -160,8 +165,9 @@ def controls_cmd(truth, out, kinds, snr, layer, seed, overwrite):
     except ValueError:
         raise click.BadParameter(f"not a list of numbers: {snr!r}", param_hint="--snr") from None
     paths = write_controls(
-        truth, out, kinds=kinds or KINDS, snr=snrs, seed=seed, layer=layer, overwrite=overwrite
-    )
+        truth, out, kinds=kinds or KINDS, snr=snrs, seed=seed, layer=layer, overwrite=overwrite,
+        depth_key=depth_key,
+    )  # fmt: skip
     for p in paths:
         click.echo(str(p))
 

@@ -255,8 +255,17 @@ def _print_headline(res, out) -> None:
     click.echo(f"model          {res.summary['model']}")
     click.echo(f"hvg_pcc_macro  {_fmt(h['hvg_pcc_macro'])}")
     click.echo(f"hvg_pcc_micro  {_fmt(h['hvg_pcc_micro'])}")
+    cov = h.get("coverage") or {}
     for coll, val in h["gpc"].items():
-        click.echo(f"gpc_{coll:<10} {_fmt(val)}")
+        c = cov.get(coll)
+        scored = f"  ({c['n_scored']} of {c['n_pathways']} pathways scored)" if c else ""
+        click.echo(f"gpc_{coll:<10} {_fmt(val)}{scored}")
+    if "gpc_depth_adjusted" in h:  # raw, what depth alone scores, and what remains beyond it
+        for coll in h["gpc"]:
+            click.echo(
+                f"  depth        baseline {_fmt(h['gpc_depth_baseline'].get(coll))}, "
+                f"adjusted {_fmt(h['gpc_depth_adjusted'].get(coll))} ({coll})"
+            )
     if "ami" in h:
         click.echo(f"ami / ari      {_fmt(h['ami'])} / {_fmt(h['ari'])}")
     if res.summary["warnings"]:

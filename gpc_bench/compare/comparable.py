@@ -163,7 +163,7 @@ def check(runs: list[Run], intersect: bool, wsi_sets: dict, remedy: str = "pass 
             refusals.append(
                 f"scored on different gene panels ({sizes}; {len(genes):,} shared): a pathway's score "
                 f"averages over the genes in the panel, so every score changes with it; {remedy} "
-                "to compare the shared genes"
+                f"to compare the shared genes{_low_coverage(runs)}"
             )
     # 4. truth: the recorded moments of the measured values, on the shared WSIs and genes
     truth = _truth_differences(runs, sorted(common), genes)
@@ -175,6 +175,19 @@ def check(runs: list[Run], intersect: bool, wsi_sets: dict, remedy: str = "pass 
             "same --truth (and the same --truth-log1p / --truth-normalize)"
         )
     return Comparison(refusals, notes + unverified, genes, sorted(common), restricted)
+
+
+def _low_coverage(runs: list[Run]) -> str:
+    """``; low coverage: ...`` naming the runs whose predictions cover under half the truth's genes."""
+    from ..evaluate import MIN_GENES_COVERED
+
+    low = []
+    for r in runs:
+        c = r.summary.get("counts", {})
+        shared, truth = c.get("n_genes_shared"), c.get("n_genes_truth")
+        if shared is not None and truth and shared / truth < MIN_GENES_COVERED:
+            low.append(f"{r.name} predicts {shared:,} of the truth's {truth:,} genes")
+    return f" (low coverage: {'; '.join(low)}; its scores are not comparable with full runs)" if low else ""
 
 
 def require_comparable(runs: list[Run]) -> None:
@@ -244,6 +257,7 @@ class Restricted:
     levels: np.ndarray  # (n_pathways,)
     hvg: np.ndarray  # (n_wsi,)
     wsi_values: dict  # declared per-WSI metric -> (n_wsi,)
+    variants: dict  # declared gene metric -> ((n_pathways, n_wsi) scores, (n_wsi,) HVG PCC)
 
 
 def restrict(run: Run, keys: list, wsis: list, genes: list, cancer_types: list) -> Restricted:
@@ -276,4 +290,8 @@ def restrict(run: Run, keys: list, wsis: list, genes: list, cancer_types: list) 
     cohort = reduce(sub, run.config, sets=sets)
     levels = cohort.pathway_level if cohort.pathway_level is not None else np.zeros(len(keys), np.int64)
     hvg = cohort.hvg_score if cohort.hvg_score is not None else np.full(len(wsis), np.nan)
-    return Restricted(cohort.paths.per_wsi.T, levels.astype(np.int64), hvg, cohort.wsi_values)
+    variants = {
+        name: (v.paths.per_wsi.T, v.hvg_score if v.hvg_score is not None else np.full(len(wsis), np.nan))
+        for name, v in cohort.variants.items()
+    }
+    return Restricted(cohort.paths.per_wsi.T, levels.astype(np.int64), hvg, cohort.wsi_values, variants)

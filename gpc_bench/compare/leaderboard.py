@@ -15,6 +15,7 @@ from .._version import __version__
 from ..io.runfolder import atomic_files, dumps_json
 from ..metrics import registry
 from ..metrics.registry import RANK_COLUMNS, wsi_metric_columns
+from ._depth_row import DEPTH_BASELINE_ROW, baseline_inputs, coverage_columns, depth_flags
 from .runs import RunSet, load_runs
 from .stats import bh_adjust, bootstrap_weights, nanmean, percentile_ci, weighted_mean, wilcoxon
 
@@ -140,6 +141,8 @@ def display_table(lb: Leaderboard, digits: int = 3, intervals: bool = True):
             col = f"wilcoxon_p_{c}"
             if col in t and t[col].notna().any():
                 out[f"Wilcoxon p {c}"] = fmt_p(r[col])
+        flags = [f for f in (r.get("depth_flag") or "", "low coverage" if r.get("low_coverage") else "") if f]
+        out["flag"] = "; ".join(flags)
         rows.append(out)
     return pd.DataFrame(rows)
 
@@ -157,15 +160,29 @@ def _metrics(
     rs: RunSet, model: str, weights: np.ndarray
 ) -> tuple[dict[tuple[str, str], np.ndarray], np.ndarray]:
     """Every bootstrappable metric of one model under each weight row: (collection, metric) -> draws."""
+    return _metrics_of(
+        rs, rs.scores[model], rs.levels[model], rs.hvg[model], rs.wsi_values.get(model, {}),
+        rs.variants.get(model, {}), weights,
+    )  # fmt: skip
+
+
+def _metrics_of(rs: RunSet, scores, lv, hvg, wsi_values: dict, variants: dict, weights: np.ndarray):
+    """:func:`_metrics` of given per-WSI pathway scores, levels, HVG PCC and declared metrics."""
     out: dict[tuple[str, str], np.ndarray] = {}
-    s = weighted_mean(rs.scores[model], weights)  # (n_pathways, n_draws)
+    s = weighted_mean(scores, weights)  # (n_pathways, n_draws)
     coll = rs.pathways["collection"].to_numpy()
     for c in rs.collections:
         out[(c, "gpc")] = nanmean(s[coll == c], axis=0)
-    lv = rs.levels[model]
     for level in range(1, rs.n_levels + 1):
         out[("all", f"gpc_level_{level}")] = nanmean(s[lv == level], axis=0)
-    per_wsi = {"hvg_pcc": rs.hvg[model], **rs.wsi_values.get(model, {})}
+    per_wsi = {"hvg_pcc": hvg, **wsi_values}
+    for name, (v_scores, v_hvg) in variants.items():  # declared gene metrics: GPC and HVG PCC
+        if not np.isfinite(v_scores).any():
+            continue
+        vs = weighted_mean(v_scores, weights)
+        for c in rs.collections:
+            out[(c, f"gpc_{name}")] = nanmean(vs[coll == c], axis=0)
+        per_wsi[f"hvg_pcc_{name}"] = v_hvg
     for name, h in per_wsi.items():  # mean over WSIs (micro) and over cancer types' means (macro)
         out[("all", f"{name}_micro")], out[("all", f"{name}_macro")] = _macro_micro(
             h, rs.cancer_types, weights
@@ -264,10 +281,19 @@ def leaderboard(
     per_model, s_all = {}, {}
     for m in rs.models:
         per_model[m], s_all[m] = _metrics(rs, m, weights)
-    for m in rs.models:
+    models, controls = list(rs.models), set(rs.controls)
+    base = baseline_inputs(rs)
+    if base is not None:  # what a prediction of depth alone scores: a control row from the truth
+        scores, lv, hvg = base
+        per_model[DEPTH_BASELINE_ROW], s_all[DEPTH_BASELINE_ROW] = _metrics_of(
+            rs, scores, lv, hvg, {}, {}, weights
+        )
+        models.append(DEPTH_BASELINE_ROW)
+        controls.add(DEPTH_BASELINE_ROW)
+    for m in models:
         per_model[m].update(_win_rates(rs, s_all[m], s_all[reference]))
 
-    table, long = _tables(rs, per_model, reference, n_boot, ci, rank_by)
+    table, long = _tables(rs, models, controls, per_model, reference, n_boot, ci, rank_by)
     comparison = _pathway_comparison(rs, s_all, reference)
     info = _info(rs, reference, n_boot, seed, ci, rank_by, intersect)
     return Leaderboard(table, long, comparison, info)
@@ -299,22 +325,29 @@ def _notes(rs: RunSet, n_boot: int) -> int:
     return n_boot
 
 
-def _tables(rs: RunSet, per_model: dict, reference: str, n_boot: int, ci: float, rank_by: str):
+def _tables(
+    rs: RunSet, models, controls, per_model: dict, reference: str, n_boot: int, ci: float, rank_by: str
+):
     """The wide table (one row per model, by rank, controls last) and the long table."""
     import pandas as pd
 
     long_rows, wide_rows = [], []
     coll = rs.pathways["collection"].to_numpy()
-    for m in rs.models:
-        summ = rs.runs[m].summary.get("headline", {})
-        row = {"model": m, "control": m in rs.controls, "n_wsi": len(rs.wsis)}
+    fractions, low = coverage_columns(rs, models)
+    for i, m in enumerate(models):
+        summ = rs.runs[m].summary.get("headline", {}) if m in rs.runs else {}
+        row = {
+            "model": m, "control": m in controls, "n_wsi": len(rs.wsis),
+            "pathways_scored": fractions[i], "low_coverage": low[i],
+        }  # fmt: skip
         for (c, metric), draws in per_model[m].items():
             lo, hi = percentile_ci(draws[1:], ci) if n_boot else (float("nan"), float("nan"))
             if metric == "n_compared":
                 continue
             long_rows.append((m, c, metric, float(draws[0]), lo, hi))
+        own = rs.scores[m] if m in rs.scores else baseline_inputs(rs)[0]
         for c in rs.collections:  # the WSI is the unit: per-WSI GPC of the collection, paired over WSIs
-            a, b = nanmean(rs.scores[m][coll == c], axis=0), nanmean(rs.scores[reference][coll == c], axis=0)
+            a, b = nanmean(own[coll == c], axis=0), nanmean(rs.scores[reference][coll == c], axis=0)
             long_rows.append((m, c, "wilcoxon_p", wilcoxon(a, b)[1], float("nan"), float("nan")))
         for key in ("ami", "ari"):
             if summ.get(key) is not None:
@@ -333,29 +366,42 @@ def _tables(rs: RunSet, per_model: dict, reference: str, n_boot: int, ci: float,
         "hvg_pcc_macro": ("all", "hvg_pcc_macro"),
         "hvg_pcc_micro": ("all", "hvg_pcc_micro"),
     }.items():
-        table[col] = [value(m, c, metric) for m in rs.models]
+        table[col] = [value(m, c, metric) for m in models]
     for c in dict.fromkeys(["hallmark", "go", *rs.collections]):
-        table[f"gpc_{c}"] = [value(m, c, "gpc") for m in rs.models]
+        table[f"gpc_{c}"] = [value(m, c, "gpc") for m in models]
+    for gm in registry.GENE_METRICS:  # the declared gene metrics the runs have, beside raw GPC
+        for c in dict.fromkeys(["hallmark", "go", *rs.collections]):
+            if any(k[1:] == (c, f"gpc_{gm.name}") for k in point):
+                table[f"gpc_{gm.name}_{c}"] = [value(m, c, f"gpc_{gm.name}") for m in models]
+        for avg in ("macro", "micro"):
+            key = f"hvg_pcc_{gm.name}_{avg}"
+            if any(k[2] == key for k in point):
+                table[key] = [value(m, "all", key) for m in models]
     for metric in registry.WSI_METRICS:  # the declared per-WSI metrics the runs have
         for col in wsi_metric_columns(metric):
             if any(k[2] == col.key for k in point):
-                table[col.column] = [value(m, "all", col.key) for m in rs.models]
+                table[col.column] = [value(m, "all", col.key) for m in models]
     for level in range(1, rs.n_levels + 1):
-        table[f"gpc_level_{level}"] = [value(m, "all", f"gpc_level_{level}") for m in rs.models]
+        table[f"gpc_level_{level}"] = [value(m, "all", f"gpc_level_{level}") for m in models]
     for key in ("ami", "ari"):
         if any(k[2] == key for k in point):
-            table[key] = [value(m, "all", key) for m in rs.models]
+            table[key] = [value(m, "all", key) for m in models]
     for c in dict.fromkeys(["hallmark", "go", *rs.collections]):
-        table[f"win_rate_{c}"] = [value(m, c, "win_rate") for m in rs.models]
-        table[f"tie_rate_{c}"] = [value(m, c, "tie_rate") for m in rs.models]
-        table[f"wilcoxon_p_{c}"] = [value(m, c, "wilcoxon_p") for m in rs.models]
+        table[f"win_rate_{c}"] = [value(m, c, "win_rate") for m in models]
+        table[f"tie_rate_{c}"] = [value(m, c, "tie_rate") for m in models]
+        table[f"wilcoxon_p_{c}"] = [value(m, c, "wilcoxon_p") for m in models]
+    table["depth_flag"] = depth_flags(table, list(rs.collections))
     self_cols = [c for c in table if c.startswith(("win_rate_", "tie_rate_", "wilcoxon_p_"))]
     table.loc[table["model"] == reference, self_cols] = np.nan  # the reference against itself
     long = long[~((long["model"] == reference) & long["metric"].isin(["win_rate", "tie_rate", "wilcoxon_p"]))]
     table["rank"] = _rank(table, rank_by)
     # rows by rank, controls last (unranked models after ranked ones), the long table in that order
-    order = table.assign(_c=table["control"].astype(bool), _r=table["rank"].astype("float64"))
-    order = order.sort_values(["_c", "_r", "model"], na_position="last", kind="stable")
+    order = table.assign(
+        _c=table["control"].astype(bool),
+        _b=table["model"] == DEPTH_BASELINE_ROW,
+        _r=table["rank"].astype("float64"),
+    )  # ranked models, then the controls given, then the depth baseline
+    order = order.sort_values(["_c", "_b", "_r", "model"], na_position="last", kind="stable")
     table = table.loc[order.index].reset_index(drop=True)
     position = {m: i for i, m in enumerate(table["model"])}
     long = long.sort_values("model", key=lambda s: s.map(position), kind="stable").reset_index(drop=True)

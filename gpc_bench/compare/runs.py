@@ -50,6 +50,9 @@ class RunSet:
     wsi_values
         model -> declared per-WSI metric (:data:`gpc_bench.metrics.registry.WSI_METRICS`) -> its
         ``(n_wsi,)`` values (a metric a run lacks is left out).
+    variants
+        model -> declared gene metric (:data:`gpc_bench.metrics.registry.GENE_METRICS`) -> its
+        ``(n_pathways, n_wsi)`` pathway scores and ``(n_wsi,)`` HVG PCC (NaN where a run lacks it).
     """
 
     models: list[str]
@@ -65,6 +68,7 @@ class RunSet:
     collection_id: str | None = None
     n_levels: int = 10
     wsi_values: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    variants: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
 
     @property
     def collections(self) -> list[str]:
@@ -153,15 +157,16 @@ def load_runs(paths, *, intersect: bool = False, controls=()) -> RunSet:
     import pandas as pd
 
     pathways = pd.DataFrame(keys, columns=["collection", "pathway"])
-    scores, levels, hvg, values = {}, {}, {}, {}
+    scores, levels, hvg, values, variants = {}, {}, {}, {}, {}
     recompute = cmp.restricted and all("config" in r.summary for r in runs)
     for r in runs:
         if recompute:  # on the shared genes and WSIs, from the gene-level tables
             rr = restrict(r, keys, wsis, cmp.genes, cancer_types)
             scores[r.name], levels[r.name], hvg[r.name] = rr.scores, rr.levels, rr.hvg
-            values[r.name] = rr.wsi_values
+            values[r.name], variants[r.name] = rr.wsi_values, rr.variants
             continue
         values[r.name] = _wsi_values(r, wsis)
+        variants[r.name] = _variants(r, keys, wsis)
         scores[r.name] = _pathway_matrix(r, keys, wsis)
         lv = pw_tabs[r.name].set_index(["collection", "pathway"])["variance_level"]
         levels[r.name] = lv.reindex(keys).fillna(0).to_numpy(dtype=np.int64)
@@ -187,6 +192,7 @@ def load_runs(paths, *, intersect: bool = False, controls=()) -> RunSet:
         collection_id=next(iter(ids.values())) if len(set(ids.values())) == 1 else None,
         n_levels=n_levels([r.summary for r in runs]),
         wsi_values=values,
+        variants=variants,
     )
 
 
@@ -199,8 +205,23 @@ def _wsi_values(run: Run, wsis: list[str]) -> dict[str, np.ndarray]:
     return {m: wide[m].to_numpy(dtype=np.float64) for m in wide.columns}
 
 
-def _pathway_matrix(run: Run, keys, wsis) -> np.ndarray:
+def _pathway_matrix(run: Run, keys, wsis, column: str = "score") -> np.ndarray:
     t = run.pathway_wsi_scores
+    if column not in t:  # a run written before the column existed
+        return np.full((len(keys), len(wsis)), np.nan)
     t = t.assign(sample_id=t["sample_id"].astype(str))
-    wide = t.pivot(index=["collection", "pathway"], columns="sample_id", values="score")
+    wide = t.pivot(index=["collection", "pathway"], columns="sample_id", values=column)
     return wide.reindex(index=keys, columns=wsis).to_numpy(dtype=np.float64)
+
+
+def _variants(run: Run, keys, wsis) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The run's declared gene metrics on ``keys`` and ``wsis``, from its tables."""
+    from ..metrics.registry import GENE_METRICS
+
+    h = run.hvg_scores.assign(sample_id=lambda d: d["sample_id"].astype(str)).set_index("sample_id")
+    out = {}
+    for m in GENE_METRICS:
+        col = f"pcc_{m.name}"
+        hvg = h[col].reindex(wsis).to_numpy(np.float64) if col in h else np.full(len(wsis), np.nan)
+        out[m.name] = (_pathway_matrix(run, keys, wsis, f"gpc_{m.name}"), hvg)
+    return out

@@ -36,7 +36,8 @@ def depth_correlations(
     cov_yd: np.ndarray,
     m2_d: np.ndarray,
     constant_prediction: str = "zero",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    with_baseline: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Depth-adjusted r, depth baseline r and flags of the adjusted r, from co-moments.
 
     Parameters
@@ -49,6 +50,8 @@ def depth_correlations(
     constant_prediction
         ``"zero"`` or ``"exclude"``: what a prediction that is constant, or a function of depth
         alone, scores (as for a constant prediction in the raw r).
+    with_baseline
+        Also compute the baseline (else ``None`` is returned for it).
 
     Returns
     -------
@@ -62,20 +65,34 @@ def depth_correlations(
     """
     m2_d = np.asarray(m2_d, dtype=np.float64)[:, None]
     fill = 0.0 if constant_prediction == "zero" else np.nan
+    varied_d = m2_d[:, 0] > 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        varied_d = np.broadcast_to(m2_d > 0, m2_x.shape)
-        r_xy = np.clip(cov_xy / np.sqrt(m2_x * m2_y), -1.0, 1.0)
-        r_xd = np.where(varied_d, np.clip(cov_xd / np.sqrt(m2_x * m2_d), -1.0, 1.0), 0.0)
-        r_yd = np.where(varied_d, np.clip(cov_yd / np.sqrt(m2_y * m2_d), -1.0, 1.0), 0.0)
+        r_xy = _r(cov_xy, m2_x, m2_y)
+        r_xd = _r(cov_xd, m2_x, m2_d)
+        r_yd = _r(cov_yd, m2_y, m2_d)
+        r_xd[~varied_d] = 0.0  # d constant in the unit: nothing to adjust for
+        r_yd[~varied_d] = 0.0
         rest_x, rest_y = 1.0 - r_xd * r_xd, 1.0 - r_yd * r_yd
-        partial = np.clip((r_xy - r_xd * r_yd) / np.sqrt(rest_x * rest_y), -1.0, 1.0)
+        adjusted = r_xy - r_xd * r_yd
+        adjusted /= np.sqrt(rest_x * rest_y)
+        np.clip(adjusted, -1.0, 1.0, out=adjusted)
     truth_const = (m2_x == 0) | (rest_x <= COLLINEAR_TOL)
     pred_const = ~truth_const & ((m2_y == 0) | (rest_y <= COLLINEAR_TOL))
-    flags = np.where(truth_const, TRUTH_CONSTANT, np.where(pred_const, PREDICTION_CONSTANT, OK)).astype(
-        np.int8
-    )
-    adjusted = np.where(truth_const, np.nan, np.where(pred_const, fill, np.where(varied_d, partial, r_xy)))
-    return adjusted, depth_baseline(m2_x, cov_xd, m2_d[:, 0], constant_prediction), flags
+    flags = np.full(adjusted.shape, OK, np.int8)
+    flags[truth_const] = TRUTH_CONSTANT
+    flags[pred_const] = PREDICTION_CONSTANT
+    adjusted[truth_const] = np.nan
+    adjusted[pred_const] = fill
+    base = depth_baseline(m2_x, cov_xd, m2_d[:, 0], constant_prediction) if with_baseline else None
+    return adjusted, base, flags
+
+
+def _r(cov, m2_a, m2_b) -> np.ndarray:
+    """cov / sqrt(m2_a m2_b), clipped to [-1, 1] (NaN where a variance is 0)."""
+    r = m2_a * m2_b
+    np.sqrt(r, out=r)
+    np.divide(cov, r, out=r)
+    return np.clip(r, -1.0, 1.0, out=r)
 
 
 def depth_baseline(m2_x, cov_xd, m2_d, constant_prediction: str = "zero") -> np.ndarray:
@@ -178,9 +195,10 @@ def describe(source: dict) -> str:
     return "log1p(genes detected per spot in the truth)"
 
 
-def genes_detected(x, kernel: str = "numpy") -> np.ndarray:
+def genes_detected(x, kernel: str = "numpy", threads: int = 1) -> np.ndarray:
     """Per row of ``x`` (array or :class:`~gpc_bench.metrics.pcc.RowMatrix`), the number of values
-    above 0, as float64; with ``kernel="numba"`` a compiled loop reads the rows in place."""
+    above 0, as float64; with ``kernel="numba"`` a compiled loop reads the rows in place, on
+    ``threads`` threads (it releases the GIL)."""
     from ._rows import RowMatrix, as_array
 
     if kernel == "numba":
@@ -188,7 +206,20 @@ def genes_detected(x, kernel: str = "numpy") -> np.ndarray:
 
         m = x if isinstance(x, RowMatrix) else RowMatrix.from_array(x)
         out = np.empty(m.shape[0], np.int64)
-        nb.count_positive(m.buf, m.offsets, m.n_cols, out)
+        parts = np.array_split(np.arange(m.shape[0]), max(1, min(threads, m.shape[0] // 64)))
+
+        def count(rows):
+            if len(rows):
+                part = out[rows[0] : rows[-1] + 1]
+                nb.count_positive(m.buf, m.offsets[rows[0] : rows[-1] + 1], m.n_cols, part)
+
+        if len(parts) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(len(parts)) as pool:
+                list(pool.map(count, parts))
+        else:
+            count(parts[0])
         return out.astype(np.float64)
     x = as_array(x)
     out = np.empty(x.shape[0], np.float64)
@@ -208,7 +239,9 @@ def _unit_comoments(stats, pooled: bool) -> tuple:
 
 def adjusted_r(stats, config, pooled: bool = False) -> np.ndarray:
     """Depth-adjusted r per WSI (or pooled unit) and gene (:func:`depth_correlations`)."""
-    return depth_correlations(*_unit_comoments(stats, pooled), config.constant_prediction)[0]
+    return depth_correlations(
+        *_unit_comoments(stats, pooled), config.constant_prediction, with_baseline=False
+    )[0]
 
 
 def baseline_r(stats, config, pooled: bool = False) -> np.ndarray:

@@ -60,6 +60,25 @@ WSI_METRICS: tuple[WsiMetric, ...] = (PCC_ALL_GENES,)
 GENE_METRICS: tuple[GeneMetric, ...] = (DEPTH_BASELINE, DEPTH_ADJUSTED)
 
 
+def gene_metric_columns(m: GeneMetric) -> tuple[Metric, ...]:
+    """The headline columns of a declared gene metric: GPC per default collection, HVG macro/micro."""
+    label = m.label.replace("\n", " ")
+    return (
+        Metric(
+            f"gpc_{m.name}_hallmark",
+            f"GPC Hallmark\n{label}",
+            "hallmark",
+            f"gpc_{m.name}",
+            m.higher_is_better,
+        ),
+        Metric(f"gpc_{m.name}_go", f"GPC GO\n{label}", "go", f"gpc_{m.name}", m.higher_is_better),
+        *(
+            Metric(f"hvg_pcc_{m.name}_{avg}", f"HVG {avg}\n{label}", "all", f"hvg_pcc_{m.name}_{avg}")
+            for avg in ("macro", "micro")
+        ),
+    )
+
+
 def wsi_metric_columns(m: WsiMetric) -> tuple[Metric, Metric]:
     """The headline columns of a declared per-WSI metric: its macro and micro averages."""
     label = m.label.replace("\n", " ")
@@ -79,6 +98,8 @@ HEADLINE: tuple[Metric, ...] = (
     Metric("ami", "AMI", "all", "ami", family="clustering"),
     Metric("ari", "ARI", "all", "ari", family="clustering"),
     *(c for m in WSI_METRICS for c in wsi_metric_columns(m)),
+    # the depth baseline is a control row of its own; a model's adjusted numbers sit beside its raw ones
+    *(c for m in GENE_METRICS if m.needs != "truth+depth" for c in gene_metric_columns(m)),
 )
 
 BY_COLUMN = {m.column: m for m in HEADLINE}
