@@ -113,6 +113,8 @@ def run(
     b4 = counts["B4"].loc[list(pred.obs_names)]
     depth.X = np.repeat(np.log1p(b4.to_numpy(np.float64).sum(1))[:, None], pred.n_vars, 1).astype(np.float32)
     res = {}
+    for a in (pred, control, depth):  # the depth covariate of the adjusted scores: log1p(total counts)
+        a.obs["total_counts"] = b4.to_numpy(np.float64).sum(1)
     for name, a in (("histoprism", pred), ("train_mean", control), ("depth_oracle", depth)):
         scored = gpc_bench.score(a, name=name, cluster="none")
         h = scored.headline
@@ -123,6 +125,12 @@ def run(
             "hvg_pcc": h["hvg_pcc_macro"],
             "gpc_hallmark": h["gpc_hallmark"],
             "gpc_go": h["gpc_go"],
+            "gpc_hallmark_depth_adjusted": h["gpc_depth_adjusted_hallmark"],
+            "gpc_go_depth_adjusted": h["gpc_depth_adjusted_go"],
+            "hvg_pcc_depth_adjusted": h["hvg_pcc_depth_adjusted_macro"],
+            "gpc_hallmark_depth_baseline": h["gpc_depth_baseline_hallmark"],
+            "gpc_go_depth_baseline": h["gpc_depth_baseline_go"],
+            "hvg_pcc_depth_baseline": h["hvg_pcc_depth_baseline_macro"],
             "n_pathways_scored": scored.summary["counts"]["n_pathways_scored"],
         }
     res["panel_genes"] = len(panel)

@@ -300,3 +300,47 @@ def test_a_few_variable_genes_get_the_coverage_warning_and_are_not_ranked_with_f
         leaderboard([tmp_path / "full", tmp_path / "few"], n_boot=0)
     lb = leaderboard([tmp_path / "full", tmp_path / "few"], n_boot=0, intersect=True)
     assert bool(lb.table.set_index("model").loc["few", "low_coverage"])
+
+
+def test_null_matches_strata_and_depth_cannot_pass_it(cohort, cohort_files, tmp_path):
+    from gpc_bench import score
+    from gpc_bench.compare import null as nullmod
+
+    truth = cohort.truth
+    x = np.asarray(truth.X, dtype=np.float32)
+    depth_only = truth.copy()
+    depth_only.X = np.repeat(np.log1p((x > 0).sum(1))[:, None], x.shape[1], 1).astype(np.float32)
+    kw = dict(pathways=cohort_files["pathways"], checksum=False)
+    score(depth_only, cohort_files["truth"], name="depth", out=tmp_path / "d", **kw)
+    good = score(cohort_files["good"], cohort_files["truth"], name="good", out=tmp_path / "g", **kw)
+    nd = nullmod.pathway_null(tmp_path / "d", n_draws=200).table.dropna(subset=["z"])
+    assert (nd["z"] > 2).sum() > 0  # depth alone passes the raw null...
+    assert not (nd["z_depth_adjusted"] > 2).any()  # ...and never the adjusted one
+    ng = nullmod.pathway_null(tmp_path / "g", n_draws=200)
+    assert "mean-expression" in ng.info["matched_on"]
+    t = ng.table.dropna(subset=["z"])
+    assert (t["z_depth_adjusted"] > 2).sum() > 0  # planted signal survives the adjustment
+    assert (t["q"] >= t["p_empirical"] - 1e-15).all()
+    # BH by hand on one collection
+    c = t[t["collection"] == t["collection"].iloc[0]].sort_values("p_empirical")
+    p = c["p_empirical"].to_numpy()
+    m = len(p)
+    want = np.minimum.accumulate((p * m / np.arange(1, m + 1))[::-1])[::-1].clip(max=1)
+    np.testing.assert_allclose(c["q"].to_numpy(), want)
+    # every draw has the pathway's histogram of strata (where the strata were big enough)
+    run = good
+    gs = run.gene_scores
+    genes = gs.pivot(index="sample_id", columns="gene", values="pcc").columns.to_numpy()
+    level = run.gene_variance.set_index("gene")["variance_level"].reindex(genes).fillna(0).to_numpy(int)
+    usable = level > 0
+    strata, _ = nullmod._strata(run, genes, level, usable)
+    pools = {s: np.flatnonzero(usable & (strata == s)) for s in np.unique(strata[usable])}
+    lpools = {lv: np.flatnonzero(usable & (level == lv)) for lv in np.unique(level[usable])}
+    idx = np.flatnonzero(usable)[:20]
+    draws, unmatched = nullmod._draw(np.random.default_rng(0), idx, strata, level, pools, lpools, 50)
+    want_hist = np.unique(strata[idx], return_counts=True)
+    if unmatched == 0:
+        for row in draws:
+            got = np.unique(strata[row], return_counts=True)
+            assert all(np.array_equal(a, b) for a, b in zip(got, want_hist, strict=True))
+    assert all(np.array_equal(np.sort(level[row]), np.sort(level[idx])) for row in draws)

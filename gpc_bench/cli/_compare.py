@@ -127,7 +127,7 @@ def leaderboard_cmd(
 @_OVERWRITE
 @_friendly
 def null_cmd(run, draws, seed, out, overwrite):
-    """Is each pathway predicted better than variance-matched random gene sets? Writes pathway_null.csv."""
+    """Is each pathway predicted better than matched random gene sets, raw and depth-adjusted? Writes pathway_null.csv."""
     from ..compare.null import pathway_null
     from ..io.runfolder import check_files
 
@@ -135,7 +135,12 @@ def null_cmd(run, draws, seed, out, overwrite):
     res = pathway_null(run, n_draws=draws, seed=seed)
     path = res.write(out or run, overwrite=overwrite)
     t = res.table.dropna(subset=["z"])
-    click.echo(f"{len(t)} pathways, {draws} draws each; z > 2 for {int((t['z'] > 2).sum())}  -> {path}")
+    line = f"{len(t)} pathways, {draws} draws each ({res.info['matched_on']}); raw: z > 2 for "
+    line += f"{int((t['z'] > 2).sum())}, q < 0.05 for {int((t['q'] < 0.05).sum())}"
+    if res.info["depth_adjusted"]:
+        za, qa = t["z_depth_adjusted"], t["q_depth_adjusted"]
+        line += f"; depth-adjusted: z > 2 for {int((za > 2).sum())}, q < 0.05 for {int((qa < 0.05).sum())}"
+    click.echo(f"{line}  -> {path}")
 
 
 @main.command("controls")

@@ -1,10 +1,18 @@
-"""Is a pathway predicted better than chance?  A variance-matched random-gene-set null.
+"""Is a pathway predicted better than chance?  A matched random-gene-set null that depth cannot pass.
 
-GPC is confounded with gene variance: high-variance genes are easier to predict, so a pathway
-of variable genes scores well even when the model has learned nothing about the pathway.  For
-each pathway we draw random gene sets of the same size from the scored genes, level by level,
-so that each draw has exactly the pathway's histogram of variance levels, and score them with
-the same formula (mean over WSIs of the mean r over the set's defined genes).
+GPC is confounded with gene variance and with expression level: variable and highly expressed genes
+are easier to predict (and follow sequencing depth more), so a pathway of such genes scores well
+even when the model has learned nothing about the pathway.  For each pathway we draw random gene
+sets of the same size from the scored genes, stratum by stratum, so that each draw has exactly the
+pathway's histogram of strata, and score them with the same formula (mean over WSIs of the mean r
+over the set's defined genes). A stratum is a gene variance level and, within it, a quintile of
+mean expression over the test set (:data:`N_MEAN_LEVELS`); where a stratum holds fewer genes than
+the pathway takes from it, that part is drawn from its whole variance level (counted in
+``n_unmatched``).
+
+The same random sets are scored on the raw r and on the depth-adjusted r, so a pathway that a
+depth-only prediction "recovers" has a large raw z and no adjusted z. q-values are
+Benjamini-Hochberg over the pathways of each collection.
 """
 
 from __future__ import annotations
@@ -21,22 +29,26 @@ from .._errors import InputError
 from .._version import __version__
 from ..io.run import Run, load_run
 from ..io.runfolder import atomic_files, dumps_json
+from .stats import bh_adjust
 
 if TYPE_CHECKING:
     import pandas as pd
 
 logger = logging.getLogger(__name__)
 
+#: mean-expression quantiles within each variance level
+N_MEAN_LEVELS = 5
+_STATS = ("null_mean", "null_sd", "z", "p_empirical", "q")
 COLUMNS = [
     "collection",
     "pathway",
     "n_scored",
     "gpc",
-    "null_mean",
-    "null_sd",
-    "z",
-    "p_empirical",
+    *_STATS,
+    "gpc_depth_adjusted",
+    *(f"{c}_depth_adjusted" for c in _STATS),
     "n_draws",
+    "n_unmatched",
 ]
 
 
@@ -111,6 +123,53 @@ def _stream_seed(seed: int, collection: str, pathway: str) -> np.random.Generato
     return np.random.default_rng([seed, zlib.crc32(f"{collection}\t{pathway}".encode())])
 
 
+def _strata(run: Run, genes: np.ndarray, level: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, str]:
+    """Per gene: its stratum (variance level x 10 + mean-expression quintile within the level; 0 for
+    unusable genes), and how the means were had."""
+    stats = run.stats if run.has_stats else None
+    mean = None
+    if stats is not None and stats.has_truth_moments:
+        n = stats.n_spots.astype(np.float64)[:, None]
+        m = stats.moments[:, 0]
+        ok = np.isfinite(m)
+        w = np.where(ok, n, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cohort = (np.where(ok, m, 0.0) * w).sum(0) / w.sum(0)
+        at = {g: j for j, g in enumerate(stats.genes.astype(str).tolist())}
+        mean = np.array([cohort[at[g]] if g in at else np.nan for g in genes.astype(str).tolist()])
+    strata = np.where(usable, level * 10, 0)
+    if mean is None:
+        return strata, "variance level only (the run holds no truth means)"
+    for lv in np.unique(level[usable]):
+        sel = np.flatnonzero(usable & (level == lv) & np.isfinite(mean))
+        if len(sel) < N_MEAN_LEVELS:
+            continue
+        ranks = np.argsort(np.argsort(mean[sel], kind="stable"), kind="stable")
+        strata[sel] = lv * 10 + 1 + ranks * N_MEAN_LEVELS // len(sel)
+    return strata, f"variance level x {N_MEAN_LEVELS} mean-expression quantiles within it"
+
+
+def _null_stats(observed: float, null: np.ndarray) -> tuple:
+    null = null[np.isfinite(null)]
+    if not np.isfinite(observed) or null.size < 2:
+        return (np.nan,) * 4
+    mu, sd = float(null.mean()), float(null.std(ddof=1))
+    z = (observed - mu) / sd if sd > 0 else np.nan
+    return mu, sd, z, (1 + int((null >= observed).sum())) / (null.size + 1)
+
+
+def _draw(rng, idx_obs, strata, level, pools, level_pools, n_draws) -> tuple[np.ndarray, int]:
+    """Random sets matching the strata of ``idx_obs`` (whole variance levels where a stratum is short)."""
+    parts, unmatched = [], 0
+    for st, count in zip(*np.unique(strata[idx_obs], return_counts=True), strict=True):
+        pool = pools[st]
+        if len(pool) < count:  # too few genes in the stratum: its variance level
+            pool = level_pools[st // 10]
+            unmatched += int(count)
+        parts.append(pool[draw_without_replacement(rng, len(pool), int(count), n_draws)])
+    return np.hstack(parts), unmatched
+
+
 def pathway_null(run, n_draws: int = 1000, seed: int = 0) -> PathwayNull:
     """Variance-matched random-gene-set null for every scored pathway of a run.
 
@@ -138,10 +197,16 @@ def pathway_null(run, n_draws: int = 1000, seed: int = 0) -> PathwayNull:
     wide = gs.pivot(index="sample_id", columns="gene", values="pcc")
     genes = wide.columns.to_numpy()
     r = wide.to_numpy(dtype=np.float64)
+    r_adj = None
+    if "r_depth_adjusted" in gs and gs["r_depth_adjusted"].notna().any():
+        r_adj = gs.pivot(index="sample_id", columns="gene", values="r_depth_adjusted")
+        r_adj = r_adj.reindex(index=wide.index, columns=genes).to_numpy(dtype=np.float64)
     var = run.gene_variance.set_index("gene")["variance_level"].reindex(genes)
     level = var.fillna(0).to_numpy(dtype=np.int64)
     usable = (level > 0) & np.isfinite(r).any(axis=0)
-    pools = {lv: np.flatnonzero(usable & (level == lv)) for lv in np.unique(level[usable])}
+    strata, matched_on = _strata(run, genes, level, usable)
+    pools = {st: np.flatnonzero(usable & (strata == st)) for st in np.unique(strata[usable])}
+    level_pools = {lv: np.flatnonzero(usable & (level == lv)) for lv in np.unique(level[usable])}
     col = {g: j for j, g in enumerate(genes)}
 
     pg = run.pathway_genes
@@ -149,36 +214,45 @@ def pathway_null(run, n_draws: int = 1000, seed: int = 0) -> PathwayNull:
     members = pg.groupby(["collection", "pathway"], sort=False)["gene"].apply(list)
     ps = run.pathway_scores
     rows = []
+    empty = (np.nan,) * 4
     for c, name, status in zip(ps["collection"], ps["pathway"], ps["status"], strict=True):
         genes_in = [col[g] for g in members.get((c, name), []) if g in col and usable[col[g]]]
         if status != "ok" or not genes_in:
-            rows.append((c, name, len(genes_in), np.nan, np.nan, np.nan, np.nan, np.nan, n_draws))
+            rows.append((c, name, len(genes_in), np.nan, *empty, np.nan, np.nan, *empty, np.nan, n_draws, 0))
             continue
         idx_obs = np.asarray(genes_in)
+        draws, unmatched = _draw(
+            _stream_seed(seed, c, name), idx_obs, strata, level, pools, level_pools, n_draws
+        )
         observed = float(set_scores(r, idx_obs[None, :])[0])
-        rng = _stream_seed(seed, c, name)
-        parts = []
-        for lv, count in zip(*np.unique(level[idx_obs], return_counts=True), strict=True):
-            pool = pools[lv]
-            parts.append(pool[draw_without_replacement(rng, len(pool), int(count), n_draws)])
-        null = set_scores(r, np.hstack(parts))
-        null = null[np.isfinite(null)]
-        mu, sd = float(null.mean()), float(null.std(ddof=1))
-        z = (observed - mu) / sd if sd > 0 else np.nan
-        p = (1 + int((null >= observed).sum())) / (null.size + 1)
-        rows.append((c, name, len(genes_in), observed, mu, sd, z, p, n_draws))
+        raw = _null_stats(observed, set_scores(r, draws))
+        adj_obs, adj = np.nan, empty
+        if r_adj is not None:
+            adj_obs = float(set_scores(r_adj, idx_obs[None, :])[0])
+            adj = _null_stats(adj_obs, set_scores(r_adj, draws))
+        rows.append(
+            (c, name, len(genes_in), observed, *raw, np.nan, adj_obs, *adj, np.nan, n_draws, unmatched)
+        )
     table = pd.DataFrame(rows, columns=COLUMNS)
+    for p, q in (("p_empirical", "q"), ("p_empirical_depth_adjusted", "q_depth_adjusted")):
+        for c in table["collection"].unique():
+            sel = ((table["collection"] == c) & table[p].notna()).to_numpy()
+            if sel.any():
+                table.loc[sel, q] = bh_adjust(table.loc[sel, p].to_numpy())
     info = {
         "gpc_bench_version": __version__,
         "model": run.name,
         "n_draws": n_draws,
         "seed": seed,
+        "matched_on": matched_on,
         "method": (
             "per pathway, n_draws random gene sets drawn without replacement from the scored genes, "
-            "level by level, matching the pathway's histogram of gene variance levels; scored as "
-            "pathways are; z = (gpc - null_mean) / null_sd; p = (1 + #null >= gpc) / (n_draws + 1)"
+            "stratum by stratum, matching the pathway's histogram of strata; scored as pathways are, on "
+            "the raw r and on the depth-adjusted r (the same sets); z = (gpc - null_mean) / null_sd; "
+            "p = (1 + #null >= gpc) / (n_draws + 1); q: Benjamini-Hochberg per collection"
         ),
         "n_pathways_tested": int(table["z"].notna().sum()),
+        "depth_adjusted": r_adj is not None,
     }
     logger.info("null for %d pathways, %d draws each", info["n_pathways_tested"], n_draws)
     return PathwayNull(table, info)
