@@ -53,12 +53,22 @@ def _read_pairs(name: str) -> list[tuple[str, str]]:
 def ensembl_to_symbol() -> dict[str, str]:
     """Ensembl gene ID -> HGNC symbol, from the shipped table.
 
-    An Ensembl ID that maps to several symbols keeps the first in sorted order.
+    An Ensembl ID that NCBI maps to several genes gets the first of its rows, which the build
+    script orders by a documented rule (the protein-coding gene, then a named gene before a ``LOC``
+    placeholder: MCL1, not ADAMTSL4-AS1); :func:`ambiguous_ensembl` lists those IDs.
     """
     table: dict[str, str] = {}
     for ens, sym in _read_pairs("ensembl_symbol.tsv.gz"):
         table.setdefault(ens, sym)
     return table
+
+
+@cache
+def ambiguous_ensembl() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Ensembl IDs with several candidate symbols: ID -> (the symbol used, the others)."""
+    raw = resources.files("gpc_bench.data").joinpath("ensembl_ambiguous.tsv.gz").read_bytes()
+    rows = [line.split("\t") for line in gzip.decompress(raw).decode().splitlines()[1:]]
+    return {ens: (sym, tuple(others.split("|"))) for ens, sym, others in rows}
 
 
 @cache

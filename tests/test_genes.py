@@ -50,3 +50,48 @@ def test_first_occurrence_matches_a_loop():
         keep, dropped = _first_occurrence(keys)
         assert keep.tolist() == ref
         assert dropped == sum(1 for k in keys.tolist() if k) - len(ref)
+
+
+# the Hallmark genes that the alphabetically-first rule mapped to another symbol (or lost)
+_AMBIGUOUS_HALLMARK = {
+    "ENSG00000143384": "MCL1", "ENSG00000159216": "RUNX1", "ENSG00000184012": "TMPRSS2",
+    "ENSG00000160201": "U2AF1", "ENSG00000140650": "PMM2", "ENSG00000182621": "PLCB1",
+    "ENSG00000213809": "KLRK1", "ENSG00000158747": "NBL1", "ENSG00000124713": "GNMT",
+    "ENSG00000151967": "SCHIP1", "ENSG00000054277": "OPN3", "ENSG00000181135": "ZNF707",
+}  # fmt: skip
+
+
+def test_ambiguous_ensembl_ids_get_their_approved_protein_coding_symbol():
+    from gpc_bench.genes import ambiguous_ensembl, ensembl_to_symbol, table_info
+
+    table = ensembl_to_symbol()
+    for ens, sym in _AMBIGUOUS_HALLMARK.items():
+        assert table[ens] == sym, ens
+    amb = ambiguous_ensembl()
+    assert amb["ENSG00000143384"] == ("MCL1", ("ADAMTSL4-AS1",))
+    assert amb["ENSG00000283154"][0] == "IQCJ-SCHIP1"  # the read-through's own ID keeps its name
+    assert len(amb) == table_info()["n_ensembl_ambiguous"]
+    # every ID's symbol is one of its candidates
+    assert all(table[e] == s for e, (s, _) in amb.items())
+
+
+def test_an_ensembl_panel_keeps_mcl1_runx1_and_tmprss2(tmp_path):
+    import anndata as ad
+    import pandas as pd
+
+    from gpc_bench import score
+    from gpc_bench.io.gmt import GeneSet, write_gmt
+
+    rng = np.random.default_rng(0)
+    ids = list(_AMBIGUOUS_HALLMARK)
+    obs = pd.DataFrame({"sample_id": np.repeat(["a", "b"], 30), "cancer_type": "T"},
+                       index=[f"s{i}" for i in range(60)])  # fmt: skip
+    x = rng.random((60, len(ids))).astype(np.float32)
+    truth = ad.AnnData(x, obs=obs)
+    pred = ad.AnnData((x + rng.normal(0, 0.1, x.shape)).astype(np.float32), obs=obs)
+    truth.var_names = pred.var_names = ids
+    write_gmt(tmp_path / "hallmark.gmt", [GeneSet("hallmark", "H", tuple(_AMBIGUOUS_HALLMARK.values()))])
+    res = score(pred, truth, pathways=tmp_path / "hallmark.gmt", min_genes=1, checksum=False)
+    pg = res.table("pathway_genes")
+    assert sorted(pg["symbol"]) == sorted(_AMBIGUOUS_HALLMARK.values())
+    assert res.pathway_scores["n_scored"].tolist() == [len(ids)]
