@@ -293,7 +293,8 @@ def leaderboard(
     for m in models:
         per_model[m].update(_win_rates(rs, s_all[m], s_all[reference]))
 
-    table, long = _tables(rs, models, controls, per_model, reference, n_boot, ci, rank_by)
+    scores = dict(rs.scores) | ({DEPTH_BASELINE_ROW: base[0]} if base is not None else {})
+    table, long = _tables(rs, models, controls, scores, per_model, reference, n_boot, ci, rank_by)
     comparison = _pathway_comparison(rs, s_all, reference)
     info = _info(rs, reference, n_boot, seed, ci, rank_by, intersect)
     return Leaderboard(table, long, comparison, info)
@@ -326,9 +327,11 @@ def _notes(rs: RunSet, n_boot: int) -> int:
 
 
 def _tables(
-    rs: RunSet, models, controls, per_model: dict, reference: str, n_boot: int, ci: float, rank_by: str
-):
-    """The wide table (one row per model, by rank, controls last) and the long table."""
+    rs: RunSet, models, controls, scores: dict, per_model: dict, reference: str, n_boot: int, ci: float,
+    rank_by: str,
+):  # fmt: skip
+    """The wide table (one row per model, by rank, controls last) and the long table; ``scores``:
+    each row's per-WSI pathway scores (the runs', and the depth baseline's)."""
     import pandas as pd
 
     long_rows, wide_rows = [], []
@@ -345,7 +348,7 @@ def _tables(
             if metric == "n_compared":
                 continue
             long_rows.append((m, c, metric, float(draws[0]), lo, hi))
-        own = rs.scores[m] if m in rs.scores else baseline_inputs(rs)[0]
+        own = scores[m]
         for c in rs.collections:  # the WSI is the unit: per-WSI GPC of the collection, paired over WSIs
             a, b = nanmean(own[coll == c], axis=0), nanmean(rs.scores[reference][coll == c], axis=0)
             long_rows.append((m, c, "wilcoxon_p", wilcoxon(a, b)[1], float("nan"), float("nan")))

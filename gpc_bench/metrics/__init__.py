@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._pool import deviations, pooled
 from .hvg import macro_micro as hvg_macro_micro
 from .hvg import top_variable
 from .pathway import Membership, PathwayScores, membership, pathway_scores, pathway_wsi_scores
@@ -136,12 +137,8 @@ def pooled_pcc(
         sel = groups == g
         w = n[sel].astype(np.float64)[:, None]
         mx, sxx, my, syy, sxy = (moments[sel, i] for i in range(5))
-        big_n = w.sum()
-        gx, gy = (w * mx).sum(0) / big_n, (w * my).sum(0) / big_n
-        dx, dy = mx - gx, my - gy
-        cxx = sxx.sum(0) + (w * dx * dx).sum(0)
-        cyy = syy.sum(0) + (w * dy * dy).sum(0)
-        cxy = sxy.sum(0) + (w * dx * dy).sum(0)
+        dx, dy = deviations(w, mx), deviations(w, my)
+        cxx, cyy, cxy = pooled(sxx, w, dx, dx), pooled(syy, w, dy, dy), pooled(sxy, w, dx, dy)
         const_x = (sxx == 0).all(0) & (dx == 0).all(0)
         const_y = (syy == 0).all(0) & (dy == 0).all(0)
         denom = np.sqrt(cxx * cyy)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._declare import GeneMetric
+from ._pool import deviations, pooled
 from .pcc import OK, PREDICTION_CONSTANT, TRUTH_CONSTANT
 
 #: |r| with 1 - r^2 at most this is "1 within rounding": a truth or prediction that is an affine
@@ -119,21 +120,14 @@ def pooled_comoments(n: np.ndarray, moments: np.ndarray, depth: np.ndarray, grou
         sel = groups == g
         w = n[sel].astype(np.float64)[:, None]
         mx, m2x, my, m2y, cxy, cxd, cyd = (moments[sel, i] for i in range(7))
-        md, m2d = depth[sel, 0][:, None], depth[sel, 1]
-        big = w.sum()
-        dx = mx - (w * mx).sum(0) / big
-        dy = my - (w * my).sum(0) / big
-        dd = md - (w * md).sum() / big
+        md, m2d = depth[sel, 0][:, None], depth[sel, 1][:, None]
+        dx, dy, dd = deviations(w, mx), deviations(w, my), deviations(w, md)
         parts.append(
             (
-                m2x.sum(0) + (w * dx * dx).sum(0),
-                m2y.sum(0) + (w * dy * dy).sum(0),
-                cxy.sum(0) + (w * dx * dy).sum(0),
-                cxd.sum(0) + (w * dx * dd).sum(0),
-                cyd.sum(0) + (w * dy * dd).sum(0),
-                m2d.sum() + float((w[:, 0] * dd[:, 0] ** 2).sum()),
+                pooled(m2x, w, dx, dx), pooled(m2y, w, dy, dy), pooled(cxy, w, dx, dy),
+                pooled(cxd, w, dx, dd), pooled(cyd, w, dy, dd), float(pooled(m2d, w, dd, dd)[0]),
             )
-        )
+        )  # fmt: skip
     arrays = [np.stack([p[i] for p in parts]) for i in range(5)]
     return names, (*arrays, np.array([p[5] for p in parts]))
 
