@@ -16,7 +16,7 @@ from ._errors import InputError
 CONSTANT_PREDICTION = ("zero", "exclude")
 VARIANCE_BINS = ("quantile", "log")
 CLUSTER = (None, "wsi", "spot")
-PROTOCOLS = ("default", "published", "hest-pooled")
+PROTOCOLS = ("default", "published", "hest-pooled", "stpath-pooled")
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,15 @@ class ScoreConfig:
     protocol
         ``"default"``; ``"published"``: the HistoPrism paper's computation (constant predictions
         excluded, no minimum gene count, HVGs from HEST-Benchmark-style lists, the collection given);
-        ``"hest-pooled"``: gene r over all spots of each cancer type's split at once, as
-        HEST-Benchmark computes it, instead of per WSI. See :func:`deviations`.
+        ``"hest-pooled"``: gene r over all spots of each test split at once (``splits``), as
+        HEST-Benchmark computes it, instead of per WSI; ``"stpath-pooled"``: over all spots of
+        each cancer type (STPath's ``"all"``). Both fix ``constant_prediction="exclude"`` (a
+        constant input gives ``pearsonr``'s NaN) and their HVG PCC uses ``np.mean`` over genes and
+        splits, so one undefined gene makes a split's mean NaN. See :mod:`gpc_bench.splits` and
+        :func:`deviations`.
+    splits
+        With ``hest-pooled``: a CSV of ``sample_id,split`` (HEST-Benchmark's test splits); ``None``:
+        each WSI is its own split.
     """
 
     constant_prediction: str = "zero"
@@ -78,6 +85,7 @@ class ScoreConfig:
     pathways: tuple[str, ...] | None = None
     collection_id: str | None = None
     protocol: str = "default"
+    splits: str | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise in place once
@@ -107,13 +115,21 @@ class ScoreConfig:
                 )
         if self.protocol not in PROTOCOLS:
             raise InputError(f"protocol must be one of {PROTOCOLS}, not {self.protocol!r}")
-        if self.protocol == "published":
-            wrong = {k: getattr(self, k) for k, v in PUBLISHED.items() if getattr(self, k) != v}
+        if self.splits is not None:
+            set_(self, "splits", str(self.splits))
+            if self.protocol != "hest-pooled":
+                raise InputError(
+                    f"--splits assigns HEST-Benchmark test splits, but the protocol is {self.protocol!r}",
+                    "use --splits with --protocol hest-pooled",
+                )
+        if self.protocol in FIXED:
+            wrong = {k: getattr(self, k) for k, v in FIXED[self.protocol].items() if getattr(self, k) != v}
             if wrong:
                 raise InputError(
-                    f"--protocol published scores with {PUBLISHED}, but {wrong} was given",
-                    "leave those options out with --protocol published, or use --protocol default",
+                    f"--protocol {self.protocol} scores with {FIXED[self.protocol]}, but {wrong} was given",
+                    f"leave those options out with --protocol {self.protocol}, or use --protocol default",
                 )
+        if self.protocol == "published":
             if self.hvg.isdigit():
                 raise InputError(
                     "--protocol published needs the HEST-Benchmark HVG lists: --hvg FOLDER of <CANCER>.json",
@@ -136,7 +152,7 @@ class ScoreConfig:
             "hvg": (str, int), "cluster": (str, type(None)), "cluster_spots": (int,), "truth_log1p": (bool,),
             "truth_normalize": (int, float, type(None)), "depth_key": (str, type(None)), "seed": (int,),
             "pathways": (str, Path, list, tuple, type(None)), "collection_id": (str, type(None)),
-            "protocol": (str,),
+            "protocol": (str,), "splits": (str, Path, type(None)),
         }  # fmt: skip
         for name, types in expect.items():
             value = getattr(self, name)
@@ -207,34 +223,85 @@ class ScoreConfig:
 
 #: what the published computation fixes (HistoPrism's released evaluation code)
 PUBLISHED = {"constant_prediction": "exclude", "min_genes": 1}
+#: what each protocol fixes: the pooled ones take ``pearsonr``'s NaN for a constant input
+FIXED = {
+    "published": PUBLISHED,
+    "hest-pooled": {"constant_prediction": "exclude"},
+    "stpath-pooled": {"constant_prediction": "exclude"},
+}
 
 
 def for_protocol(protocol: str, **options) -> ScoreConfig:
     """A config for ``protocol`` with its fixed values filled in, then ``options``."""
-    base = dict(PUBLISHED) if protocol == "published" else {}
-    return ScoreConfig(**(base | options | {"protocol": protocol}))
+    return ScoreConfig(**(FIXED.get(protocol, {}) | options | {"protocol": protocol}))
 
 
-def deviations(cfg: ScoreConfig) -> list[str]:
-    """How ``cfg`` departs from the HistoPrism paper's published computation (empty: none)."""
+def deviations(cfg: ScoreConfig, collection=None, hvg_info: dict | None = None) -> list[str]:
+    """How ``cfg`` departs from the HistoPrism paper's published computation (empty: none).
+
+    With ``collection`` (the :class:`~gpc_bench.io.gmt.Collection` scored) and ``hvg_info`` (the
+    summary's ``hvg`` block) the pathways and HVGs are judged by what they hold, not by how they
+    were given: the shipped collection passed by path is still the shipped collection.
+    """
     out = []
     if cfg.constant_prediction != "exclude":
         out.append("a gene whose prediction is constant in a WSI scores r = 0 (published: left out)")
+    if cfg.protocol == "hest-pooled":
+        split = "each WSI (no --splits)" if cfg.splits is None else "each test split of --splits"
+        out.append(
+            f"gene r pooled over all spots of {split}, as HEST-Benchmark, not per WSI; HVG PCC is "
+            "np.mean over genes and splits (one undefined r makes it NaN)"
+        )
+    if cfg.protocol == "stpath-pooled":
+        out.append(
+            "gene r pooled over all spots of each cancer type, as STPath's 'all', not per WSI; HVG PCC "
+            "is np.mean over genes (one undefined r makes it NaN)"
+        )
     if cfg.min_genes > 1:
         out.append(f"a pathway needs {cfg.min_genes} scored genes (published: no minimum)")
-    if cfg.hvg.isdigit():
+    top_n = cfg.hvg.isdigit() if hvg_info is None else hvg_info.get("source") != "user list"
+    if top_n:
         out.append(
             f"HVGs: the top {cfg.hvg} of the scored truth per cancer type (published: HEST-Benchmark lists)"
         )
-    if cfg.pathways is None:
+    kind = (
+        ("shipped" if cfg.pathways is None else "given")
+        if collection is None
+        else collection_kind(collection)
+    )
+    if kind == "shipped":
         out.append("pathways: the shipped gpc-default collection (published: the released sets)")
+    elif kind == "user":
+        out.append(
+            f"pathways: a user collection ({collection.collection_id}), neither the released sets "
+            "(gpc-bench pathways import histoprism) nor the shipped one"
+        )
     if cfg.variance_bins != "quantile" or cfg.n_levels != 10:
         out.append(f"{cfg.n_levels} {cfg.variance_bins} variance levels (published: 10 quantile levels)")
     if cfg.truth_normalize is not None:
         out.append("truth normalised to total counts before log1p (published: log1p only)")
-    if cfg.protocol == "hest-pooled":
-        out.append("gene r pooled over all spots of each cancer type (HEST-Benchmark), not per WSI")
     return out
+
+
+def collection_kind(collection) -> str:
+    """``"shipped"`` (the content of the shipped gpc-default collection), ``"published"`` (imported
+    from HistoPrism's released sets, by its manifest, with the content it records) or ``"user"``."""
+    import json
+
+    from .io.gmt import default_collection_path
+
+    default = default_collection_path()
+    if default is not None:
+        shipped = json.loads((default / "manifest.json").read_text(encoding="utf-8")).get("collection_id")
+        if collection.collection_id == shipped:
+            return "shipped"
+    manifest = collection.manifest or {}
+    if (
+        manifest.get("name") == "histoprism-published"
+        and manifest.get("collection_id") == collection.collection_id
+    ):
+        return "published"
+    return "user"
 
 
 def resolve_config(config: ScoreConfig | None, **kwargs) -> ScoreConfig:
@@ -242,6 +309,8 @@ def resolve_config(config: ScoreConfig | None, **kwargs) -> ScoreConfig:
     if config is not None and not isinstance(config, ScoreConfig):
         raise InputError(f"config must be a ScoreConfig, not {type(config).__name__}")
     base = config or ScoreConfig()
+    if "protocol" in kwargs and kwargs["protocol"] != base.protocol:  # its fixed values, unless given
+        kwargs = FIXED.get(kwargs["protocol"], {}) | kwargs
     names = {f.name for f in dataclasses.fields(ScoreConfig)}
     unknown = sorted(set(kwargs) - names)
     if unknown:

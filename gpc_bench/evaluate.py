@@ -18,6 +18,7 @@ from ._version import __version__
 from .config import ScoreConfig, deviations
 from .metrics.pathway import Membership, PathwayScores, membership, pathway_scores, pathway_variance
 from .metrics.variance import VarianceAccumulator, assign_levels, level_thresholds
+from .splits import POOLED
 from .stats import WsiStats
 
 logger = logging.getLogger(__name__)
@@ -80,19 +81,24 @@ def cohort_variance(stats: WsiStats) -> tuple[np.ndarray | None, dict[str, np.nd
     return total.variance(), {c: acc.variance() for c, acc in by_type.items()}
 
 
-def _units(stats: WsiStats, cfg: ScoreConfig) -> tuple[np.ndarray, list[str], list[str]]:
-    """The r matrix a pathway score averages over, with its units and their cancer types."""
-    if cfg.protocol != "hest-pooled":
-        return stats.r, list(stats.sample_ids), list(stats.cancer_types)
+def _units(stats: WsiStats, cfg: ScoreConfig):
+    """The r matrix a pathway score averages over, its units, their cancer types, and the pooled
+    group of each WSI (``None``: one unit per WSI)."""
+    from .splits import unit_groups, unit_name
+
+    groups = unit_groups(stats.sample_ids, stats.cancer_types, cfg.protocol, cfg.splits)
+    if groups is None:
+        return stats.r, list(stats.sample_ids), list(stats.cancer_types), None
     if not stats.has_prediction_moments:
         raise InputError(
-            "--protocol hest-pooled needs the co-moments of truth and predictions, not only r",
+            f"--protocol {cfg.protocol} needs the co-moments of truth and predictions, not only r",
             "score the predictions file itself (gpc-bench score PRED --truth T)",
         )
     from .metrics import pooled_pcc
 
-    names, r = pooled_pcc(stats.n_spots, stats.moments, stats.cancer_types, cfg.constant_prediction)
-    return r, [f"pooled:{t}" for t in names], [str(t) for t in names]
+    names, r = pooled_pcc(stats.n_spots, stats.moments, groups, cfg.constant_prediction)
+    type_of = dict(zip(groups, stats.cancer_types, strict=True))
+    return r, [unit_name(cfg.protocol, g) for g in names], [str(type_of[g]) for g in names], groups
 
 
 def _levels(variance, scored, memb, paths, cfg: ScoreConfig):
@@ -114,15 +120,36 @@ def _levels(variance, scored, memb, paths, cfg: ScoreConfig):
 
 
 def _hvg(stats: WsiStats, r_units, unit_types, type_var, cfg: ScoreConfig):
-    from .metrics.hvg import hvg_wsi_scores, macro_micro, resolve_hvg
+    from .metrics.hvg import resolve_hvg
 
     if stats.hvg_lists is None and type_var is None:
         return None
     types = sorted(set(stats.cancer_types))
     n = 0 if stats.hvg_lists is not None else int(cfg.hvg)
     idx, info = resolve_hvg(types, type_var, stats.genes, stats.symbols, n, stats.hvg_lists)
-    score, count = hvg_wsi_scores(r_units, unit_types, idx)
-    return score, count, *macro_micro(score, unit_types), info, idx
+    score, count, macro, micro = _hvg_reduce(r_units, unit_types, idx, cfg)
+    if cfg.protocol in POOLED:
+        info = info | {"nan_rule": "np.mean over genes and splits: one undefined r makes the mean NaN"}
+        undefined = sorted({t for t, s in zip(unit_types, score, strict=True) if not np.isfinite(s)})
+        if undefined:
+            info["undefined_cancer_types"] = undefined
+        if cfg.protocol == "stpath-pooled":
+            info["micro"] = "not reported: one pooled unit per cancer type makes micro equal macro"
+        else:
+            info["micro"] = "mean over test splits of all cancer types"
+    return score, count, macro, micro, info, idx
+
+
+def _hvg_reduce(r_units, unit_types, idx, cfg: ScoreConfig):
+    """HVG PCC per unit, macro and micro; under a pooled protocol with its ``np.mean`` NaN rule."""
+    from .metrics.hvg import hvg_wsi_scores, macro_micro
+
+    strict = cfg.protocol in POOLED
+    score, count = hvg_wsi_scores(r_units, unit_types, idx, strict=strict)
+    macro, micro = macro_micro(score, unit_types, strict=strict)
+    if cfg.protocol == "stpath-pooled":
+        micro = None
+    return score, count, macro, micro
 
 
 def _clustering(stats: WsiStats, cfg: ScoreConfig) -> dict | None:
@@ -149,7 +176,7 @@ def reduce(stats: WsiStats, cfg: ScoreConfig, sets: list | None = None) -> Cohor
     if sets is None:
         sets = sorted(stats.collection.sets, key=lambda s: (s.collection, s.name))
     memb = membership(stats.symbols, [s.genes for s in sets])
-    r_units, units, unit_types = _units(stats, cfg)
+    r_units, units, unit_types, groups = _units(stats, cfg)
     paths = pathway_scores(r_units, memb, cfg.min_genes)
     scored = np.isfinite(r_units).any(axis=0)
     missing: dict[str, str] = {}
@@ -175,25 +202,23 @@ def reduce(stats: WsiStats, cfg: ScoreConfig, sets: list | None = None) -> Cohor
     elif not stats.has_prediction_moments:
         missing["clustering"] = "needs the predictions and the truth, not only r"
     thresholds, gene_level, pw_var, pw_level = levels
-    variants = _variants(stats, cfg, memb, len(units), unit_types, hvg_index, missing)
+    variants = _variants(stats, cfg, memb, len(units), unit_types, groups, hvg_index, missing)
     return Cohort(
         sets, memb, paths, scored, units, unit_types, variance, thresholds, gene_level, pw_var, pw_level,
         *hvg, clustering, missing, _wsi_values(stats, cfg, missing), variants, hvg_index,
     )  # fmt: skip
 
 
-def _variants(stats: WsiStats, cfg: ScoreConfig, memb, n_units, unit_types, hvg_index, missing) -> dict:
+def _variants(stats: WsiStats, cfg: ScoreConfig, memb, n_units, unit_types, groups, hvg_index, missing):
     """Every declared gene metric, reduced to pathway scores and HVG PCC like r (NaN throughout,
     and a line in ``missing``, where the statistics do not allow it)."""
-    from .metrics.hvg import hvg_wsi_scores, macro_micro
     from .metrics.registry import GENE_METRICS
 
-    pooled = cfg.protocol == "hest-pooled"
     out = {}
     for m in GENE_METRICS:
         if m.available(stats):
-            gene_r = np.asarray(m.compute(stats, cfg, False), dtype=np.float64)
-            unit_r = np.asarray(m.compute(stats, cfg, True), dtype=np.float64) if pooled else gene_r
+            gene_r = np.asarray(m.compute(stats, cfg, None), dtype=np.float64)
+            unit_r = gene_r if groups is None else np.asarray(m.compute(stats, cfg, groups), dtype=np.float64)
         else:
             what = "the truth's" if m.needs == "truth+depth" else "truth and prediction"
             missing[m.name] = f"needs {what} co-moments with the depth covariate, which these statistics lack"
@@ -201,8 +226,7 @@ def _variants(stats: WsiStats, cfg: ScoreConfig, memb, n_units, unit_types, hvg_
             unit_r = np.full((n_units, stats.r.shape[1]), np.nan)
         score, macro, micro = None, None, None
         if hvg_index is not None:
-            score = hvg_wsi_scores(unit_r, unit_types, hvg_index)[0]
-            macro, micro = macro_micro(score, unit_types)
+            score, _, macro, micro = _hvg_reduce(unit_r, unit_types, hvg_index, cfg)
         out[m.name] = Variant(gene_r, pathway_scores(unit_r, memb, cfg.min_genes), score, macro, micro)
     return out
 
@@ -413,9 +437,29 @@ def summarize(stats: WsiStats, cohort: Cohort, cfg: ScoreConfig) -> dict:
         "inputs": meta["inputs"],
         "gene_table": table_info(),
         "config": cfg.to_dict(),
-        "protocol": {"name": cfg.protocol, "deviations_from_published": deviations(cfg)},
+        "protocol": _protocol(cfg, coll, cohort.hvg_info),
         "warnings": warnings,
     }
+
+
+def _protocol(cfg: ScoreConfig, coll, hvg_info) -> dict:
+    """The ``protocol`` block: deviations judged by content, and what the content was."""
+    from .config import collection_kind
+
+    out = {
+        "name": cfg.protocol,
+        "deviations_from_published": deviations(cfg, coll, hvg_info),
+        "collection": collection_kind(coll),
+    }
+    if cfg.splits is not None:
+        from .io.checksum import sha256_file
+        from .splits import read_splits
+
+        out["splits"] = {
+            "path": cfg.splits, "sha256": sha256_file(cfg.splits),
+            "n_splits": len(set(read_splits(cfg.splits).values())),
+        }  # fmt: skip
+    return out
 
 
 def _outcome_warnings(stats: WsiStats, cohort: Cohort, cfg: ScoreConfig) -> list[str]:

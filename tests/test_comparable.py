@@ -233,3 +233,22 @@ def test_small_cohorts_test_over_wsis_and_say_the_smallest_p(cohort_files, base,
     lb2 = leaderboard(rs, reference="full", n_boot=200)
     assert lb2.long["ci_low"].isna().all()
     assert any("no bootstrap intervals" in n for n in lb2.info["notes"])
+
+
+def test_hvg_lists_compare_by_content_not_by_path(cohort, cohort_files, base, tmp_path):
+    import json
+
+    d, kw = base
+    genes = [str(g) for g in cohort.predictions["good"].var_names[:50]]
+    for name in ("a", "b"):  # the same list in two folders
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "hvg.json").write_text(json.dumps({"genes": genes}))
+        score(cohort_files["good"], cohort_files["truth"], name=name, hvg=str(tmp_path / name / "hvg.json"),
+              out=tmp_path / f"run_{name}", **kw)  # fmt: skip
+    lb = leaderboard([tmp_path / "run_a", tmp_path / "run_b"], n_boot=0)
+    assert set(lb.table["model"]) >= {"a", "b"}
+    (tmp_path / "b" / "hvg.json").write_text(json.dumps({"genes": genes[1:]}))  # different content
+    score(cohort_files["good"], cohort_files["truth"], name="c", hvg=str(tmp_path / "b" / "hvg.json"),
+          out=tmp_path / "run_c", **kw)  # fmt: skip
+    with pytest.raises(InputError, match="different hvg"):
+        leaderboard([tmp_path / "run_a", tmp_path / "run_c"], n_boot=0)

@@ -78,7 +78,12 @@ def test_published_protocol_matches_the_published_formula(cohort, published_inpu
     for name, v in gpc_ref.items():
         assert (np.isnan(v) and np.isnan(ours[name])) or ours[name] == pytest.approx(v, abs=1e-6), name
     assert res.headline["hvg_pcc_macro"] == pytest.approx(macro_ref, abs=1e-6)
-    assert res.summary["protocol"] == {"name": "published", "deviations_from_published": []}
+    assert res.summary["protocol"]["name"] == "published"
+    # hand-written GMTs are not the released sets: judged by content, that is the one deviation
+    assert res.summary["protocol"]["collection"] == "user"
+    assert [x[:27] for x in res.summary["protocol"]["deviations_from_published"]] == [
+        "pathways: a user collection"
+    ]
     assert res.summary["counts"]["n_prediction_constant"] >= 40
 
 
@@ -87,11 +92,12 @@ def test_defaults_say_how_they_depart_from_the_published_protocol(cohort_files):
         cohort_files["good"], cohort_files["truth"], pathways=cohort_files["pathways"], checksum=False
     )
     dev = res.summary["protocol"]["deviations_from_published"]
-    assert res.summary["protocol"]["name"] == "default" and len(dev) == 3
+    assert res.summary["protocol"]["name"] == "default" and len(dev) == 4
     assert (
         any("r = 0" in x for x in dev)
         and any("needs 10" in x for x in dev)
         and any("top 50" in x for x in dev)
+        and any("user collection" in x for x in dev)
     )
     assert deviations(ScoreConfig(pathways=None))[-1].startswith("pathways: the shipped")
 
@@ -112,10 +118,11 @@ def test_published_protocol_refuses_what_it_cannot_be(cohort_files, tmp_path):
     assert res.exit_code == 2 and "--hvg FOLDER" in res.output
 
 
-def test_hest_pooled_matches_pearsonr_over_the_concatenated_spots(cohort, published_inputs):
+def test_stpath_pooled_matches_pearsonr_over_the_concatenated_spots(cohort, published_inputs):
     pred, sets, _, d = published_inputs
-    kw = dict(pathways=d / "sets", constant_prediction="exclude", min_genes=1, checksum=False)
-    res = score(pred, cohort.truth, protocol="hest-pooled", **kw)
+    kw = dict(pathways=d / "sets", min_genes=1, checksum=False)
+    res = score(pred, cohort.truth, protocol="stpath-pooled", **kw)
+    assert res.summary["config"]["constant_prediction"] == "exclude"  # the protocol fixes pearsonr's NaN
     genes = list(pred.var_names)
     t = cohort.truth[:, genes]
     ctype = pred.obs["cancer_type"].to_numpy()
@@ -129,7 +136,113 @@ def test_hest_pooled_matches_pearsonr_over_the_concatenated_spots(cohort, publis
             idx = [col[g] for g in dict.fromkeys(sets[name]) if g in col]
             assert pw[(name, f"pooled:{c}")] == pytest.approx(np.nanmean(r[idx]), abs=1e-10)
     assert len(res.hvg_scores) == len(set(ctype))
-    assert any("pooled" in x for x in res.summary["protocol"]["deviations_from_published"])
+    assert any("STPath" in x for x in res.summary["protocol"]["deviations_from_published"])
+    assert res.headline["hvg_pcc_micro"] is None and "equal macro" in res.summary["hvg"]["micro"]
+
+
+# fmt: off
+SPLITS = {"WSI00_BRCA": "b1", "WSI04_BRCA": "b1", "WSI08_BRCA": "b2", "WSI01_LUAD": "l1", "WSI05_LUAD": "l1",
+          "WSI09_LUAD": "l1", "WSI02_COAD": "c1", "WSI06_COAD": "c2", "WSI03_PRAD": "p1", "WSI07_PRAD": "p1"}
+# fmt: on
+
+
+def hest_reference(truth, pred, hvg, splits):
+    """HEST-Benchmark's arithmetic (benchmark.py, trainer.py): per test split, pearsonr of each listed
+    gene over the split's concatenated spots, np.mean over genes; per cancer type (dataset) np.mean
+    over its splits (merge_fold_results); macro: the mean over cancer types."""
+    genes = list(pred.var_names)
+    t = truth[:, genes]
+    sid_p, sid_t = pred.obs["sample_id"].to_numpy(), t.obs["sample_id"].to_numpy()
+    types = pred.obs.groupby("sample_id", observed=True)["cancer_type"].first()
+    col = {g: j for j, g in enumerate(genes)}
+    per_split, per_type = {}, {}
+    splits = {s: v for s, v in splits.items() if s in set(sid_p)}
+    for split in sorted(set(splits.values())):
+        members = sorted(s for s, v in splits.items() if v == split)
+        x = np.concatenate([np.asarray(t.X)[sid_t == s] for s in members])
+        y = np.concatenate([np.asarray(pred.X)[sid_p == s] for s in members])
+        c = types[members[0]]
+        idx = [col[g] for g in hvg[c] if g in col]
+        per_split[split] = float(np.mean([_pcc(x[:, g], y[:, g]) for g in idx]))
+        per_type.setdefault(c, []).append(per_split[split])
+    return per_split, {c: float(np.mean(v)) for c, v in per_type.items()}
+
+
+def test_hest_pooled_is_hest_benchmarks_arithmetic_over_splits(cohort, published_inputs, tmp_path):
+    pred, _, hvg, d = published_inputs
+    pred = pred.copy()
+    undefined = hvg["COAD"][0]  # constant over split c2: pearsonr's NaN makes that split's mean NaN
+    rows, j = pred.obs["sample_id"].to_numpy() == "WSI06_COAD", list(pred.var_names).index(undefined)
+    original = pred.X[rows, j].copy()
+    pred.X[rows, j] = 0.7
+    csv = tmp_path / "splits.csv"
+    csv.write_text("sample_id,split\n" + "".join(f"{s},{v}\n" for s, v in SPLITS.items()))
+    res = score(pred, cohort.truth, pathways=d / "sets", hvg=str(d / "hvg"), protocol="hest-pooled",
+                splits=str(csv), checksum=False)  # fmt: skip
+    per_split, per_type = hest_reference(cohort.truth, pred, hvg, SPLITS)
+    got = res.hvg_scores.set_index("sample_id")["pcc"]
+    assert sorted(got.index) == sorted(f"split:{s}" for s in per_split)
+    for split, v in per_split.items():
+        assert (np.isnan(v) and np.isnan(got[f"split:{split}"])) or got[f"split:{split}"] == pytest.approx(
+            v, abs=1e-9
+        )
+    assert np.isnan(per_type["COAD"]) and np.isnan(per_split["c2"])
+    assert res.headline["hvg_pcc_macro"] is None or np.isnan(res.headline["hvg_pcc_macro"])
+    assert res.summary["hvg"]["undefined_cancer_types"] == sorted(
+        c for c, v in per_type.items() if np.isnan(v)
+    )
+    # without the undefined gene, macro is the mean over types of HEST's per-type mean
+    pred.X[rows, j] = original
+    res = score(pred, cohort.truth, pathways=d / "sets", hvg=str(d / "hvg"), protocol="hest-pooled",
+                splits=str(csv), checksum=False)  # fmt: skip
+    per_split, per_type = hest_reference(cohort.truth, pred, hvg, SPLITS)
+    defined = {c: v for c, v in per_type.items() if np.isfinite(v)}
+    hvg_dir = d / "hvg_defined"  # only the defined types: macro and micro are numbers
+    hvg_dir.mkdir(exist_ok=True)
+    for c in defined:
+        (hvg_dir / f"{c}.json").write_text(json.dumps({"genes": hvg[c]}))
+    keep = pred.obs["cancer_type"].isin(list(defined)).to_numpy()
+    kept = pred[keep].copy()
+    truth = cohort.truth[cohort.truth.obs["sample_id"].isin(set(kept.obs["sample_id"])).to_numpy()].copy()
+    res = score(kept, truth, pathways=d / "sets", hvg=str(hvg_dir), protocol="hest-pooled",
+                splits=str(csv), checksum=False)  # fmt: skip
+    per_split, per_type = hest_reference(cohort.truth, pred[keep], hvg, SPLITS)
+    assert len(per_type) >= 2 and np.isfinite(list(per_split.values())).all()
+    assert res.headline["hvg_pcc_macro"] == pytest.approx(np.mean(list(per_type.values())), abs=1e-9)
+    assert res.headline["hvg_pcc_micro"] == pytest.approx(np.mean(list(per_split.values())), abs=1e-9)
+    dev = res.summary["protocol"]["deviations_from_published"]
+    assert any("test split of --splits" in x for x in dev) and not any("r = 0" in x for x in dev)
+
+
+def test_hest_pooled_without_splits_pools_each_wsi_alone(cohort, published_inputs):
+    pred, _, hvg, d = published_inputs
+    res = score(pred, cohort.truth, pathways=d / "sets", hvg=str(d / "hvg"), protocol="hest-pooled",
+                checksum=False)  # fmt: skip
+    per_split, _ = hest_reference(cohort.truth, pred, hvg, {s: s for s in SPLITS})
+    got = res.hvg_scores.set_index("sample_id")["pcc"]
+    for s, v in per_split.items():
+        assert (np.isnan(v) and np.isnan(got[f"split:{s}"])) or got[f"split:{s}"] == pytest.approx(
+            v, abs=1e-9
+        )
+
+
+def test_splits_are_checked(cohort, published_inputs, tmp_path):
+    pred, _, _, d = published_inputs
+    kw = dict(pathways=d / "sets", protocol="hest-pooled", checksum=False)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sample_id,split\nWSI00_BRCA,x\nWSI01_LUAD,x\n")
+    with pytest.raises(InputError, match="no split to 5 WSI"):
+        score(pred, cohort.truth, splits=str(bad), **kw)
+    bad.write_text("sample_id,split\n" + "".join(f"{s},one\n" for s in SPLITS))
+    with pytest.raises(InputError, match="several cancer types"):
+        score(pred, cohort.truth, splits=str(bad), **kw)
+    bad.write_text("sample,fold\nWSI00_BRCA,1\n")
+    with pytest.raises(InputError, match="needs columns sample_id and split"):
+        score(pred, cohort.truth, splits=str(bad), **kw)
+    with pytest.raises(InputError, match="use --splits with --protocol hest-pooled"):
+        ScoreConfig(splits=str(bad))
+    with pytest.raises(InputError, match="constant_prediction"):
+        ScoreConfig(protocol="hest-pooled", constant_prediction="zero")
 
 
 @pytest.mark.filterwarnings("ignore:Observation names are not unique")
@@ -167,6 +280,25 @@ def test_published_on_her2st_matches_the_published_formula(shared_data, tmp_path
     diffs = [abs(ours[n] - v) for n, v in gpc_ref.items() if np.isfinite(v)]
     assert len(diffs) > 100 and max(diffs) < 1e-6
     assert res.headline["hvg_pcc_macro"] == pytest.approx(macro_ref, abs=1e-6)
+    assert res.summary["protocol"]["collection"] == "published"
+    assert res.summary["protocol"]["deviations_from_published"] == []
+
+
+def test_the_shipped_collection_is_recognised_by_content(published_inputs):
+    """Judged by what it holds: the shipped collection given by path is still the shipped one, also
+    under --protocol published."""
+    from gpc_bench import load_pathways
+    from gpc_bench.config import collection_kind
+    from gpc_bench.io.gmt import default_collection_path
+
+    shipped = str(default_collection_path())
+    coll = load_pathways(shipped)
+    assert collection_kind(coll) == "shipped"
+    for cfg in (ScoreConfig(pathways=(shipped,)), for_protocol("published", pathways=(shipped,), hvg="x/")):
+        dev = deviations(cfg, coll, {"source": "user list"})
+        assert any("shipped gpc-default" in x for x in dev), cfg.protocol
+    _, _, _, d = published_inputs
+    assert collection_kind(load_pathways(d / "sets")) == "user"
 
 
 def test_clustering_that_cannot_discriminate_and_single_wsi_types_are_warned(tmp_path):

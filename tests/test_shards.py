@@ -110,7 +110,7 @@ def test_pooled_protocol_and_hvg_lists_merge_exactly(hard_files, tmp_path):
     hvg.write_text(json.dumps({"genes": [f"G{i:04d}" for i in range(0, 200, 3)]}))
     names = [str(g) for g in read_stats_genes(d)]
     hvg.write_text(json.dumps({"genes": names[3:60:2]}))
-    opts = dict(pathways=[d / "sets"], hvg=str(hvg), protocol="hest-pooled", checksum=False)
+    opts = dict(pathways=[d / "sets"], hvg=str(hvg), protocol="stpath-pooled", checksum=False)
     score(d / "pred.h5ad", d / "truth.h5ad", out=tmp_path / "full", **opts)
     for k in (1, 2):
         collect(d / "pred.h5ad", d / "truth.h5ad", shard=(k, 2), out=tmp_path / f"p{k}", **opts)

@@ -62,7 +62,7 @@ def _compare_options(fn):
 )
 @click.option(
     "--protocol",
-    type=click.Choice(["default", "published", "hest-pooled"]),
+    type=click.Choice(["default", "published", "hest-pooled", "stpath-pooled"]),
     help="Refuse runs not scored under this protocol (published: the HistoPrism paper's computation).",
 )
 @_OVERWRITE

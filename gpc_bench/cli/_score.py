@@ -119,11 +119,18 @@ def _adapter_options(fn):
 )
 @click.option(
     "--protocol",
-    type=click.Choice(["default", "published", "hest-pooled"]),
+    type=click.Choice(["default", "published", "hest-pooled", "stpath-pooled"]),
     default="default",
     show_default=True,
     help="published: the HistoPrism paper's computation (needs --hvg FOLDER and --pathways); "
-    "hest-pooled: gene r over all spots of each cancer type, as HEST-Benchmark (docs/metrics.md).",
+    "hest-pooled: gene r over all spots of each test split (--splits), as HEST-Benchmark; "
+    "stpath-pooled: over all spots of each cancer type, as STPath's 'all' (docs/metrics.md).",
+)
+@click.option(
+    "--splits",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="With --protocol hest-pooled: CSV sample_id,split of HEST-Benchmark's test splits "
+    "(default: each WSI its own split).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
 @click.option(
@@ -186,11 +193,12 @@ def score_cmd(
         name = name or Path(predictions).stem
 
     options["pathways"] = tuple(options["pathways"]) or None
-    if options["protocol"] == "published":  # its fixed values, unless given (then checked)
-        from ..config import PUBLISHED
+    options["splits"] = None if options["splits"] is None else str(options["splits"])
+    from ..config import FIXED  # a protocol's fixed values, unless given (then checked)
 
-        given = click.core.ParameterSource.COMMANDLINE
-        options |= {k: v for k, v in PUBLISHED.items() if ctx.get_parameter_source(k) != given}
+    given = click.core.ParameterSource.COMMANDLINE
+    fixed = FIXED.get(options["protocol"], {})
+    options |= {k: v for k, v in fixed.items() if ctx.get_parameter_source(k) != given}
     base = ScoreConfig()
     if config_file is not None:
         base = ScoreConfig.from_file(config_file)

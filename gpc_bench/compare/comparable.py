@@ -32,6 +32,7 @@ OPTIONS = {
     "truth_normalize": "--truth-normalize",
     "seed": "--seed",
     "protocol": "--protocol",
+    "splits": "--splits",
 }
 #: options that only make the truth: compared through the recorded truth moments when those exist
 TRUTH_OPTIONS = ("truth_log1p", "truth_normalize")
@@ -84,6 +85,13 @@ def _config(run: Run) -> dict | None:
         return None
     cfg = dict(cfg)
     cfg.setdefault("protocol", "default")
+    # HVG lists and splits compare by content: the same list given by two paths is the same
+    digest = (run.summary.get("hvg") or {}).get("lists_sha256")
+    if digest is not None:
+        cfg["hvg"] = f"lists {digest[:19]}"
+    splits = (run.summary.get("protocol") or {}).get("splits")
+    if splits is not None:
+        cfg["splits"] = f"splits {splits['sha256'][:12]}"
     if cfg.get("cluster") is None:
         cfg.pop("seed", None)  # the seed only changes the clustering
         cfg.pop("cluster_spots", None)

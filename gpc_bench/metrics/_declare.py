@@ -65,8 +65,9 @@ class GeneMetric:
     """A correlation per WSI and gene, reduced exactly as Pearson r is: into pathway scores (GPC)
     and the HVG PCC.
 
-    Evaluation computes ``compute(stats, config, pooled)`` (``(n_units, n_genes)``, NaN where
-    undefined; ``pooled``: one unit per cancer type, as ``--protocol hest-pooled`` pools r) for every
+    Evaluation computes ``compute(stats, config, groups)`` (``(n_units, n_genes)``, NaN where
+    undefined; ``groups``: ``None`` for one unit per WSI, else the pooled group of each WSI, one unit
+    per group in sorted order, as the pooled protocols pool r; :mod:`gpc_bench.splits`) for every
     declared gene metric, and writes, named after it:
 
     - ``gene_scores``: column ``gene_column`` (the per-WSI values);
@@ -87,7 +88,7 @@ class GeneMetric:
     label: str
     gene_column: str
     needs: GeneNeeds
-    compute: Callable[[WsiStats, ScoreConfig, bool], np.ndarray]
+    compute: Callable[[WsiStats, ScoreConfig, list | None], np.ndarray]
     higher_is_better: bool = True
     family: str = "pcc"
 

@@ -223,24 +223,24 @@ def genes_detected(x, kernel: str = "numpy", threads: int = 1) -> np.ndarray:
     return out
 
 
-def _unit_comoments(stats, pooled: bool) -> tuple:
-    """``m2_x, m2_y, cov_xy, cov_xd, cov_yd, m2_d`` per WSI, or pooled per cancer type."""
-    if pooled:
-        return pooled_comoments(stats.n_spots, stats.moments, stats.depth, stats.cancer_types)[1]
+def _unit_comoments(stats, groups) -> tuple:
+    """``m2_x, m2_y, cov_xy, cov_xd, cov_yd, m2_d`` per WSI, or pooled per group (sorted)."""
+    if groups is not None:
+        return pooled_comoments(stats.n_spots, stats.moments, stats.depth, groups)[1]
     m = stats.moments
     return m[:, 1], m[:, 3], m[:, 4], m[:, 5], m[:, 6], stats.depth[:, 1]
 
 
-def adjusted_r(stats, config, pooled: bool = False) -> np.ndarray:
-    """Depth-adjusted r per WSI (or pooled unit) and gene (:func:`depth_correlations`)."""
+def adjusted_r(stats, config, groups=None) -> np.ndarray:
+    """Depth-adjusted r per WSI (or pooled group) and gene (:func:`depth_correlations`)."""
     return depth_correlations(
-        *_unit_comoments(stats, pooled), config.constant_prediction, with_baseline=False
+        *_unit_comoments(stats, groups), config.constant_prediction, with_baseline=False
     )[0]
 
 
-def baseline_r(stats, config, pooled: bool = False) -> np.ndarray:
-    """The depth baseline ``r_xd`` per WSI (or pooled unit) and gene: truth and depth only."""
-    m2_x, _, _, cov_xd, _, m2_d = _unit_comoments(stats, pooled)
+def baseline_r(stats, config, groups=None) -> np.ndarray:
+    """The depth baseline ``r_xd`` per WSI (or pooled group) and gene: truth and depth only."""
+    m2_x, _, _, cov_xd, _, m2_d = _unit_comoments(stats, groups)
     return depth_baseline(m2_x, cov_xd, m2_d, config.constant_prediction)
 
 

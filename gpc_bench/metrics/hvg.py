@@ -60,6 +60,15 @@ def read_hvg_lists(path: str | Path) -> dict[str | None, list[str]]:
     return {None: load(path)}
 
 
+def lists_digest(lists: dict[str | None, list[str]]) -> str:
+    """A content hash of HVG lists (name -> genes; ``None``: the list for every type): the same lists
+    read from two paths hash alike."""
+    import hashlib
+
+    canon = json.dumps({("*" if k is None else k): list(v) for k, v in lists.items()}, sort_keys=True)
+    return "sha256:" + hashlib.sha256(canon.encode()).hexdigest()
+
+
 def match_genes(wanted: list[str], gene_ids: np.ndarray, symbols: np.ndarray) -> np.ndarray:
     """Panel indices of ``wanted`` genes, matched by gene ID (version ignored) or symbol."""
     by_id = {g: i for i, g in reversed(list(enumerate(strip_version(gene_ids).tolist())))}
@@ -83,6 +92,8 @@ def resolve_hvg(
     """The HVG gene indices of each cancer type, and a description for the summary."""
     out: dict[str, np.ndarray] = {}
     info: dict = {"source": "top variance per cancer type" if lists is None else "user list"}
+    if lists is not None:
+        info["lists_sha256"] = lists_digest(lists)
     if lists is None:
         info["n"] = n
         for c in cancer_types:
@@ -109,24 +120,32 @@ def resolve_hvg(
     return out, info
 
 
-def hvg_wsi_scores(r: np.ndarray, wsi_types: list[str], hvg: dict[str, np.ndarray]):
-    """Mean r over each WSI's HVGs (undefined genes left out) and how many were defined."""
+def hvg_wsi_scores(r: np.ndarray, wsi_types: list[str], hvg: dict[str, np.ndarray], strict: bool = False):
+    """Mean r over each WSI's HVGs and how many were defined.
+
+    Undefined genes are left out; with ``strict`` (HEST-Benchmark's and STPath's ``np.mean``) one
+    undefined gene makes the WSI's (or split's) mean NaN.
+    """
     scores = np.full(len(wsi_types), np.nan)
     counts = np.zeros(len(wsi_types), dtype=np.int64)
     for i, c in enumerate(wsi_types):
         vals = r[i, hvg[c]]
         ok = np.isfinite(vals)
         counts[i] = int(ok.sum())
-        if counts[i]:
+        if counts[i] and (ok.all() or not strict):
             scores[i] = float(vals[ok].mean())
     return scores, counts
 
 
-def macro_micro(scores: np.ndarray, wsi_types: list[str]) -> tuple[float, float]:
-    """Macro: mean over cancer types of the per-type mean; micro: mean over WSIs."""
+def macro_micro(scores: np.ndarray, wsi_types: list[str], strict: bool = False) -> tuple[float, float]:
+    """Macro: mean over cancer types of the per-type mean; micro: mean over WSIs.
+
+    Undefined scores are left out; with ``strict`` (``np.mean``) any undefined score makes its
+    cancer type's mean, the macro and the micro NaN.
+    """
     scores = np.asarray(scores, dtype=np.float64)
     ok = np.isfinite(scores)
-    if not ok.any():
+    if not ok.any() or (strict and not ok.all()):
         return float("nan"), float("nan")
     types = np.asarray(wsi_types, dtype=object)
     per_type = [scores[ok & (types == c)].mean() for c in sorted(set(types[ok].tolist()))]
