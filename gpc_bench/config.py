@@ -36,7 +36,9 @@ class ScoreConfig:
         Number of variance levels.
     hvg
         Top-N variable genes per cancer type (``"50"``), or a JSON list / a folder of
-        ``<CANCER>.json`` lists.
+        ``<CANCER>.json`` lists (:func:`gpc_bench.metrics.hvg.read_hvg_lists`).
+    hvg_map
+        ``"TYPE=LIST"`` pairs: cohort cancer type TYPE reads the HVG list named LIST (``BRCA=IDC``).
     cluster
         ``None``, ``"wsi"`` or ``"spot"``: clustering agreement with the cancer types.
     cluster_spots
@@ -76,6 +78,7 @@ class ScoreConfig:
     variance_bins: str = "quantile"
     n_levels: int = 10
     hvg: str = "50"
+    hvg_map: tuple[str, ...] | None = None
     cluster: str | None = None
     cluster_spots: int = 2000
     truth_log1p: bool = False
@@ -93,6 +96,12 @@ class ScoreConfig:
         if self.cluster == "none":
             set_(self, "cluster", None)
         set_(self, "hvg", str(self.hvg))
+        set_(self, "hvg_map", _pairs(self.hvg_map))
+        if self.hvg_map is not None and self.hvg.isdigit():
+            raise InputError(
+                "--hvg-map names HVG lists, but --hvg is a top-N count",
+                "give --hvg FOLDER of lists with --hvg-map, or leave --hvg-map out",
+            )
         if self.pathways is not None:
             items = [self.pathways] if isinstance(self.pathways, str | Path) else self.pathways
             set_(self, "pathways", tuple(str(p) for p in items) or None)
@@ -149,7 +158,8 @@ class ScoreConfig:
         """Refuse values of the wrong type (a hand-edited or foreign config), naming the field."""
         expect = {
             "constant_prediction": (str,), "min_genes": (int,), "variance_bins": (str,), "n_levels": (int,),
-            "hvg": (str, int), "cluster": (str, type(None)), "cluster_spots": (int,), "truth_log1p": (bool,),
+            "hvg": (str, int), "hvg_map": (str, list, tuple, dict, type(None)), "cluster": (str, type(None)),
+            "cluster_spots": (int,), "truth_log1p": (bool,),
             "truth_normalize": (int, float, type(None)), "depth_key": (str, type(None)), "seed": (int,),
             "pathways": (str, Path, list, tuple, type(None)), "collection_id": (str, type(None)),
             "protocol": (str,), "splits": (str, Path, type(None)),
@@ -173,7 +183,12 @@ class ScoreConfig:
         """Plain JSON-ready dict (what ``summary.json`` records under ``config``)."""
         d = dataclasses.asdict(self)
         d["pathways"] = list(self.pathways) if self.pathways is not None else None
+        d["hvg_map"] = list(self.hvg_map) if self.hvg_map is not None else None
         return d
+
+    def hvg_names(self) -> dict[str, str]:
+        """``hvg_map`` as cancer type -> list name."""
+        return dict(p.split("=", 1) for p in self.hvg_map or ())
 
     @classmethod
     def from_file(cls, path: str | Path) -> ScoreConfig:
@@ -219,6 +234,26 @@ class ScoreConfig:
             for f in dataclasses.fields(self)
             if getattr(self, f.name) != getattr(other, f.name)
         }
+
+
+def _pairs(value) -> tuple[str, ...] | None:
+    """``TYPE=LIST`` pairs (a dict, comma-separated strings, or a sequence of them), sorted."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        items = [f"{k}={v}" for k, v in value.items()]
+    else:
+        items = [value] if isinstance(value, str) else list(value)
+        items = [p.strip() for item in items for p in str(item).split(",") if p.strip()]
+    out = {}
+    for p in items:
+        key, sep, val = p.partition("=")
+        if not sep or not key.strip() or not val.strip():
+            raise InputError(f"--hvg-map {p!r} is not TYPE=LIST", "e.g. --hvg-map BRCA=IDC")
+        if out.get(key.strip(), val.strip()) != val.strip():
+            raise InputError(f"--hvg-map maps {key.strip()!r} twice")
+        out[key.strip()] = val.strip()
+    return tuple(f"{k}={v}" for k, v in sorted(out.items())) or None
 
 
 #: what the published computation fixes (HistoPrism's released evaluation code)

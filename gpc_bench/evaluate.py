@@ -126,7 +126,7 @@ def _hvg(stats: WsiStats, r_units, unit_types, type_var, cfg: ScoreConfig):
         return None
     types = sorted(set(stats.cancer_types))
     n = 0 if stats.hvg_lists is not None else int(cfg.hvg)
-    idx, info = resolve_hvg(types, type_var, stats.genes, stats.symbols, n, stats.hvg_lists)
+    idx, info = resolve_hvg(types, type_var, stats.genes, stats.symbols, n, stats.hvg_lists, cfg.hvg_names())
     score, count, macro, micro = _hvg_reduce(r_units, unit_types, idx, cfg)
     if cfg.protocol in POOLED:
         info = info | {"nan_rule": "np.mean over genes and splits: one undefined r makes the mean NaN"}
@@ -481,6 +481,14 @@ def _outcome_warnings(stats: WsiStats, cohort: Cohort, cfg: ScoreConfig) -> list
                 "items per group, AMI/ARI come out (nearly) the same for every input"
             )
     out += coverage_warnings(coverage(cohort, stats.collection.collections), stats.meta["gene_counts"])
+    info = cohort.hvg_info or {}
+    for c, n_listed in (info.get("n_listed") or {}).items():
+        n_in = info["n_in_panel"][c]
+        if n_in < n_listed:
+            out.append(
+                f"HVG list of {c}: only {n_in} of its {n_listed} genes are in the panel; its HVG PCC "
+                "averages those (check the list's gene ID style against the panel's)"
+            )
     paths = cohort.paths
     if not paths.ok.any():
         n_in = cohort.memb.n_in_panel

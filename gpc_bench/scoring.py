@@ -163,8 +163,9 @@ class _Panel:
     hvg_n: int | None
 
 
-def _load_panel(inputs: _Inputs, cfg: ScoreConfig) -> _Panel:
-    """Align genes, load the pathways and match them to the panel, read the HVG lists."""
+def _load_panel(inputs: _Inputs, cfg: ScoreConfig, cancer_types=()) -> _Panel:
+    """Align genes, load the pathways and match them to the panel, read the HVG lists (and check
+    them against ``cancer_types`` before any scoring work)."""
     gmap = align_genes(inputs.pred, inputs.truth, inputs.same_file)
     coll = load_pathways(list(cfg.pathways) if cfg.pathways else None)
     if cfg.collection_id is not None and coll.collection_id != cfg.collection_id:
@@ -186,7 +187,12 @@ def _load_panel(inputs: _Inputs, cfg: ScoreConfig) -> _Panel:
     if not cfg.hvg.isdigit():
         from .metrics.hvg import read_hvg_lists
 
-        hvg_lists = read_hvg_lists(cfg.hvg)
+        hvg_lists = read_hvg_lists(cfg.hvg, panel=(gmap.genes, gmap.symbols))
+        if cancer_types:
+            from .metrics.hvg import resolve_hvg
+
+            types = sorted(set(cancer_types))
+            resolve_hvg(types, {}, gmap.genes, gmap.symbols, 0, hvg_lists, cfg.hvg_names())
     return _Panel(gmap, coll, sets, memb, hvg_lists, int(cfg.hvg) if hvg_lists is None else None)
 
 
@@ -254,7 +260,8 @@ def _collect(predictions, truth, config, name, checksum, settings, shard, out, o
         with WsiReader(
             inputs.pred, inputs.truth, inputs.layer, wsis, block_bytes=settings.block_bytes, mapped=mapped
         ) as reader:
-            panel = _load_panel(inputs, cfg)  # 3. genes, pathways, HVG lists (WSI 0 is being read)
+            # 3. genes, pathways, HVG lists (checked against the cohort's cancer types)
+            panel = _load_panel(inputs, cfg, [w.cancer_type for w in wsis])
             _stage("genes and pathways aligned", t_start)
             kernel = kernel_name(n_elements, choice=settings.kernel) if kernel == "numba" else kernel
             n_threads = settings.threads or default_threads()

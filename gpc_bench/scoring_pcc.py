@@ -134,7 +134,9 @@ def _correlation_stats(samples, genes, types, r, coll, cfg: ScoreConfig, name, i
         moments=moments,
         depth=depth,
         collection=coll,
-        hvg_lists=None if cfg.hvg.isdigit() else read_hvg_lists(cfg.hvg),
+        hvg_lists=None
+        if cfg.hvg.isdigit()
+        else read_hvg_lists(cfg.hvg, panel=(ids, np.asarray(symbols, dtype=object))),
         gene_variance=None if gene_variance is None else _gene_variance(gene_variance, genes),
         meta={
             "model": name or "model",

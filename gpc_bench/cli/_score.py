@@ -75,7 +75,14 @@ def _adapter_options(fn):
     "--hvg",
     default="50",
     show_default=True,
-    help="Top-N HVGs per cancer type, or a JSON list / folder of <CANCER>.json.",
+    help="Top-N HVGs per cancer type, or a JSON list / folder of <CANCER>.json or <CANCER>/var_50genes.json.",
+)
+@click.option(
+    "--hvg-map",
+    "hvg_map",
+    multiple=True,
+    metavar="TYPE=LIST",
+    help="Read cancer type TYPE's HVGs from list LIST (e.g. BRCA=IDC); repeat, or separate by commas.",
 )
 @click.option(
     "--cluster",
@@ -193,6 +200,7 @@ def score_cmd(
         name = name or Path(predictions).stem
 
     options["pathways"] = tuple(options["pathways"]) or None
+    options["hvg_map"] = tuple(options["hvg_map"]) or None
     options["splits"] = None if options["splits"] is None else str(options["splits"])
     from ..config import FIXED  # a protocol's fixed values, unless given (then checked)
 

@@ -26,6 +26,7 @@ OPTIONS = {
     "variance_bins": "--variance-bins",
     "n_levels": "--levels",
     "hvg": "--hvg",
+    "hvg_map": "--hvg-map",
     "cluster": "--cluster",
     "cluster_spots": "--cluster-spots",
     "truth_log1p": "--truth-log1p",

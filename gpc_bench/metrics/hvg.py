@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from .._errors import InputError, examples
 from ..genes import strip_version
+
+logger = logging.getLogger(__name__)
 
 
 def top_variable(variance: np.ndarray, n: int) -> np.ndarray:
@@ -19,13 +22,24 @@ def top_variable(variance: np.ndarray, n: int) -> np.ndarray:
     return order[:n]
 
 
-def read_hvg_lists(path: str | Path) -> dict[str | None, list[str]]:
+#: file names in an HVG folder that are not a cancer type's list (HEST-Benchmark's union of lists)
+NOT_A_TYPE = ("union_hvg50",)
+#: HEST-Benchmark's own layout: ``<CANCER>/var_50genes.json``
+HEST_LIST = "var_50genes.json"
+
+
+def read_hvg_lists(path: str | Path, panel: tuple | None = None) -> dict[str | None, list[str]]:
     """Read user HVG lists.
 
-    A JSON file ``{"genes": [...]}`` applies to every cancer type (key ``None``);
-    a folder of ``<CANCER>.json`` files (the HEST-Benchmark layout) gives one
-    list per cancer type.  In a folder, ``<CANCER>.symbols.json`` and
-    ``<CANCER>.ensembl.json`` are also accepted.
+    A JSON file ``{"genes": [...]}`` (or a bare JSON list) applies to every cancer type (key
+    ``None``). A folder gives one list per cancer type, from any of:
+
+    - ``<CANCER>.json``, ``<CANCER>.symbols.json`` or ``<CANCER>.ensembl.json``: where a type has
+      several, the one matching most genes of ``panel`` (``(gene_ids, symbols)``) is read, so that a
+      symbol panel reads the symbol list (without ``panel``: the first in sorted order);
+    - ``<CANCER>/var_50genes.json`` (HEST-Benchmark's data layout).
+
+    ``union_hvg50.json`` (HEST-Benchmark's union of the lists) is not a cancer type and is ignored.
     """
     path = Path(path)
 
@@ -43,17 +57,31 @@ def read_hvg_lists(path: str | Path) -> dict[str | None, list[str]]:
         return genes
 
     if path.is_dir():
-        lists: dict[str | None, list[str]] = {}
+        found: dict[str, list[Path]] = {}
         for p in sorted(path.glob("*.json")):
             name = p.name[: -len(".json")]
             for suffix in (".symbols", ".ensembl"):
                 if name.endswith(suffix):
                     name = name[: -len(suffix)]
-            if name in lists:
-                continue  # first of <C>.ensembl.json / <C>.json / <C>.symbols.json in sorted order
-            lists[name] = load(p)
-        if not lists:
-            raise InputError(f"HVG folder {path} has no <CANCER>.json files")
+            if name in NOT_A_TYPE:
+                logger.info("HVG folder %s: %s is not a cancer type's list; ignored", path, p.name)
+                continue
+            found.setdefault(name, []).append(p)
+        for sub in sorted(q for q in path.iterdir() if q.is_dir() and (q / HEST_LIST).is_file()):
+            found.setdefault(sub.name, []).append(sub / HEST_LIST)
+        if not found:
+            raise InputError(
+                f"HVG folder {path} has no <CANCER>.json or <CANCER>/{HEST_LIST} files",
+                "give one JSON list per cancer type ({'genes': [...]}), as HEST-Benchmark ships them",
+            )
+        lists: dict[str | None, list[str]] = {}
+        for name, files in found.items():
+            candidates = [load(p) for p in files]
+            if panel is not None and len(candidates) > 1:
+                n_match = [len(match_genes(c, *panel)) for c in candidates]
+                lists[name] = candidates[int(np.argmax(n_match))]  # ties: the first in sorted order
+            else:
+                lists[name] = candidates[0]
         return lists
     if not path.exists():
         raise InputError(f"HVG list not found: {path}", "give a JSON file or a folder of them")
@@ -88,8 +116,13 @@ def resolve_hvg(
     symbols: np.ndarray,
     n: int,
     lists: dict[str | None, list[str]] | None,
+    hvg_map: dict[str, str] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict]:
-    """The HVG gene indices of each cancer type, and a description for the summary."""
+    """The HVG gene indices of each cancer type, and a description for the summary.
+
+    ``hvg_map`` names the list of a cohort cancer type where the names differ (``{"BRCA": "IDC"}``).
+    """
+    hvg_map = hvg_map or {}
     out: dict[str, np.ndarray] = {}
     info: dict = {"source": "top variance per cancer type" if lists is None else "user list"}
     if lists is not None:
@@ -99,14 +132,24 @@ def resolve_hvg(
         for c in cancer_types:
             out[c] = top_variable(variance_by_type[c], n)
         return out, info
-    missing = [c for c in cancer_types if c not in lists and None not in lists]
+    unknown = sorted(v for v in hvg_map.values() if v not in lists)
+    if unknown:
+        raise InputError(
+            f"--hvg-map names HVG lists {unknown} that the lists do not have; they have "
+            f"{sorted(k for k in lists if k)}",
+            "map each cohort cancer type to one of those names (e.g. --hvg-map BRCA=IDC)",
+        )
+    missing = [c for c in cancer_types if hvg_map.get(c, c) not in lists and None not in lists]
     if missing:
         raise InputError(
             f"no HVG list for cancer types {missing}; lists exist for {sorted(k for k in lists if k)}",
-            "add <CANCER>.json for each cancer type, or give one JSON list for all",
+            "add <CANCER>.json for each cancer type, map the names (--hvg-map BRCA=IDC), "
+            "or give one JSON list for all",
         )
+    if hvg_map:
+        info["map"] = dict(sorted(hvg_map.items()))
     for c in cancer_types:
-        wanted = lists.get(c, lists.get(None))
+        wanted = lists.get(hvg_map.get(c, c), lists.get(None))
         idx = match_genes(wanted, gene_ids, symbols)
         if len(idx) == 0:
             raise InputError(
