@@ -13,6 +13,7 @@ TABLE_FILES = {
     "pathway_wsi_scores": "pathway_wsi_scores.csv",
     "pathway_scores": "pathway_scores.csv",
     "pathway_genes": "pathway_genes.csv",
+    "pathway_genes_missing": "pathway_genes_missing.csv",
     "hvg_scores": "hvg_scores.csv",
     "gene_variance": "gene_variance.csv",
     "variance_levels": "variance_levels.csv",
@@ -116,6 +117,21 @@ def pathway_genes_table(coll_col, name_col, memb, genes, symbols, scored) -> Tab
     )
 
 
+def missing_genes_table(coll_col, name_col, rows) -> Table:
+    """``pathway_genes_missing.csv``: each pathway gene no panel gene carries, and why
+    (:func:`gpc_bench.genes.missing_pathway_genes`)."""
+    k = np.asarray([r[0] for r in rows], dtype=np.int64)
+    return Table(
+        {
+            "collection": _strings(k, coll_col),
+            "pathway": _strings(k, name_col),
+            "symbol": _obj([r[1] for r in rows]),
+            "reason": _obj([r[2] for r in rows]),
+            "panel_gene": _obj([r[3] for r in rows]),
+        }
+    )
+
+
 def hvg_table(units, unit_types, count, score, extra: dict | None = None) -> Table:
     """``hvg_scores.csv``: one row per WSI (or pooled unit); ``extra``: gene metrics' HVG PCC."""
     return Table(
@@ -208,6 +224,7 @@ def build_tables(stats, cohort, cfg) -> dict[str, Table]:
         "pathway_genes": pathway_genes_table(
             coll_col, name_col, memb, stats.genes, stats.symbols, cohort.scored_gene
         ),
+        "pathway_genes_missing": missing_genes_table(coll_col, name_col, cohort.missing_genes),
         "hvg_scores": hvg_table(
             cohort.units,
             cohort.unit_types,

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._errors import InputError
+from ._errors import InputError, examples
 from ._version import __version__
 from .config import ScoreConfig, deviations
+from .genes import missing_pathway_genes
 from .metrics.pathway import Membership, PathwayScores, membership, pathway_scores, pathway_variance
 from .metrics.variance import VarianceAccumulator, assign_levels, level_thresholds
 from .splits import POOLED
@@ -62,6 +63,8 @@ class Cohort:
     #: the declared gene metrics (:data:`gpc_bench.metrics.registry.GENE_METRICS`): name -> reduced
     variants: dict[str, Variant] = field(default_factory=dict)
     hvg_index: dict[str, np.ndarray] | None = None
+    #: (set index, symbol, reason, panel gene) of each pathway gene no panel gene carries
+    missing_genes: list = field(default_factory=list)
 
 
 def cohort_variance(stats: WsiStats) -> tuple[np.ndarray | None, dict[str, np.ndarray] | None]:
@@ -206,6 +209,7 @@ def reduce(stats: WsiStats, cfg: ScoreConfig, sets: list | None = None) -> Cohor
     return Cohort(
         sets, memb, paths, scored, units, unit_types, variance, thresholds, gene_level, pw_var, pw_level,
         *hvg, clustering, missing, _wsi_values(stats, cfg, missing), variants, hvg_index,
+        missing_pathway_genes(sets, memb, stats.genes, stats.symbols),
     )  # fmt: skip
 
 
@@ -393,6 +397,8 @@ def _counts(stats: WsiStats, cohort: Cohort) -> dict:
         "n_pathways_too_few_genes": int((paths.status == "too_few_genes").sum()),
         "n_pathways_no_genes_in_panel": int((paths.status == "no_genes_in_panel").sum()),
         "n_pathway_genes_ambiguous": cohort.memb.n_ambiguous,
+        "n_pathway_genes_missing": len(cohort.missing_genes),
+        "n_pathway_genes_lost_to_ids": sum(1 for r in cohort.missing_genes if r[2] != "not in panel"),
         **stats.meta["gene_counts"],
     }
 
@@ -481,6 +487,16 @@ def _outcome_warnings(stats: WsiStats, cohort: Cohort, cfg: ScoreConfig) -> list
                 "items per group, AMI/ARI come out (nearly) the same for every input"
             )
     out += coverage_warnings(coverage(cohort, stats.collection.collections), stats.meta["gene_counts"])
+    lost = [r for r in cohort.missing_genes if r[2] != "not in panel"]
+    if lost:
+        sets = cohort.sets
+        where = sorted({sets[r[0]].name for r in lost})
+        out.append(
+            f"{len({r[1] for r in lost})} pathway gene(s) are in the panel under an Ensembl ID that maps "
+            f"to another symbol or none, e.g. {examples(sorted({f'{r[1]} ({r[3]})' for r in lost}))}; "
+            f"{len(where)} pathway(s) lost them, e.g. {examples(where)} (pathway_genes_missing.csv; add "
+            "var['gene_symbol'] to say which symbol a panel ID is)"
+        )
     info = cohort.hvg_info or {}
     for c, n_listed in (info.get("n_listed") or {}).items():
         n_in = info["n_in_panel"][c]

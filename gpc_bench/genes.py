@@ -109,16 +109,60 @@ def to_symbols(ids, style: IdStyle | None = None, var_symbols=None) -> np.ndarra
     Returns
     -------
     Array of symbols, ``""`` where an Ensembl ID has no known symbol.
+
+    Each ID is mapped by what it is, so that a mixed panel (mostly Ensembl IDs with some symbols,
+    as published panels are) keeps its symbols: an ID that is not an Ensembl ID is its own symbol,
+    and an Ensembl ID in a mostly-symbol panel is mapped too.
     """
     ids = strip_version(ids)
     style = style or detect_id_style(ids)
-    if style == "symbol":
+    is_ens = ensembl_mask(ids)
+    if style == "symbol" and not is_ens.any():
         return ids.astype(object)
     given = [""] * len(ids) if var_symbols is None else [_usable(v) for v in list(var_symbols)]
     if all(given):
         return np.array(given, dtype=object)
     table = ensembl_to_symbol()
-    return np.array([v or table.get(g, "") for g, v in zip(ids.tolist(), given, strict=True)], dtype=object)
+    return np.array(
+        [
+            v or (table.get(g, "") if e else g)
+            for g, v, e in zip(ids.tolist(), given, is_ens.tolist(), strict=True)
+        ],
+        dtype=object,
+    )
+
+
+def ensembl_mask(ids) -> np.ndarray:
+    """Which IDs are Ensembl gene IDs (with or without version)."""
+    return np.fromiter(
+        (str(g).startswith("ENS") and bool(_ENSEMBL.match(str(g))) for g in ids), bool, len(ids)
+    )
+
+
+def missing_pathway_genes(sets, memb, panel_ids, panel_symbols) -> list[tuple[int, str, str, str]]:
+    """The genes of each pathway that no scored panel gene carries, and why.
+
+    Returns ``(set index, symbol, reason, panel gene)`` rows, by set then symbol. ``reason`` is
+    ``"not in panel"``, or, where the shipped table gives the symbol an Ensembl ID that *is* in the
+    panel, ``"panel ID maps to another symbol"`` / ``"panel ID has no symbol"`` (the gene was lost to
+    ID mapping, not absent).
+    """
+    ids = strip_version(np.asarray(panel_ids, dtype=object)).tolist()
+    sym_of = dict(zip(ids, np.asarray(panel_symbols, dtype=object).tolist(), strict=True))
+    to_ens = symbol_to_ensembl() if ensembl_mask(ids).any() else {}
+    matched: dict[int, set] = {}
+    for p, g in zip(memb.pathway.tolist(), memb.gene.tolist(), strict=True):
+        matched.setdefault(p, set()).add(panel_symbols[g])
+    rows = []
+    for k, s in enumerate(sets):
+        for sym in sorted(set(s.genes) - matched.get(k, set())):
+            hit = next((e for e in to_ens.get(sym, ()) if e in sym_of), "")
+            if not hit:
+                rows.append((k, sym, "not in panel", ""))
+            else:
+                why = "panel ID maps to another symbol" if sym_of[hit] else "panel ID has no symbol"
+                rows.append((k, sym, why, hit))
+    return rows
 
 
 def _usable(v) -> str:

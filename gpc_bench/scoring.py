@@ -181,7 +181,8 @@ def _load_panel(inputs: _Inputs, cfg: ScoreConfig, cancer_types=()) -> _Panel:
             f"none of the {len(sets)} pathways has a gene in the panel: pathway genes look like "
             f"{examples(sets[0].genes)}, panel genes like {examples(gmap.genes)} "
             f"(symbols {examples([s for s in gmap.symbols if s])})",
-            "pathways use HGNC symbols; give Ensembl panels a var['gene_symbol'] column",
+            "pathways and panels are matched by HGNC symbol (Ensembl IDs on either side are mapped with "
+            "the shipped table); check that both name human genes, or add var['gene_symbol'] to the panel",
         )
     hvg_lists = None
     if not cfg.hvg.isdigit():

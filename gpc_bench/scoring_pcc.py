@@ -42,10 +42,11 @@ def _gene_variance(source, genes: list[str]) -> np.ndarray | None:
 def _truth_moments(truth, genes: list[str], samples: list[str], depth_key: str | None) -> tuple:
     """Spots, per-WSI (mean, M2) of the truth for each gene and its co-moment with the depth
     covariate, one WSI at a time, with the kernel :func:`gpc_bench.score` uses (numpy route); genes
-    matched by ID (Ensembl versions ignored), NaN for genes the truth lacks. Returns spots per WSI,
+    matched as :func:`gpc_bench.score` matches them (by ID, Ensembl versions ignored; by symbol where
+    one side uses Ensembl IDs and the other symbols), NaN for genes the truth lacks. Returns spots per WSI,
     ``(n_wsi, 7, n_genes)`` moments with the prediction's left NaN, ``(n_wsi, 2)`` depth moments,
     the depth source and the truth's gene counts."""
-    from .genes import strip_version
+    from .genes import detect_id_style, strip_version, to_symbols
     from .io.align import sample_ids
     from .io.h5ad import open_source
     from .metrics.depth import depth_source, describe, genes_detected
@@ -54,8 +55,13 @@ def _truth_moments(truth, genes: list[str], samples: list[str], depth_key: str |
 
     src = open_source(truth, "truth")
     try:
-        where = {g: j for j, g in enumerate(strip_version(src.var_names()).tolist())}
-        cols = np.array([where.get(g, -1) for g in strip_version(np.asarray(genes, dtype=object)).tolist()])
+        t_ids, g_ids = strip_version(src.var_names()), strip_version(np.asarray(genes, dtype=object))
+        t_style, g_style = detect_id_style(t_ids), detect_id_style(g_ids)
+        if t_style != g_style:  # Ensembl-keyed tables against a symbol truth, or the other way round
+            t_sym = src.var_column("gene_symbol") if t_style == "ensembl" else None
+            t_ids, g_ids = to_symbols(t_ids, t_style, t_sym), to_symbols(g_ids, g_style)
+        where = {g: j for j, g in reversed(list(enumerate(t_ids.tolist()))) if g}
+        cols = np.array([where.get(g, -1) for g in g_ids.tolist()])
         if (cols < 0).all():
             raise InputError(f"none of the tables' genes is in the truth {truth}", "use the same gene IDs")
         sid = sample_ids(src).astype(str)
@@ -104,7 +110,7 @@ def _wide(table, cancer_types) -> tuple[list[str], list[str], list[str], np.ndar
 def _correlation_stats(samples, genes, types, r, coll, cfg: ScoreConfig, name, info, truth, gene_variance):
     """Per-WSI statistics of given r: flags ``given``/``undefined``, the truth's moments when the
     truth is given, a gene variance when a run folder gives it."""
-    from .genes import detect_id_style, to_symbols
+    from .genes import detect_id_style, ensembl_mask, to_symbols
     from .metrics.hvg import read_hvg_lists
     from .metrics.pcc import GIVEN, UNDEFINED
     from .stats import WsiStats
@@ -122,6 +128,8 @@ def _correlation_stats(samples, genes, types, r, coll, cfg: ScoreConfig, name, i
         "n_duplicate_gene_ids_predictions": 0,
         "n_duplicate_gene_ids_truth": None,
         "n_genes_without_symbol": int(sum(1 for s in symbols.tolist() if not s)),
+        "n_genes_ensembl_ids": int(ensembl_mask(ids).sum()),
+        "n_genes_symbol_ids": int((~ensembl_mask(ids)).sum()),
     }
     stats = WsiStats(
         sample_ids=samples,

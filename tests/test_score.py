@@ -283,6 +283,7 @@ def test_outputs_are_byte_identical(cohort_files, tmp_path):
             "pathway_wsi_scores.csv",
             "pathway_scores.csv",
             "pathway_genes.csv",
+            "pathway_genes_missing.csv",
             "hvg_scores.csv",
             "gene_variance.csv",
             "variance_levels.csv",

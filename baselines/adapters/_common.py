@@ -59,18 +59,10 @@ def check_finite(x: np.ndarray, what: str) -> None:
 
 
 def read_gene_list(path: str | Path) -> list[str]:
-    """Genes from a JSON (``{"genes": [...]}`` or a list) or a text file (one a line)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"gene list {path} not found")
-    if path.suffix == ".json":
-        obj = json.loads(path.read_text())
-        genes = obj.get("genes") if isinstance(obj, dict) else obj
-    else:
-        genes = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if not isinstance(genes, list) or not genes:
-        raise InputError(f"gene list {path}: expected a non-empty list (or {{'genes': [...]}})")
-    return [str(g) for g in genes]
+    """Genes of a model's output (:func:`gpc_bench.io.genelist.read_gene_list`)."""
+    from gpc_bench.io.genelist import read_gene_list as read
+
+    return read(path, "gene list")
 
 
 def barcodes_for(sample_id: str, n: int, embeddings=None, truth=None) -> tuple[np.ndarray, str]:

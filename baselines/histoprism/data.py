@@ -83,35 +83,10 @@ def read_metadata(path: str | Path) -> pd.DataFrame:  # noqa: F821
 
 
 def read_gene_list(path: str | Path) -> list[str]:
-    """A gene panel from a text file (one ID a line) or JSON (a list or ``{"genes": [...]}``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"gene panel {path} not found")
-    text = path.read_text()
-    if path.suffix in (".yaml", ".yml"):  # the published stpath_genes.yaml: {genes: [...]}
-        import yaml
+    """A gene panel (:func:`gpc_bench.io.genelist.read_gene_list`)."""
+    from gpc_bench.io.genelist import read_gene_list as read
 
-        try:
-            obj = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise InputError(f"gene panel {path} is not valid YAML: {err}") from None
-        genes = obj.get("genes") if isinstance(obj, dict) else obj
-        if not isinstance(genes, list):
-            raise InputError(f"gene panel {path}: expected a YAML list or a 'genes:' list")
-    elif path.suffix == ".json":
-        obj = json.loads(text)
-        genes = obj.get("genes") if isinstance(obj, dict) else obj
-        if not isinstance(genes, list):
-            raise InputError(f"gene panel {path}: expected a JSON list or {{'genes': [...]}}")
-    else:
-        genes = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    genes = [str(g) for g in genes]
-    dup = sorted({g for g in genes if genes.count(g) > 1}) if len(set(genes)) < len(genes) else []
-    if dup:
-        raise InputError(f"gene panel {path} repeats gene(s) {examples(dup)}")
-    if not genes:
-        raise InputError(f"gene panel {path} is empty")
-    return genes
+    return read(path, "gene panel")
 
 
 def check_empty_cancer_types(cfg: DataConfig, metadata) -> None:

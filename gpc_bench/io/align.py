@@ -9,7 +9,7 @@ from itertools import repeat
 import numpy as np
 
 from .._errors import InputError, examples
-from ..genes import detect_id_style, strip_version, to_symbols
+from ..genes import detect_id_style, ensembl_mask, strip_version, to_symbols
 
 logger = logging.getLogger(__name__)
 
@@ -227,8 +227,9 @@ def align_genes(pred, truth, same_file: bool) -> GeneMap:
             "use the same gene IDs in both files, or add var['gene_symbol'] next to Ensembl IDs",
         )
     truth_cols = np.fromiter(map(t_index.__getitem__, p_keys[pred_cols].tolist()), np.int64, len(pred_cols))
-    # symbols used to match pathway gene sets
-    if p_style == "symbol":
+    # symbols used to match pathway gene sets (each ID by what it is: mixed panels keep both kinds)
+    scored_ens = ensembl_mask(p_ids[pred_cols])
+    if p_style == "symbol" and not scored_ens.any():
         symbols = p_ids[pred_cols]
     else:
         sym = p_sym_col if p_sym_col is not None else None
@@ -243,7 +244,23 @@ def align_genes(pred, truth, same_file: bool) -> GeneMap:
         "n_duplicate_gene_ids_predictions": p_dup,
         "n_duplicate_gene_ids_truth": t_dup,
         "n_genes_without_symbol": int(sum(1 for s in symbols.tolist() if not s)),
+        "n_genes_ensembl_ids": int(scored_ens.sum()),
+        "n_genes_symbol_ids": int((~scored_ens).sum()),
     }
+    if scored_ens.any() and not scored_ens.all():
+        warnings.append(
+            f"the panel mixes gene ID styles: {int(scored_ens.sum()):,} Ensembl IDs (mapped to symbols) and "
+            f"{int((~scored_ens).sum()):,} symbols (used as they are), "
+            f"e.g. {examples(p_ids[pred_cols][~scored_ens])}"
+        )
+        logger.info("%s", warnings[-1])
+    if counts["n_genes_without_symbol"]:
+        no_sym = p_ids[pred_cols][symbols == ""]
+        warnings.append(
+            f"{counts['n_genes_without_symbol']:,} scored panel gene(s) have no symbol in the gene table, "
+            f"e.g. {examples(no_sym)}: scored, but in no pathway (add var['gene_symbol'] to name them)"
+        )
+        logger.info("%s", warnings[-1])
     logger.info(
         "genes: %d shared (%d in predictions, %d in truth)",
         len(pred_cols),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -20,6 +21,8 @@ from .._errors import InputError
 from .checksum import sha256_file
 
 DEFAULT_COLLECTION = "gpc-default"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,30 @@ def check_pathway_paths(spec) -> None:
             )
 
 
+def _ensembl_to_symbols(file_sets: list) -> tuple[list, dict | None]:
+    """A GMT of Ensembl gene IDs, mapped to symbols with the shipped table (pathways are matched by
+    symbol); IDs without a symbol are dropped and counted. Symbol GMTs pass unchanged (``None``)."""
+    from ..genes import detect_id_style, to_symbols
+
+    all_ids = [g for _, _, genes in file_sets for g in genes]
+    if detect_id_style(all_ids) != "ensembl":
+        return file_sets, None
+    out, unmapped = [], set()
+    for name, desc, genes in file_sets:
+        sym = to_symbols(list(genes), "ensembl").tolist()
+        unmapped |= {g for g, s in zip(genes, sym, strict=True) if not s}
+        out.append((name, desc, tuple(dict.fromkeys(s for s in sym if s))))
+    info = {
+        "style": "ensembl",
+        "mapped_to_symbols": len(set(all_ids)) - len(unmapped),
+        "without_symbol": len(unmapped),
+    }
+    logger.info(
+        "pathway genes are Ensembl IDs: mapped to symbols (%d without a symbol dropped)", len(unmapped)
+    )
+    return out, info
+
+
 def load_pathways(spec=None) -> PathwayCollection:
     """Load pathways from GMT files and/or collection folders.
 
@@ -193,9 +220,13 @@ def load_pathways(spec=None) -> PathwayCollection:
         else:
             files = [(name or collection_name(path), path)]
         for coll, gmt in files:
-            for set_name, desc, genes in read_gmt(gmt):
-                sets.append(GeneSet(coll, set_name, genes, desc))
-            sources.append({"collection": coll, "file": gmt.name, "sha256": sha256_file(gmt)})  # small
+            file_sets = read_gmt(gmt)
+            source = {"collection": coll, "file": gmt.name, "sha256": sha256_file(gmt)}  # small
+            file_sets, mapped = _ensembl_to_symbols(file_sets)
+            if mapped is not None:
+                source["gene_ids"] = mapped
+            sets.extend(GeneSet(coll, set_name, genes, desc) for set_name, desc, genes in file_sets)
+            sources.append(source)
     keys = [(s.collection, s.name) for s in sets]
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
