@@ -158,7 +158,10 @@ def _correlation_stats(samples, genes, types, r, coll, cfg: ScoreConfig, name, i
             },
             "gene_counts": counts,
             "depth": depth_info,
-            "warnings": [],
+            "warnings": [
+                f"{name} is not a WSI's table ({why}): reported apart, not scored"
+                for name, why in (info or {}).get("pooled", {}).items()
+            ],
             "cohort": {"n_wsi": len(samples), "key": None},
             "shard": None,
         },

@@ -88,9 +88,9 @@ def test_stem_interleaved_draws(canon, cohort_files, tmp_path):
         )
 
 
-@pytest.mark.parametrize("suffix", [".npz", ".pkl", ".pth"])
+@pytest.mark.parametrize("suffix", [".npz", ".pkl", ".pkl4", ".pkl5", ".pth", ".pt-numpy"])
 def test_stflow_dict(canon, cohort_files, tmp_path, suffix):
-    if suffix == ".pth":
+    if suffix in (".pth", ".pt-numpy"):
         pytest.importorskip("torch", reason=".pth files need the [model] extra")
 
     p, t, ref = canon
@@ -100,6 +100,21 @@ def test_stflow_dict(canon, cohort_files, tmp_path, suffix):
         np.savez(path, **d)
     elif suffix == ".pkl":
         path.write_bytes(pickle.dumps(d))
+    elif suffix in (".pkl4", ".pkl5"):
+        # HEST-Benchmark's inference_dump.pkl: save_pkl = pickle.dump of {preds_all: the regressor's
+        # float64 predict(), targets_all: the DataFrame's .values}, under the protocol of its Python
+        path = tmp_path / "inference_dump.pkl"
+        with open(path, "wb") as fh:
+            dump = {
+                "preds_all": d["preds_all"].astype(np.float64),
+                "targets_all": pd.DataFrame(d["targets_all"]).values,
+            }
+            pickle.dump(dump, fh, protocol=int(suffix[-1]))
+    elif suffix == ".pt-numpy":  # torch.save of the numpy dict itself
+        import torch
+
+        path = tmp_path / "eval.pt"
+        torch.save(d, path)
     else:
         import torch
 
@@ -362,3 +377,96 @@ def test_stflow_spot_counts_from_the_embeddings(canon, tmp_path):
     )
     with pytest.raises(InputError, match="no n_spots column"):
         formats.stflow(tmp_path / "eval.npz", samples=tmp_path / "order.csv", genes=tmp_path / "g.json")
+
+
+def test_gene_pcc_folders_as_the_tools_leave_them(cohort, cohort_files, tmp_path):
+    """STFlow's folder (<sample>_results.json + all_results.json pooled over every slide + config.json),
+    HistoPrism's top50/ (with oncotree_average_pcc.csv): the pooled table and the side files are not
+    WSIs, and the numbers equal the full run's; HEST's results.json alone is refused as pooled."""
+    from scipy.stats import pearsonr
+
+    from gpc_bench.scoring_pcc import score_correlations
+
+    kw = dict(pathways=cohort_files["pathways"], checksum=False)
+    full = score(cohort_files["noisy"], cohort_files["truth"], out=tmp_path / "full", **kw)
+    d = tmp_path / "stflow"
+    d.mkdir()
+    for s, g in full.gene_scores.groupby("sample_id", observed=True):  # STFlow: HEST's pearson_corrs layout
+        items = [{"name": str(k), "pearson_corr": float(v)} for k, v in zip(g["gene"], g["pcc"], strict=True)]
+        (d / f"{s}_results.json").write_text(json.dumps({"pearson_corrs": items, "pearson_mean": 0.0}))
+    pred = cohort.predictions["noisy"]
+    t = cohort.truth[pred.obs_names].copy() if set(pred.obs_names) <= set(cohort.truth.obs_names) else None
+    pooled = []
+    if t is not None:  # r over all slides' spots at once, as STFlow's all_results.json
+        for j, gene in enumerate(pred.var_names[:20]):
+            r = pearsonr(np.asarray(t.X)[:, j], np.asarray(pred.X)[:, j])[0]
+            pooled.append({"name": str(gene), "pearson_corr": float(r)})
+    (d / "all_results.json").write_text(
+        json.dumps({"pearson_corrs": pooled or [{"name": "G00000", "pearson_corr": 0.9}]})
+    )
+    (d / "config.json").write_text(json.dumps({"lr": 0.001}))
+    res = score_correlations(
+        d, gene_variance=tmp_path / "full", **{k: v for k, v in kw.items() if k != "checksum"}
+    )
+    info = res.summary["inputs"]["gene_pcc"]
+    assert "all_results.json" in info["pooled"] and "config.json" in info["ignored"]
+    assert res.summary["counts"]["n_wsi"] == full.summary["counts"]["n_wsi"]
+    assert any("all_results.json is not a WSI's table" in w for w in res.summary["warnings"])
+    for k in ("gpc_hallmark", "gpc_go"):
+        assert res.headline[k] == pytest.approx(full.headline[k], abs=1e-12), k
+    # HistoPrism's top50/ folder with its per-cancer-type averages
+    h = tmp_path / "top50"
+    h.mkdir()
+    for s, g in full.gene_scores.groupby("sample_id", observed=True):
+        r = {str(k): float(v) for k, v in zip(g["gene"], g["pcc"], strict=True)}
+        (h / f"{s}_gene_pcc.json").write_text(json.dumps({"pearson_corr": r, "average_pcc": 0.0}))
+    (h / "oncotree_average_pcc.csv").write_text("oncotree_code,average_pcc\nBRCA,0.1\n")
+    res = score_correlations(h, pathways=cohort_files["pathways"])
+    assert "oncotree_average_pcc.csv" in res.summary["inputs"]["gene_pcc"]["ignored"]
+    assert res.headline["gpc_go"] == pytest.approx(full.headline["gpc_go"], abs=1e-12)
+    # HEST-Benchmark's results.json: one pooled split, not a WSI
+    e = tmp_path / "hest" / "split0"
+    e.mkdir(parents=True)
+    (e / "results.json").write_text(json.dumps({"pearson_corrs": [{"name": "G00000", "pearson_corr": 0.3}]}))
+    (e / "summary.json").write_text(json.dumps({"n_test": 10}))
+    for target in (e, e / "results.json"):
+        with pytest.raises(InputError, match="only pooled correlation tables"):
+            score_correlations(target, pathways=cohort_files["pathways"])
+
+
+def test_ensembl_keyed_correlations_with_a_symbol_truth(tmp_path):
+    """HistoPrism's JSON keyed by Ensembl IDs (its 38,982-gene panel) against a symbol truth: genes are
+    matched as score matches them, so the truth gives the variance levels for every gene."""
+    import anndata as ad
+
+    from gpc_bench.genes import ensembl_to_symbol
+    from gpc_bench.io.gmt import GeneSet, write_gmt
+    from gpc_bench.scoring_pcc import score_correlations
+
+    ens = ["ENSG00000143384", "ENSG00000159216", "ENSG00000184012", "ENSG00000160201", "ENSG00000140650",
+           "ENSG00000182621", "ENSG00000213809", "ENSG00000158747"]  # fmt: skip
+    sym = [ensembl_to_symbol()[e] for e in ens]
+    assert sym[:3] == ["MCL1", "RUNX1", "TMPRSS2"]
+    rng = np.random.default_rng(0)
+    obs = pd.DataFrame(
+        {"sample_id": np.repeat(["a", "b"], 30), "cancer_type": "T"}, index=[f"s{i}" for i in range(60)]
+    )
+    x = rng.random((60, len(ens))).astype(np.float32)
+    truth = ad.AnnData(x, obs=obs)
+    truth.var_names = sym
+    truth.write_h5ad(tmp_path / "truth.h5ad")
+    pred = truth.copy()
+    pred.X = (x + rng.normal(0, 0.3, x.shape)).astype(np.float32)
+    write_gmt(tmp_path / "h.gmt", [GeneSet("hallmark", "H", tuple(sym))])
+    full = score(pred, tmp_path / "truth.h5ad", pathways=tmp_path / "h.gmt", min_genes=1, checksum=False)
+    d = tmp_path / "all_genes"
+    d.mkdir()
+    by_sym = dict(zip(sym, ens, strict=True))
+    for s, g in full.gene_scores.groupby("sample_id", observed=True):
+        r = {by_sym[str(k)]: float(v) for k, v in zip(g["gene"], g["pcc"], strict=True)}
+        (d / f"{s}_gene_pcc.json").write_text(json.dumps({"pearson_corr": r}))
+    res = score_correlations(d, truth=tmp_path / "truth.h5ad", pathways=tmp_path / "h.gmt", min_genes=1)
+    assert res.summary["counts"]["n_genes_shared"] == len(ens)
+    assert res.pathway_scores["n_scored"].tolist() == [len(ens)]
+    np.testing.assert_allclose(res.pathway_scores["variance"], full.pathway_scores["variance"], rtol=1e-6)
+    assert res.headline["gpc_hallmark"] == pytest.approx(full.headline["gpc_hallmark"], abs=1e-7)

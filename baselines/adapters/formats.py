@@ -21,7 +21,6 @@ def stpath_h5ad(folder: str | Path, *, pattern: str = "pred_{sample_id}.h5ad", e
     ``embeddings`` (or the truth, in its file order) and the sample id from the file name."""
     import re
 
-
     folder = Path(folder)
     if "{sample_id}" not in pattern:
         raise InputError(f"--pattern {pattern!r} must contain {{sample_id}}")
@@ -102,11 +101,18 @@ def histoprism(csv: str | Path, *, embeddings=None, truth=None, cancer_types=Non
     csv = Path(csv)
     if not csv.is_file():
         raise InputError(f"{csv} not found")
-    lazy = pl.scan_csv(csv, schema_overrides={"sample_id": pl.Utf8})  # ~40k columns: scanned, streamed
     try:
-        df = lazy.collect(engine="streaming")
-    except TypeError:  # polars before the engine argument
-        df = lazy.collect()
+        lazy = pl.scan_csv(csv, schema_overrides={"sample_id": pl.Utf8})  # ~40k columns: scanned, streamed
+        try:
+            df = lazy.collect(engine="streaming")
+        except TypeError:  # polars before the engine argument
+            df = lazy.collect()
+    except (pl.exceptions.PolarsError, UnicodeDecodeError, OSError) as err:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise InputError(
+            f"{csv} is not a readable CSV: {first}",
+            "give predicted_genes.csv as HistoPrism's inference.py writes it",
+        ) from None
     if "sample_id" not in df.columns:
         raise InputError(
             f"{csv} has no sample_id column (has {df.columns[:5]}...)", "is it predicted_genes.csv?"
@@ -140,10 +146,12 @@ def stem(tensor: str | Path, *, slide, genes, n_draws: int, sample_id: str | Non
     draws' standard deviation is kept as ``layers["pred_sd"]``. Spots follow the slide's obs."""
     import torch
 
+    from gpc_bench.io.safeload import load_torch
+
     tensor = Path(tensor)
     if not tensor.is_file():
         raise InputError(f"{tensor} not found")
-    t = torch.load(tensor, map_location="cpu", weights_only=True)
+    t = load_torch(tensor, "STEM's sampled predictions (a tensor N*K x 1 x G)")
     if not isinstance(t, torch.Tensor) or t.ndim != 3 or t.shape[1] != 1:
         raise InputError(
             f"{tensor}: expected a tensor of shape (N*K, 1, G), got {getattr(t, 'shape', type(t))}"
@@ -173,6 +181,17 @@ def stem(tensor: str | Path, *, slide, genes, n_draws: int, sample_id: str | Non
     return Converted(adata, report)
 
 
+def _read_csv(path, what: str):
+    """A small CSV (WSIs, cancer types) read with pandas; an unreadable one is refused by name."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, dtype={"sample_id": str})
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as err:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise InputError(f"{path} is not a readable CSV ({what}): {first}") from None
+
+
 def _load_dict(path: Path) -> dict:
     from gpc_bench.io.safeload import load_pickle, load_torch
 
@@ -199,7 +218,6 @@ def stflow(results: str | Path, *, samples, genes, embeddings=None, cancer_types
     (``samples``: a CSV ``sample_id,n_spots``, or ``sample_id`` alone with ``embeddings`` giving the
     counts), the genes (``var_50genes.json``) and optionally the
     HEST embeddings for barcodes. ``targets_all`` becomes ``layers["truth"]``."""
-    import pandas as pd
 
     results = Path(results)
     if not results.is_file():
@@ -215,7 +233,7 @@ def stflow(results: str | Path, *, samples, genes, embeddings=None, cancer_types
     gene_list = read_gene_list(genes)
     if preds.shape[1] != len(gene_list):
         raise InputError(f"{results} has {preds.shape[1]} genes but {genes} lists {len(gene_list)}")
-    table = pd.read_csv(samples, dtype={"sample_id": str})
+    table = _read_csv(samples, "the WSIs in loader order (sample_id,n_spots)")
     if "sample_id" not in table.columns:
         raise InputError(f"{samples} needs a sample_id column (the WSIs in loader order)")
     if "n_spots" in table.columns:

@@ -8,17 +8,39 @@ directly (``score --gene-pcc`` is the next step, issue 15). Known layouts:
 - HEST-Benchmark ``results.json`` and STFlow ``<sample>_results.json``:
   ``{"pearson_corrs": [{"name": gene, "pearson_corr": r}, ...]}`` (HEST pools a split's spots);
 - a CSV with ``sample_id``, ``gene`` and ``pcc``.
+
+Folders as the tools leave them: pooled tables (STFlow's ``all_results.json``, r over all slides at
+once; HEST-Benchmark's ``results.json``, r over a whole test split) are not WSIs: next to per-slide
+tables they are reported apart (``info["pooled"]``), alone they are refused. Known side files
+(``config.json``, HEST's ``summary.json``, HistoPrism's ``oncotree_average_pcc.csv`` and
+``all_samples_gene_pcc.json``) are ignored and listed (``info["ignored"]``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
 from gpc_bench._errors import InputError, examples
 
+logger = logging.getLogger(__name__)
+
 _SUFFIXES = ("_gene_pcc", "_results")
+#: files the tools write next to their correlation tables that are not tables of one WSI
+SIDE_FILES = {
+    "config.json": "run configuration (STPath, HEST-Benchmark)",
+    "summary.json": "HEST-Benchmark's split summary",
+    "oncotree_average_pcc.csv": "HistoPrism's per-cancer-type averages",
+    "all_samples_gene_pcc.json": "HistoPrism's pooled summary",
+    "results_kfold.json": "HEST-Benchmark's k-fold summary (means over splits)",
+}
+#: pooled tables: one r per gene over many WSIs' spots at once
+POOLED = {
+    "all_results.json": "STFlow: r pooled over the spots of all slides",
+    "results.json": "HEST-Benchmark: r pooled over the spots of a whole test split",
+}
 
 
 def _sample_of(path: Path) -> str:
@@ -41,8 +63,8 @@ def _value(v, where: str) -> float:
 def _from_json(path: Path) -> tuple[dict, str]:
     try:
         obj = json.loads(path.read_text())  # Python's json reads NaN / Infinity tokens
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path} is not valid JSON: {err}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{path} is not valid JSON: {err}", "the file may be truncated") from None
     if isinstance(obj, dict) and isinstance(obj.get("pearson_corr"), dict):
         return {
             str(g): _value(r, f"{path.name}, gene {g}") for g, r in obj["pearson_corr"].items()
@@ -86,18 +108,36 @@ def read_gene_pcc(path: str | Path):
     import pandas as pd
 
     path = Path(path)
+    ignored, pooled = {}, {}
     if path.is_dir():
-        files = sorted(
-            p
-            for p in path.iterdir()
-            if p.suffix in (".json", ".csv") and p.name != "all_samples_gene_pcc.json"
-        )
+        files = []
+        for p in sorted(q for q in path.iterdir() if q.suffix in (".json", ".csv")):
+            if p.name in SIDE_FILES:
+                ignored[p.name] = SIDE_FILES[p.name]
+            elif p.name in POOLED:
+                pooled[p.name] = POOLED[p.name]
+            else:
+                files.append(p)
     elif path.is_file():
-        files = [path]
+        if path.name in POOLED or path.name in SIDE_FILES:
+            pooled[path.name] = POOLED.get(path.name, SIDE_FILES.get(path.name))
+        files = [] if pooled else [path]
     else:
         raise InputError(f"{path} not found")
+    if not files and pooled:
+        names = ", ".join(f"{k} ({v})" for k, v in pooled.items())
+        raise InputError(
+            f"{path} holds only pooled correlation tables: {names}; GPC averages per-WSI r, and a pooled r "
+            "is not one WSI's",
+            "give the per-slide tables (<sample>_results.json), or score the predictions themselves "
+            "(HEST's inference_dump.pkl: gpc-bench score inference_dump.pkl --from stflow ...) under "
+            "--protocol hest-pooled",
+        )
     if not files:
-        raise InputError(f"no .json or .csv correlation tables in {path}")
+        extra = f" (ignored side files: {sorted(ignored)})" if ignored else ""
+        raise InputError(f"no .json or .csv correlation tables in {path}{extra}")
+    for name, why in {**ignored, **pooled}.items():
+        logger.info("%s: %s is %s; not read as a WSI", path, name, why)
     frames, layouts, seen = [], {}, {}
     for f in files:
         if f.suffix == ".csv":
@@ -123,6 +163,8 @@ def read_gene_pcc(path: str | Path):
     table = pd.concat(frames, ignore_index=True)
     return table, {
         "files": layouts,
+        "pooled": pooled,
+        "ignored": ignored,
         "n_wsi": int(table["sample_id"].nunique()),
         "n_genes": int(table["gene"].nunique()),
     }

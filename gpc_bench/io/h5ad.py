@@ -402,6 +402,17 @@ def read_anndata(path, **kwargs):
 
     import anndata as ad
 
+    from .._errors import InputError
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*names are not unique")
-        return ad.read_h5ad(path, **kwargs)
+        try:
+            return ad.read_h5ad(path, **kwargs)
+        except (OSError, KeyError, ValueError, TypeError) as err:  # not HDF5, truncated, not AnnData
+            if isinstance(err, FileNotFoundError):
+                raise InputError(f"{path} not found") from None
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            raise InputError(
+                f"{path} is not a readable .h5ad: {first}",
+                "the file may be truncated, or not an AnnData .h5ad; write it again with adata.write_h5ad",
+            ) from None
