@@ -470,3 +470,46 @@ def test_ensembl_keyed_correlations_with_a_symbol_truth(tmp_path):
     assert res.pathway_scores["n_scored"].tolist() == [len(ens)]
     np.testing.assert_allclose(res.pathway_scores["variance"], full.pathway_scores["variance"], rtol=1e-6)
     assert res.headline["gpc_hallmark"] == pytest.approx(full.headline["gpc_hallmark"], abs=1e-7)
+
+
+def test_stem_several_slides_become_one_cohort(canon, cohort_files, tmp_path):
+    """STEM writes one generated_samples_*.pt per held-out slide (stem_sample.py: torch.save of the
+    (N*K, 1, G) draws): several files, or a folder of them, convert into one cohort file."""
+    torch = pytest.importorskip("torch", reason="STEM writes torch tensors: needs the [model] extra")
+
+    p, t, ref = canon
+    k = 2
+    (tmp_path / "genes.txt").write_text("\n".join(p.var_names) + "\n")
+    (tmp_path / "slides").mkdir()
+    sources = []
+    for s in ("WSI01_LUAD", "WSI02_COAD"):
+        one = p[p.obs["sample_id"] == s]
+        t[t.obs["sample_id"] == s].copy().write_h5ad(tmp_path / "slides" / f"{s}.h5ad")
+        draws = np.repeat(one.X[:, None, :], k, axis=1).astype(np.float32)  # draws equal to the prediction
+        (tmp_path / "gen" / s).mkdir(parents=True)
+        sources.append(tmp_path / "gen" / s / "generated_samples_best_2sample.pt")
+        torch.save(torch.from_numpy(draws.reshape(-1, 1, one.n_vars)), sources[-1])
+    sl = tmp_path / "slides"
+    args = ["convert", *map(str, sources), "--from", "stem", "--slide", str(sl / "WSI01_LUAD.h5ad"),
+            "--slide", str(sl / "WSI02_COAD.h5ad"), "--genes", str(tmp_path / "genes.txt"),
+            "--n-draws", "2", "--out", str(tmp_path / "a.h5ad")]  # fmt: skip
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    from gpc_bench.baselines.adapters import convert
+
+    conv = convert(
+        "stem", tmp_path / "gen", slide=tmp_path / "slides", genes=tmp_path / "genes.txt", n_draws=2
+    )
+    assert conv.report["n_wsi"] == 2 and "log2(count + 1)" in conv.report["units"]
+    a = score(tmp_path / "a.h5ad", t, pathways=cohort_files["pathways"], checksum=False)
+    b = score(conv.adata, t, pathways=cohort_files["pathways"], checksum=False)
+    _same_scores(a, ref)
+    _same_scores(b, ref)
+    with pytest.raises(InputError, match="2 STEM file"):
+        convert(
+            "stem",
+            sources,
+            slide=[tmp_path / "slides" / "WSI01_LUAD.h5ad"],
+            genes=tmp_path / "genes.txt",
+            n_draws=2,
+        )

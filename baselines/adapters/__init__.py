@@ -37,6 +37,8 @@ def convert(
         if missing:
             raise InputError(f"--from {fmt} needs {', '.join(missing)}")
 
+    if isinstance(slide, list | tuple):  # the CLI's repeated --slide
+        slide = None if not slide else (slide[0] if len(slide) == 1 else list(slide))
     if isinstance(truth, str | bytes) or hasattr(truth, "is_file"):
         truth = read_anndata(truth, backed="r")
     if fmt == "histoprism":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gpc_bench._errors import InputError
+from gpc_bench._errors import InputError, examples
 from gpc_bench.io.h5ad import read_anndata
 
 from ._common import Converted, barcodes_for, base_report, build, check_finite, read_gene_list
@@ -139,24 +139,105 @@ def histoprism(csv: str | Path, *, embeddings=None, truth=None, cancer_types=Non
     return Converted(adata, report)
 
 
-def stem(tensor: str | Path, *, slide, genes, n_draws: int, sample_id: str | None = None,
-         cancer_types=None) -> Converted:  # fmt: skip
-    """STEM's ``generated_samples_<ckpt>_<K>sample.pt``: a tensor (N*K, 1, G), the K draws of each
-    spot interleaved (row j is spot j // K, draw j % K). The prediction is the mean over draws; the
-    draws' standard deviation is kept as ``layers["pred_sd"]``. Spots follow the slide's obs."""
+#: what STEM's values are (stem_train.py: ``np.log2(count + 1)``), recorded in the conversion report
+STEM_UNITS = (
+    "log2(count + 1), as STEM's stem_train.py normalises (not log1p, the natural log): PCC and GPC are "
+    "unchanged by the factor ln 2 between them, but error metrics and a log1p truth's scale are not"
+)
+
+
+def stem(tensor, *, slide, genes, n_draws: int, sample_id: str | None = None, cancer_types=None) -> Converted:
+    """STEM's ``generated_samples_<ckpt>_<K>sample.pt`` (``stem_sample.py``): a tensor (N*K, 1, G),
+    the K draws of each spot interleaved (row j is spot j // K, draw j % K). The prediction is the
+    mean over draws; the draws' standard deviation is kept as ``layers["pred_sd"]``. Spots follow the
+    slide's obs. Values are STEM's ``log2(count + 1)`` (:data:`STEM_UNITS`).
+
+    STEM writes one file per held-out slide: ``tensor`` and ``slide`` may be lists of the same
+    length (file i belongs to slide i), or folders: ``tensor`` holding ``<sample_id>/`` subfolders
+    with one ``generated_samples_*.pt`` each, ``slide`` holding ``<sample_id>.h5ad``. The slides
+    become one cohort file.
+    """
+    pairs = _stem_pairs(tensor, slide)
+    if sample_id is not None and len(pairs) > 1:
+        raise InputError(
+            "--sample-id names one slide, but several were given", "leave it out: slide file stems are used"
+        )
+    gene_list = read_gene_list(genes)
+    blocks, sds = [], []
+    for t, s in pairs:
+        sid, barcodes, mean, sd = _stem_slide(t, s, genes, gene_list, n_draws, sample_id)
+        blocks.append((sid, barcodes, mean))
+        sds.append(sd)
+    seen = [b[0] for b in blocks]
+    if len(set(seen)) < len(seen):
+        raise InputError(f"the slides repeat a sample id: {examples(seen)}", "give each slide once")
+    sd = {"pred_sd": np.concatenate(sds).astype(np.float32)}
+    adata = build(blocks, gene_list, layers=sd, cancer_types=cancer_types)
+    source = (
+        pairs[0][0]
+        if len(pairs) == 1
+        else Path(tensor if isinstance(tensor, str | Path) else pairs[0][0].parent)
+    )
+    report = base_report("stem", source, adata, "the slide's obs order")
+    if len(pairs) > 1:
+        from gpc_bench.io.checksum import sha256_file
+
+        report["files"] = {sid: str(t) for sid, (t, _) in zip(seen, pairs, strict=True)}
+        report["file_sha256"] = {str(t): sha256_file(t) for t, _ in pairs}
+    report |= {
+        "n_draws": n_draws,
+        "units": STEM_UNITS,
+        "pred_sd_units": "log2(count + 1), over the draws (ddof 0)",
+    }
+    return Converted(adata, report)
+
+
+def _stem_pairs(tensor, slide) -> list[tuple[Path, Path]]:
+    """(tensor file, slide file) of each slide: from two lists, or from two folders."""
+    if isinstance(tensor, str | Path) and Path(tensor).is_dir():
+        if slide is None or not Path(slide).is_dir():
+            raise InputError(
+                f"{tensor} is a folder of STEM outputs: --slide must be the folder of the slides' "
+                "<sample_id>.h5ad"
+            )
+        pairs = []
+        for sub in sorted(p for p in Path(tensor).iterdir() if p.is_dir()):
+            files = sorted(sub.glob("generated_samples_*.pt"))
+            if len(files) != 1:
+                raise InputError(
+                    f"{sub} holds {len(files)} generated_samples_*.pt files", "keep one per slide folder"
+                )
+            h5 = Path(slide) / f"{sub.name}.h5ad"
+            if not h5.is_file():
+                raise InputError(f"no slide {h5} for STEM output {files[0]}", "name slides <sample_id>.h5ad")
+            pairs.append((files[0], h5))
+        if not pairs:
+            raise InputError(
+                f"{tensor} has no <sample_id>/generated_samples_*.pt", "STEM writes one file per slide"
+            )
+        return pairs
+    tensors = [tensor] if isinstance(tensor, str | Path) else list(tensor)
+    slides = [slide] if isinstance(slide, str | Path) else list(slide or [])
+    if len(tensors) != len(slides):
+        raise InputError(
+            f"{len(tensors)} STEM file(s) but {len(slides)} --slide(s)",
+            "give one --slide per file, in the same order",
+        )
+    return [(Path(t), Path(s)) for t, s in zip(tensors, slides, strict=True)]
+
+
+def _stem_slide(tensor: Path, slide: Path, genes, gene_list, n_draws: int, sample_id):
     import torch
 
     from gpc_bench.io.safeload import load_torch
 
-    tensor = Path(tensor)
     if not tensor.is_file():
         raise InputError(f"{tensor} not found")
     t = load_torch(tensor, "STEM's sampled predictions (a tensor N*K x 1 x G)")
     if not isinstance(t, torch.Tensor) or t.ndim != 3 or t.shape[1] != 1:
         raise InputError(
-            f"{tensor}: expected a tensor of shape (N*K, 1, G), got {getattr(t, 'shape', type(t))}"
+            f"{tensor}: expected a tensor of shape (N*K, 1, G), got {getattr(t, 'shape', type(t).__name__)}"
         )
-    gene_list = read_gene_list(genes)
     rows, _, g = t.shape
     if g != len(gene_list):
         raise InputError(
@@ -171,14 +252,9 @@ def stem(tensor: str | Path, *, slide, genes, n_draws: int, sample_id: str | Non
             f"{tensor} holds {n} spots x {n_draws} draws but the slide {slide} has {meta.n_obs} spots"
         )
     draws = t.reshape(n, n_draws, g).double().numpy()  # interleaved: spot-major
-    check_finite(draws.reshape(-1, g), "the sampled predictions")
-    sid = sample_id or Path(slide).stem
+    check_finite(draws.reshape(-1, g), f"the sampled predictions of {tensor}")
     barcodes = np.asarray(meta.obs_names, dtype=object)
-    sd = {"pred_sd": draws.std(1).astype(np.float32)}
-    adata = build([(sid, barcodes, draws.mean(1))], gene_list, layers=sd, cancer_types=cancer_types)
-    report = base_report("stem", tensor, adata, "the slide's obs order")
-    report["n_draws"] = n_draws
-    return Converted(adata, report)
+    return sample_id or Path(slide).stem, barcodes, draws.mean(1), draws.std(1)
 
 
 def _read_csv(path, what: str):

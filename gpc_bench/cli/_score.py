@@ -11,7 +11,7 @@ from . import _OVERWRITE, _friendly, main
 
 _ADAPTER_OPTIONS = [
     click.option("--embeddings", type=click.Path(path_type=Path), help="Adapters: HEST embedding .h5 folder (barcodes, loader order)."),
-    click.option("--slide", type=click.Path(path_type=Path), help="stem: the held-out slide's .h5ad (spot order, barcodes)."),
+    click.option("--slide", type=click.Path(path_type=Path), multiple=True, help="stem: the held-out slide's .h5ad (spot order, barcodes); repeat per file, or a folder of <sample_id>.h5ad."),
     click.option("--genes", type=click.Path(path_type=Path), help="stem/stflow: gene list (selected_gene_list.txt, var_50genes.json)."),
     click.option("--n-draws", type=int, help="stem: draws per spot K."),
     click.option("--sample-id", help="stem: the slide's sample id (default: the slide file stem)."),
@@ -294,7 +294,7 @@ def _fmt(v) -> str:
 
 
 @main.command("convert")
-@click.argument("source", type=click.Path(path_type=Path, exists=True))
+@click.argument("source", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
 @click.option(
     "--from", "fmt", type=_FORMATS, required=True, help="The format SOURCE was written in (docs/adapters.md)."
 )
@@ -306,11 +306,20 @@ def _fmt(v) -> str:
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @_friendly
 def convert_cmd(source, fmt, out, truth, overwrite, **adapter):
-    """Convert another model's prediction file into the format `gpc-bench score` reads."""
+    """Convert another model's prediction file into the format `gpc-bench score` reads.
+
+    SOURCE is one file or folder; for --from stem, one file per slide (each with its --slide, in
+    order), or a folder of <sample_id>/generated_samples_*.pt with --slide a folder of slides.
+    """
+    from .._errors import InputError
     from ..baselines.adapters import convert
     from ..io.runfolder import check_files
 
-    inputs = [source, truth, *(v for v in adapter.values() if isinstance(v, Path))]
+    if len(source) > 1 and fmt != "stem":
+        raise InputError(f"--from {fmt} converts one SOURCE, not {len(source)}", "convert one file at a time")
+    slides = adapter.get("slide") or ()
+    inputs = [*source, truth, *slides, *(v for v in adapter.values() if isinstance(v, Path))]
+    source = source[0] if len(source) == 1 else list(source)
     check_files(out.parent, [out.name, out.name + ".conversion.json"], kind="predictions",
                 overwrite=overwrite, inputs=inputs)  # fmt: skip
     conv = convert(fmt, source, truth=truth, **adapter)
