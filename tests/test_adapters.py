@@ -513,3 +513,33 @@ def test_stem_several_slides_become_one_cohort(canon, cohort_files, tmp_path):
             genes=tmp_path / "genes.txt",
             n_draws=2,
         )
+
+
+def test_an_assumed_spot_order_is_checked(tmp_path):
+    """A HistoPrism CSV has no barcodes: in the truth's order it passes the total-expression check,
+    written in another order (HEST's embedding order, here shuffled) it is warned about."""
+    import anndata as ad
+
+    from gpc_bench.baselines.adapters import convert
+
+    rng = np.random.default_rng(0)
+    n, g = 120, 60
+    depth = rng.lognormal(0, 0.6, n)[:, None]  # spots differ in depth, as real spots do
+    x = np.log1p(rng.poisson(depth * rng.gamma(2, 1, g)[None, :])).astype(np.float32)
+    obs = pd.DataFrame({"sample_id": np.repeat(["A", "B"], n // 2), "cancer_type": "T"},
+                       index=[f"{i % 11}x{i // 11}" for i in range(n)])  # fmt: skip
+    truth = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=[f"G{j}" for j in range(g)]))
+    truth.write_h5ad(tmp_path / "truth.h5ad")
+    pred = x + rng.normal(0, 0.5, x.shape).astype(np.float32)
+    df = pd.DataFrame(pred, columns=list(truth.var_names))
+    df.insert(0, "sample_id", obs["sample_id"].to_numpy())
+    df.to_csv(tmp_path / "ok.csv", index=False)
+    ok = convert("histoprism", tmp_path / "ok.csv", truth=tmp_path / "truth.h5ad")
+    assert ok.report["spot_order_verified"] is False and "warning" not in ok.report["order_check"]
+    assert ok.report["order_check"]["median_r_total"] > 0.5
+    shuffled = pd.concat(
+        [grp.iloc[rng.permutation(len(grp))] for _, grp in df.groupby("sample_id", sort=False)]
+    )
+    shuffled.to_csv(tmp_path / "bad.csv", index=False)
+    bad = convert("histoprism", tmp_path / "bad.csv", truth=tmp_path / "truth.h5ad")
+    assert "looks wrong" in bad.report["order_check"]["warning"] and bad.report["warnings"]

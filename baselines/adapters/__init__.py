@@ -41,12 +41,15 @@ def convert(
         slide = None if not slide else (slide[0] if len(slide) == 1 else list(slide))
     if isinstance(truth, str | bytes) or hasattr(truth, "is_file"):
         truth = read_anndata(truth, backed="r")
-    if fmt == "histoprism":
-        return formats.histoprism(source, embeddings=embeddings, truth=truth)
+    if fmt in ("histoprism", "stpath-h5ad"):
+        conv = (
+            formats.histoprism(source, embeddings=embeddings, truth=truth)
+            if fmt == "histoprism"
+            else formats.stpath_h5ad(source, pattern=pattern, embeddings=embeddings, truth=truth)
+        )
+        return _checked_order(conv, truth, embeddings)
     if fmt == "stpath-results":
         return formats.stpath_results(source, embeddings=embeddings)
-    if fmt == "stpath-h5ad":
-        return formats.stpath_h5ad(source, pattern=pattern, embeddings=embeddings, truth=truth)
     if fmt == "stem":
         need(slide=slide, genes=genes, n_draws=n_draws)
         return formats.stem(source, slide=slide, genes=genes, n_draws=n_draws, sample_id=sample_id)
@@ -54,3 +57,19 @@ def convert(
         need(samples=samples, genes=genes)
         return formats.stflow(source, samples=samples, genes=genes, embeddings=embeddings)
     raise InputError(f"unknown format {fmt!r}", f"one of {FORMATS}")
+
+
+def _checked_order(conv, truth, embeddings):
+    """Record whether the spot order was verified; where it was assumed (barcodes from the truth in
+    file order), run :func:`~gpc_bench.baselines.adapters._common.order_check` and warn."""
+    import logging
+
+    from ._common import order_check
+
+    conv.report["spot_order_verified"] = embeddings is not None
+    if embeddings is None and truth is not None:
+        conv.report["order_check"] = check = order_check(conv.adata, truth)
+        if "warning" in check:
+            logging.getLogger(__name__).warning("%s", check["warning"])
+            conv.report.setdefault("warnings", []).append(check["warning"])
+    return conv

@@ -340,4 +340,11 @@ def stflow(results: str | Path, *, samples, genes, embeddings=None, cancer_types
     order = (
         "barcodes from embeddings" if embeddings is not None else "loader order only (no barcodes: spot<i>)"
     )
-    return Converted(adata, base_report("stflow", results, adata, order))
+    report = base_report("stflow", results, adata, order)
+    report["wsi_order"] = f"as {Path(samples).name} lists them, assumed to be the loader's" + (
+        " (spot counts from the embeddings)"
+        if embeddings is not None
+        else ": not verified (give --embeddings DIR)"
+    )
+    report["spot_order_verified"] = embeddings is not None
+    return Converted(adata, report)

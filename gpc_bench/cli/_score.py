@@ -243,6 +243,7 @@ def score_cmd(
     )
     if conversion is not None:  # the run records what was converted, and from what
         res.summary["conversion"] = conversion.report
+        res.summary["warnings"] = [*res.summary["warnings"], *conversion.report.get("warnings", [])]
         res.write(out, overwrite=overwrite, inputs=[predictions, truth])
     _print_headline(res, out)
 
