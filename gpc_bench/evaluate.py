@@ -213,6 +213,13 @@ def reduce(stats: WsiStats, cfg: ScoreConfig, sets: list | None = None) -> Cohor
     )  # fmt: skip
 
 
+_NEEDS = {  # why a declared gene metric is not computable, by what it needs
+    "truth+depth": "needs the truth's co-moments with the depth covariate, which these statistics lack",
+    "moments+depth": "needs truth and prediction co-moments with the depth covariate, which these lack",
+    "moments": "needs the moments of truth and predictions, not only r",
+}
+
+
 def _variants(stats: WsiStats, cfg: ScoreConfig, memb, n_units, unit_types, groups, hvg_index, missing):
     """Every declared gene metric, reduced to pathway scores and HVG PCC like r (NaN throughout,
     and a line in ``missing``, where the statistics do not allow it)."""
@@ -224,8 +231,7 @@ def _variants(stats: WsiStats, cfg: ScoreConfig, memb, n_units, unit_types, grou
             gene_r = np.asarray(m.compute(stats, cfg, None), dtype=np.float64)
             unit_r = gene_r if groups is None else np.asarray(m.compute(stats, cfg, groups), dtype=np.float64)
         else:
-            what = "the truth's" if m.needs == "truth+depth" else "truth and prediction"
-            missing[m.name] = f"needs {what} co-moments with the depth covariate, which these statistics lack"
+            missing[m.name] = _NEEDS[m.needs]
             gene_r = np.full(stats.r.shape, np.nan)
             unit_r = np.full((n_units, stats.r.shape[1]), np.nan)
         score, macro, micro = None, None, None

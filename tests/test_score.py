@@ -301,11 +301,12 @@ def test_outputs_are_byte_identical(cohort_files, tmp_path):
     header = (outs[0] / "pathway_scores.csv").read_text().splitlines()[0]
     assert header == (
         "collection,pathway,set_size,n_in_panel,n_scored,gpc,gpc_sd,n_wsi,variance,variance_level,status,"
-        "gpc_depth_baseline,gpc_depth_adjusted"
+        "gpc_depth_baseline,gpc_depth_adjusted,gpc_mse,gpc_r2,gpc_ccc,gpc_rvd"
     )
     back = pd.read_parquet(outs[0] / "gene_scores.parquet")
     assert back.columns.tolist() == [
-        "sample_id", "cancer_type", "gene", "pcc", "n_spots", "flag", "r_depth", "r_depth_adjusted"
+        "sample_id", "cancer_type", "gene", "pcc", "n_spots", "flag", "r_depth", "r_depth_adjusted",
+        "mse", "r2", "ccc", "rvd",
     ]  # fmt: skip
     # categorical in memory, plain strings on disk: the same values either way
     mem = score(cohort_files["noisy"], cohort_files["truth"], pathways=cohort_files["pathways"]).gene_scores

@@ -58,8 +58,10 @@ def test_hest_hvg_folder(shared_data):
 
     lists = read_hvg_lists(shared_data / "histoprism" / "hest_bench_hvg50")
     assert {"IDC", "COAD", "LUNG"} <= set(lists)
-    assert all(len(v) == 50 for k, v in lists.items() if not k.startswith("union"))
-    assert len(lists["union_hvg50"]) == 430
+    assert all(len(v) == 50 for v in lists.values()) and len(lists) == 10
+    assert "union_hvg50" not in lists  # the union of the lists is not a cancer type
+    union = read_hvg_lists(shared_data / "histoprism" / "hest_bench_hvg50" / "union_hvg50.json")[None]
+    assert len(union) == 430
     sym = read_hvg_lists(shared_data / "histoprism" / "hest_bench_hvg50" / "IDC.symbols.json")[None]
     idx = match_genes(sym, np.array(sym, dtype=object), np.array(sym, dtype=object))
     assert len(idx) == 50

@@ -55,9 +55,9 @@ class WsiMetric:
         return self.needs == "r" or (stats.has_truth_moments and stats.has_prediction_moments)
 
 
-#: what a gene-level metric reads: the co-moments of truth, predictions and depth, or those of the
-#: truth and depth alone (no prediction needed)
-GeneNeeds = Literal["moments+depth", "truth+depth"]
+#: what a gene-level metric reads: the moments of truth and predictions, the co-moments of truth,
+#: predictions and depth, or those of the truth and depth alone (no prediction needed)
+GeneNeeds = Literal["moments", "moments+depth", "truth+depth"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,8 @@ class GeneMetric:
 
     def available(self, stats: WsiStats) -> bool:
         """Whether ``stats`` hold what the metric needs."""
+        if self.needs == "moments":
+            return stats.has_truth_moments and stats.has_prediction_moments
         if not stats.has_depth:
             return False
         return self.needs == "truth+depth" or stats.has_prediction_moments

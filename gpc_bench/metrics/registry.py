@@ -16,6 +16,7 @@ from .._errors import InputError
 from ._declare import GeneMetric, WsiMetric
 from .all_genes import PCC_ALL_GENES
 from .depth import DEPTH_ADJUSTED, DEPTH_BASELINE
+from .errors import CCC, MSE, R2, RVD
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Metric:
 #: the declared per-WSI metrics, in display order
 WSI_METRICS: tuple[WsiMetric, ...] = (PCC_ALL_GENES,)
 #: the declared gene metrics (reduced like r into GPC and HVG PCC), in display order
-GENE_METRICS: tuple[GeneMetric, ...] = (DEPTH_BASELINE, DEPTH_ADJUSTED)
+GENE_METRICS: tuple[GeneMetric, ...] = (DEPTH_BASELINE, DEPTH_ADJUSTED, MSE, R2, CCC, RVD)
 
 
 def gene_metric_columns(m: GeneMetric) -> tuple[Metric, ...]:
@@ -70,12 +71,16 @@ def gene_metric_columns(m: GeneMetric) -> tuple[Metric, ...]:
             "hallmark",
             f"gpc_{m.name}",
             m.higher_is_better,
+            m.family,
         ),
-        Metric(f"gpc_{m.name}_go", f"GPC GO\n{label}", "go", f"gpc_{m.name}", m.higher_is_better),
+        Metric(f"gpc_{m.name}_go", f"GPC GO\n{label}", "go", f"gpc_{m.name}", m.higher_is_better, m.family),
         *(
-            Metric(f"hvg_pcc_{m.name}_{avg}", f"HVG {avg}\n{label}", "all", f"hvg_pcc_{m.name}_{avg}")
+            Metric(
+                f"hvg_pcc_{m.name}_{avg}", f"HVG {avg}\n{label}", "all", f"hvg_pcc_{m.name}_{avg}",
+                m.higher_is_better, m.family,
+            )
             for avg in ("macro", "micro")
-        ),
+        ),  # fmt: skip
     )
 
 
