@@ -11,7 +11,7 @@ import numpy as np
 from ._errors import InputError
 from ._progress import Progress
 from .metrics.depth import genes_detected
-from .metrics.pcc import MomentAccumulator, NonFiniteError, RowMatrix, pearson_from_moments
+from .metrics.pcc import MomentAccumulator, NonFiniteError, RowMatrix, as_array, pearson_from_moments
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,9 @@ class PerWsi:
         the co-moments of truth and of prediction with the depth covariate d.
     depth
         ``(n_wsi, 2)``: mean and M2 of d per WSI.
+    activity
+        ``(n_wsi, 7, n_sets)`` moments of the pathway activities
+        (:func:`gpc_bench.metrics.activity.wsi_activity_moments`), or ``None`` without a plan.
     spot_pred, spot_truth, spot_labels
         The sampled spots' profiles and cancer types (``cluster="spot"`` only).
     warnings
@@ -41,6 +44,7 @@ class PerWsi:
     n: np.ndarray
     moments: np.ndarray
     depth: np.ndarray
+    activity: np.ndarray | None = None
     spot_pred: list = field(default_factory=list)
     spot_truth: list = field(default_factory=list)
     spot_labels: list = field(default_factory=list)
@@ -48,8 +52,9 @@ class PerWsi:
 
 
 def score_wsis(
-    reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kernel: str, depth: np.ndarray | None = None
-) -> PerWsi:
+    reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kernel: str, depth: np.ndarray | None = None,
+    plan=None,
+) -> PerWsi:  # fmt: skip
     """Run the kernel over every piece of ``reader`` (:class:`gpc_bench.io.stream.WsiReader`).
 
     Parameters
@@ -67,23 +72,31 @@ def score_wsis(
     depth
         The depth covariate of every truth row (:func:`gpc_bench.metrics.depth.depth_source`), or
         ``None``: log1p of the genes detected in each truth row, counted here.
+    plan
+        An :class:`~gpc_bench.metrics.activity.ActivityPlan`: also the pathway activities' moments.
     """
     cluster, cluster_spots = cfg.cluster, cfg.cluster_spots
     wsis = reader.wsis
     n_wsi, n_genes = len(wsis), len(gmap.genes)
     r, flags = np.full((n_wsi, n_genes), np.nan), np.zeros((n_wsi, n_genes), np.int8)
     out = PerWsi(r, flags, np.zeros(n_wsi, np.int64), np.zeros((n_wsi, 7, n_genes)), np.zeros((n_wsi, 2)))
+    if plan is not None:
+        out.activity = np.zeros((n_wsi, 7, plan.n_sets))
     per_wsi_spots = int(np.ceil(cluster_spots / n_wsi)) if cluster == "spot" else 0
     with Progress(n_wsi, "WSIs scored", logger) as progress:
-        _stream(reader, out, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots, depth)
+        _stream(reader, out, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots, depth, plan)
     return out
 
 
-def _stream(reader, out: PerWsi, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots, depth) -> None:
+def _stream(
+    reader, out: PerWsi, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots, depth, plan
+) -> None:
     """The loop over blocks: moments per WSI into ``out``, one progress step per WSI."""
     constant_prediction, truth_log1p, target = cfg.constant_prediction, cfg.truth_log1p, cfg.truth_normalize
     cluster, seed = cfg.cluster, cfg.seed
     n_wsi, n_genes = len(reader.wsis), len(gmap.genes)
+    if plan is not None:  # the truth and prediction columns of the genes in any pathway
+        act_cols = (gmap.truth_cols[plan.cols], gmap.pred_cols[plan.cols])
     for piece in reader:
         k, w, x, y = piece.k, piece.wsi, piece.x, piece.y
         if piece.first:
@@ -102,6 +115,7 @@ def _stream(reader, out: PerWsi, progress, gmap, n_cols, cfg, threads, kernel, p
                 rng = np.random.default_rng([seed, k])
                 take = np.sort(rng.choice(w.n_spots, min(w.n_spots, per_wsi_spots), replace=False))
                 parts_truth, parts_pred = [], []
+            act_x, act_y, act_d = [], [], []
         if depth is not None:
             d = depth[w.truth_rows[piece.r0 : piece.r1]]
         else:  # before normalising: a gene detected stays detected
@@ -109,6 +123,11 @@ def _stream(reader, out: PerWsi, progress, gmap, n_cols, cfg, threads, kernel, p
         if target is not None:
             x = normalize_log1p(x, target)
         acc.add(x, y, d)
+        if plan is not None:
+            xa = np.take(as_array(x), act_cols[0], axis=1)
+            act_x.append(np.log1p(xa) if truth_log1p else xa)
+            act_y.append(np.take(as_array(y), act_cols[1], axis=1))
+            act_d.append(np.asarray(d, dtype=np.float64))
         if cluster == "spot":  # the sampled spots among this piece's rows
             sel = take[(take >= piece.r0) & (take < piece.r1)] - piece.r0
             parts_truth.append(np.take(_some_rows(x, sel), gmap.truth_cols, axis=1))
@@ -124,6 +143,15 @@ def _stream(reader, out: PerWsi, progress, gmap, n_cols, cfg, threads, kernel, p
         out.n[k] = m.n
         out.moments[k] = (m.mean_x, m.m2_x, m.mean_y, m.m2_y, m.cov_xy, m.cov_xd, m.cov_yd)
         out.depth[k] = (m.mean_d, m.m2_d)
+        if plan is not None:
+            from .metrics.activity import wsi_activity_moments
+
+            c = plan.cols
+            out.activity[k] = wsi_activity_moments(
+                plan, np.concatenate(act_x), np.concatenate(act_y), np.concatenate(act_d),
+                (m.mean_x[c], m.m2_x[c]), (m.mean_y[c], m.m2_y[c]),
+            )  # fmt: skip
+            act_x, act_y, act_d = [], [], []
         if cluster == "spot":
             xs = np.concatenate(parts_truth)
             out.spot_truth.append(np.log1p(xs) if truth_log1p else xs)  # normalised ones already are

@@ -82,8 +82,14 @@ def _rank(keys: list) -> np.ndarray:
     return np.array([where[k] for k in keys], dtype=np.int64)
 
 
-def pathway_scores_table(coll_col, name_col, memb, paths, variance, level: NullableInt, extra=None) -> Table:
-    """``pathway_scores.csv``: one row per pathway (``extra``: gene metrics' scores by column)."""
+def pathway_scores_table(
+    coll_col, name_col, memb, paths, variance, level: NullableInt, extra=None, values=None
+) -> Table:
+    """``pathway_scores.csv``: one row per pathway (``extra``: gene metrics' scores by column;
+    ``values``: pathway metrics, with their SD and WSI count)."""
+    more = {}
+    for k, p in (values or {}).items():
+        more |= {k: p.gpc, f"{k}_sd": p.gpc_sd, f"{k}_n_wsi": p.n_wsi}
     return Table(
         {
             "collection": coll_col,
@@ -98,6 +104,7 @@ def pathway_scores_table(coll_col, name_col, memb, paths, variance, level: Nulla
             "variance_level": level,
             "status": paths.status,
             **{k: p.gpc for k, p in (extra or {}).items()},
+            **more,
         }
     )
 
@@ -206,6 +213,7 @@ def build_tables(stats, cohort, cfg) -> dict[str, Table]:
         {m.gene_column: v.gene_r for m, v in variants},
     )
     pathway_extra = {f"gpc_{m.name}": v.paths for m, v in variants}
+    pathway_values = cohort.pathway_values  # the declared pathway metrics: per WSI, mean, SD, count
     coll_col, name_col = _obj([s.collection for s in sets]), _obj([s.name for s in sets])
     n_units = len(cohort.units)
     no_levels = np.zeros(n_genes, np.int64)
@@ -215,11 +223,11 @@ def build_tables(stats, cohort, cfg) -> dict[str, Table]:
     return {
         "gene_scores": gene_scores,
         "pathway_wsi_scores": pathway_wsi_table(
-            coll_col, name_col, cohort.units, cohort.unit_types, paths, pathway_extra
+            coll_col, name_col, cohort.units, cohort.unit_types, paths, pathway_extra | pathway_values
         ),
         "pathway_scores": pathway_scores_table(
             coll_col, name_col, memb, paths, _or_missing(cohort.pathway_variance, len(sets)),
-            levels(pathway_level), pathway_extra,
+            levels(pathway_level), pathway_extra, pathway_values,
         ),
         "pathway_genes": pathway_genes_table(
             coll_col, name_col, memb, stats.genes, stats.symbols, cohort.scored_gene

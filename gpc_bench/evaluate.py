@@ -65,6 +65,8 @@ class Cohort:
     hvg_index: dict[str, np.ndarray] | None = None
     #: (set index, symbol, reason, panel gene) of each pathway gene no panel gene carries
     missing_genes: list = field(default_factory=list)
+    #: the declared pathway metrics (:data:`gpc_bench.metrics.registry.PATHWAY_METRICS`): name -> scores
+    pathway_values: dict[str, PathwayScores] = field(default_factory=dict)
 
 
 def cohort_variance(stats: WsiStats) -> tuple[np.ndarray | None, dict[str, np.ndarray] | None]:
@@ -210,7 +212,30 @@ def reduce(stats: WsiStats, cfg: ScoreConfig, sets: list | None = None) -> Cohor
         sets, memb, paths, scored, units, unit_types, variance, thresholds, gene_level, pw_var, pw_level,
         *hvg, clustering, missing, _wsi_values(stats, cfg, missing), variants, hvg_index,
         missing_pathway_genes(sets, memb, stats.genes, stats.symbols),
+        _pathway_values(stats, cfg, sets, paths, len(units), groups, missing),
     )  # fmt: skip
+
+
+def _pathway_values(stats: WsiStats, cfg: ScoreConfig, sets, paths, n_units, groups, missing) -> dict:
+    """Every declared pathway metric per unit and pathway, reduced over units (NaN throughout, and a
+    line in ``missing``, where the statistics lack the activities or ``sets`` are not theirs)."""
+    from .metrics.pathway import over_units
+    from .metrics.registry import PATHWAY_METRICS
+
+    own = sorted(stats.collection.sets, key=lambda s: (s.collection, s.name))
+    same = [(s.collection, s.name) for s in own] == [(s.collection, s.name) for s in sets]
+    out = {}
+    for m in PATHWAY_METRICS:
+        if same and m.available(stats):
+            values = np.asarray(m.compute(stats, cfg, groups), dtype=np.float64)
+        else:
+            missing[m.name] = (
+                "needs the pathway activities of the predictions and the truth, streamed with this "
+                "collection and panel (not kept for --gene-pcc, nor on fewer genes)"
+            )
+            values = np.full((n_units, len(sets)), np.nan)
+        out[m.name] = over_units(values, np.zeros(values.shape, np.int64), paths.n_scored, paths.status)
+    return out
 
 
 _NEEDS = {  # why a declared gene metric is not computable, by what it needs
@@ -334,6 +359,13 @@ def _headline(cohort: Cohort, cfg: ScoreConfig, collections: list[str], types: l
             f"hvg_pcc_{name}_macro": _none_nan(v.hvg_macro),
             f"hvg_pcc_{name}_micro": _none_nan(v.hvg_micro),
         }
+    for name, p in cohort.pathway_values.items():  # every declared pathway metric, by collection
+
+        def pathway_mean(sel, p=p):
+            sel = sel & p.ok & np.isfinite(p.gpc)
+            return float(p.gpc[sel].mean()) if sel.any() else None
+
+        headline |= {f"{name}_{c}": pathway_mean(coll_col == c) for c in collections}
     headline["coverage"] = coverage(cohort, collections)
     for name in [m.name for m in WSI_METRICS]:  # every declared one: None where not computable
         values = cohort.wsi_values.get(name)

@@ -93,6 +93,7 @@ def concat(parts: list[WsiStats]) -> WsiStats:
         flags=cat(lambda p: p.flags),
         moments=cat(lambda p: p.moments),
         depth=cat(lambda p: p.depth) if all(p.depth is not None for p in parts) else None,
+        activity=cat(lambda p: p.activity) if all(p.activity is not None for p in parts) else None,
         meta=meta,
     )
 

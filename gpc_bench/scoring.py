@@ -30,6 +30,7 @@ from .io.gmt import GeneSet, PathwayCollection, check_pathway_paths, load_pathwa
 from .io.h5ad import AnnDataSource, H5adSource, open_source
 from .io.runfolder import atomic_dir, check_out_dir
 from .io.stream import WsiReader
+from .metrics.activity import ActivityPlan
 from .metrics.depth import depth_source
 from .metrics.depth import describe as describe_depth
 from .metrics.pathway import Membership, membership
@@ -276,6 +277,7 @@ def _collect(predictions, truth, config, name, checksum, settings, shard, out, o
                     threads=n_threads,
                     kernel=kernel,
                     depth=depth,
+                    plan=ActivityPlan.from_membership(panel.memb, len(panel.sets)),
                 )
                 if wsis
                 else None
@@ -294,7 +296,8 @@ def _stats(inputs: _Inputs, panel: _Panel, per, wsis, cfg: ScoreConfig, cohort: 
     n_genes = len(panel.gmap.genes)
     if per is None:  # a shard past the last WSI
         per = PerWsi(np.zeros((0, n_genes)), np.zeros((0, n_genes), np.int8), np.zeros(0, np.int64),
-                     np.zeros((0, len(MOMENTS), n_genes)), np.zeros((0, 2)))  # fmt: skip
+                     np.zeros((0, len(MOMENTS), n_genes)), np.zeros((0, 2)),
+                     np.zeros((0, 7, len(panel.sets))))  # fmt: skip
     spots = None
     if cfg.cluster == "spot":
         spots = SpotProfiles(
@@ -341,6 +344,7 @@ def _stats(inputs: _Inputs, panel: _Panel, per, wsis, cfg: ScoreConfig, cohort: 
         hvg_lists=panel.hvg_lists,
         meta=meta,
         spots=spots,
+        activity=per.activity,
     )
 
 

@@ -28,9 +28,10 @@ from .io.runfolder import dumps_json
 
 #: the folder of a run (or a shard's partial run) that holds the statistics
 FOLDER = "wsi_stats"
-FORMAT = 2
-#: formats this version reads (1: before the depth co-moments, which then read as unknown)
-READS = (1, 2)
+FORMAT = 3
+#: formats this version reads (1: before the depth co-moments, which then read as unknown; 2: before
+#: the pathway activities)
+READS = (1, 2, 3)
 #: the per-(WSI, gene) moment columns, in the order of :attr:`WsiStats.moments`' second axis
 MOMENTS = (
     "truth_mean", "truth_m2", "pred_mean", "pred_m2", "comoment",
@@ -68,6 +69,10 @@ class WsiStats:
         ``(n_wsi, 7, n_genes)`` float64, :data:`MOMENTS` (NaN where unknown), or ``None``.
     depth
         ``(n_wsi, 2)`` mean and M2 of the depth covariate (:data:`DEPTH`), or ``None``.
+    activity
+        ``(n_wsi, 7, n_sets)`` moments of the pathway activities
+        (:data:`gpc_bench.metrics.activity.ACTIVITY`), pathways sorted by (collection, name), or
+        ``None`` (correlations given, or genes taken away since).
     collection
         The pathway collection of the run.
     hvg_lists
@@ -95,6 +100,7 @@ class WsiStats:
     spots: SpotProfiles | None = None
     gene_variance: np.ndarray | None = None
     depth: np.ndarray | None = None
+    activity: np.ndarray | None = None
 
     @property
     def n_wsi(self) -> int:
@@ -135,6 +141,8 @@ class WsiStats:
             moments=None if self.moments is None else self.moments[w][:, :, g],
             depth=None if self.depth is None else self.depth[w],
             gene_variance=None if self.gene_variance is None else self.gene_variance[g],
+            # the activities average their pathways' genes: fewer genes, other activities
+            activity=None if self.activity is None or genes is not None else self.activity[w],
         )
 
     # -- the stored form -------------------------------------------------------------------------
@@ -173,6 +181,18 @@ class WsiStats:
         }
         cols |= {name: moments[:, i].ravel() for i, name in enumerate(MOMENTS)}
         Table(cols).write_parquet(d / "gene_stats.parquet")
+        if self.activity is not None:
+            from .metrics.activity import ACTIVITY
+
+            sets = sorted(self.collection.sets, key=lambda s: (s.collection, s.name))
+            n_sets = len(sets)
+            act = {
+                "sample_id": categorical(np.repeat(np.arange(n_wsi), n_sets), self.sample_ids),
+                "collection": np.tile(np.asarray([s.collection for s in sets], dtype=object), n_wsi),
+                "pathway": np.tile(np.asarray([s.name for s in sets], dtype=object), n_wsi),
+            }
+            act |= {name: self.activity[:, i].ravel() for i, name in enumerate(ACTIVITY)}
+            Table(act).write_parquet(d / "activity.parquet")
         if self.spots is not None:
             s = self.spots
             np.savez(d / "spots.npz", pred=s.pred, truth=s.truth, labels=s.labels.astype(str))
@@ -226,6 +246,15 @@ def read_stats(folder: str | Path) -> WsiStats:
         depth = None
         if all(c in wsis.column_names for c in DEPTH):
             depth = np.stack([col(wsis, c, np.float64) for c in DEPTH], axis=1)
+        activity = None
+        if (d / "activity.parquet").is_file():
+            from .metrics.activity import ACTIVITY
+
+            at = pq.read_table(d / "activity.parquet", columns=list(ACTIVITY))
+            n_sets = at.num_rows // max(n_wsi, 1)
+            if at.num_rows != n_wsi * n_sets:
+                raise ValueError(f"activity has {at.num_rows} rows, not a multiple of {n_wsi} WSIs")
+            activity = np.stack([col(at, m, np.float64).reshape(n_wsi, n_sets) for m in ACTIVITY], axis=1)
         spots = None
         if (d / "spots.npz").is_file():
             with np.load(d / "spots.npz", allow_pickle=False) as z:
@@ -249,6 +278,7 @@ def read_stats(folder: str | Path) -> WsiStats:
             hvg_lists=None if hvg is None else {k: list(v) for k, v in hvg},
             meta=meta,
             spots=spots,
+            activity=activity,
             gene_variance=col(genes, "gene_variance", np.float64)
             if "gene_variance" in genes.column_names
             else None,

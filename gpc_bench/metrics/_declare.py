@@ -99,3 +99,37 @@ class GeneMetric:
         if not stats.has_depth:
             return False
         return self.needs == "truth+depth" or stats.has_prediction_moments
+
+
+#: what a pathway-level metric reads: the per-WSI activity moments (and the depth covariate's)
+PathwayNeeds = Literal["activity", "activity+depth"]
+
+
+@dataclass(frozen=True)
+class PathwayMetric:
+    """A value per WSI and pathway computed from the streamed pathway activities (PAC).
+
+    Evaluation computes ``compute(stats, config, groups)`` (``(n_units, n_pathways)``, NaN where
+    undefined; ``groups`` as for :class:`GeneMetric`) and writes, named after it:
+
+    - ``pathway_wsi_scores.csv``: column ``<name>`` (the per-WSI values);
+    - ``pathway_scores.csv``: ``<name>`` (the mean over the WSIs where it is defined), ``<name>_sd``
+      and ``<name>_n_wsi``;
+    - the headline: ``<name>_<collection>`` (the mean over the pathways GPC scores).
+
+    Columns are present in every run; NaN where the statistics lack the activities (``--gene-pcc``,
+    ``--intersect`` on fewer genes), with the reason in ``not_computable``.
+    """
+
+    name: str
+    label: str
+    needs: PathwayNeeds
+    compute: Callable[[WsiStats, ScoreConfig, list | None], np.ndarray]
+    higher_is_better: bool = True
+    family: str = "pcc"
+
+    def available(self, stats: WsiStats) -> bool:
+        """Whether ``stats`` hold what the metric needs."""
+        if stats.activity is None or not np.isfinite(stats.activity).any():
+            return stats.n_wsi == 0 and stats.activity is not None
+        return self.needs == "activity" or stats.has_depth

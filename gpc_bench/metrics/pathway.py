@@ -184,11 +184,18 @@ def pathway_scores(r: np.ndarray, memb: Membership, min_genes: int = 10) -> Path
         "no_genes_in_panel",
         np.where(n_scored < max(min_genes, 1), "too_few_genes", "ok"),
     ).astype(object)
+    return over_units(per_wsi, counts, n_scored, status)
+
+
+def over_units(per_wsi, counts, n_scored, status) -> PathwayScores:
+    """Pathway scores from per-unit values: NaN for pathways that are not ``ok``, then the mean,
+    the SD (ddof 1) and the count over the units where a value is defined."""
+    per_wsi = np.array(per_wsi, dtype=np.float64)
     per_wsi[:, status != "ok"] = np.nan
     n_def = np.isfinite(per_wsi).sum(axis=0)
-    gpc = np.full(memb.n_pathways, np.nan)
+    gpc = np.full(per_wsi.shape[1], np.nan)
     np.divide(np.nansum(per_wsi, axis=0), n_def, out=gpc, where=n_def > 0)
-    gpc_sd = np.full(memb.n_pathways, np.nan)
+    gpc_sd = np.full(per_wsi.shape[1], np.nan)
     np.sqrt(np.nansum((per_wsi - gpc) ** 2, axis=0) / np.maximum(n_def - 1, 1), out=gpc_sd, where=n_def > 1)
     return PathwayScores(per_wsi, counts, gpc, gpc_sd, n_def, n_scored, status)
 

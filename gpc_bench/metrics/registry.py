@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._errors import InputError
-from ._declare import GeneMetric, WsiMetric
+from ._declare import GeneMetric, PathwayMetric, WsiMetric
+from .activity import PAC, PAC_DEPTH_ADJUSTED
 from .all_genes import PCC_ALL_GENES
 from .depth import DEPTH_ADJUSTED, DEPTH_BASELINE
 from .errors import CCC, MSE, R2, RVD
@@ -59,6 +60,8 @@ class Metric:
 WSI_METRICS: tuple[WsiMetric, ...] = (PCC_ALL_GENES,)
 #: the declared gene metrics (reduced like r into GPC and HVG PCC), in display order
 GENE_METRICS: tuple[GeneMetric, ...] = (DEPTH_BASELINE, DEPTH_ADJUSTED, MSE, R2, CCC, RVD)
+#: the declared pathway metrics (per WSI and pathway, from the streamed activities)
+PATHWAY_METRICS: tuple[PathwayMetric, ...] = (PAC, PAC_DEPTH_ADJUSTED)
 
 
 def gene_metric_columns(m: GeneMetric) -> tuple[Metric, ...]:

@@ -1,0 +1,145 @@
+"""Pathway activity per spot, and the pathway activity correlation (PAC) of measured and predicted.
+
+GPC asks whether a model predicts a pathway's genes one by one; PAC asks whether it reproduces the
+pathway's *activity* across the tissue: where hypoxia or EMT is high on the slide. The activity
+(``mean-z``) of pathway p at spot s is the mean over the pathway's panel genes of each gene
+z-scored within its WSI (population SD; a gene constant in the WSI contributes 0), computed the
+same way on measured and on predicted expression::
+
+    a_p(s) = (1 / k_p) sum_{g in p} (x_sg - mean_g) / sd_g
+
+For all pathways at once that is one sparse product, ``A = Z P`` with ``P`` the gene x pathway
+membership scaled by ``1 / k_p`` (never a loop over pathways). The streaming pass keeps the WSI's
+columns of pathway genes (memory bounded by the largest WSI), and at the WSI's end computes the
+activities in row chunks and their moments (:data:`ACTIVITY`): those are the per-WSI statistics
+(``wsi_stats/activity.parquet``), from which PAC per WSI is the Pearson r of the two activity maps,
+and the depth-adjusted PAC the partial correlation given the depth covariate
+(:func:`gpc_bench.metrics.depth.depth_correlations`). Both are declared
+:class:`~gpc_bench.metrics._declare.PathwayMetric` s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._declare import PathwayMetric
+from ._pool import deviations, pooled
+
+#: per-(WSI, pathway) activity moments, in the order of :attr:`gpc_bench.stats.WsiStats.activity`
+ACTIVITY = (
+    "act_truth_mean", "act_truth_m2", "act_pred_mean", "act_pred_m2", "act_comoment",
+    "act_truth_depth_comoment", "act_pred_depth_comoment",
+)  # fmt: skip
+#: rows of a WSI turned into activities at a time (bounds the float64 temporaries)
+CHUNK_ROWS = 512
+
+
+@dataclass(frozen=True)
+class ActivityPlan:
+    """Which panel genes the activities read and how they combine.
+
+    Attributes
+    ----------
+    cols
+        Sorted panel indices of the genes in any pathway.
+    weights
+        ``(len(cols), n_sets)`` sparse CSR matrix, ``1 / k_p`` where gene ``cols[i]`` is in pathway p
+        (``k_p``: its panel genes).
+    """
+
+    cols: np.ndarray
+    weights: object
+
+    @classmethod
+    def from_membership(cls, memb, n_sets: int) -> ActivityPlan:
+        """The plan of a :class:`~gpc_bench.metrics.pathway.Membership`."""
+        import scipy.sparse as sp
+
+        cols, inverse = np.unique(memb.gene, return_inverse=True)
+        k = np.bincount(memb.pathway, minlength=n_sets).astype(np.float64)
+        w = 1.0 / k[memb.pathway]
+        weights = sp.csr_matrix((w, (inverse, memb.pathway)), shape=(len(cols), n_sets))
+        return cls(cols.astype(np.int64), weights)
+
+    @property
+    def n_sets(self) -> int:
+        return self.weights.shape[1]
+
+
+def activity(x: np.ndarray, mean: np.ndarray, sd: np.ndarray, weights) -> np.ndarray:
+    """``(spots, n_sets)`` mean-z activities of the rows ``x`` (spots x plan genes), given each
+    gene's WSI mean and population SD (a gene with SD 0 contributes 0)."""
+    scale = np.divide(1.0, sd, out=np.zeros_like(sd, dtype=np.float64), where=sd > 0)
+    out = np.empty((x.shape[0], weights.shape[1]))
+    wt = weights.T.tocsr()
+    for i in range(0, x.shape[0], CHUNK_ROWS):
+        z = (np.asarray(x[i : i + CHUNK_ROWS], dtype=np.float64) - mean) * scale
+        out[i : i + CHUNK_ROWS] = (wt @ z.T).T
+    return out
+
+
+def wsi_activity_moments(plan: ActivityPlan, x, y, d, truth_moments, pred_moments) -> np.ndarray:
+    """``(7, n_sets)`` moments of one WSI's activities (:data:`ACTIVITY`).
+
+    ``x``, ``y``: the WSI's truth and prediction at the plan's genes (spots x genes); ``d``: the
+    depth covariate per spot; ``truth_moments``, ``pred_moments``: ``(n, mean, M2)`` of the plan's
+    genes over the WSI (from the moment accumulator, float64).
+    """
+    n = x.shape[0]
+    ax = activity(x, truth_moments[0], np.sqrt(truth_moments[1] / n), plan.weights)
+    ay = activity(y, pred_moments[0], np.sqrt(pred_moments[1] / n), plan.weights)
+    mx, my = ax.mean(0), ay.mean(0)
+    ax -= mx
+    ay -= my
+    dc = np.asarray(d, dtype=np.float64) - float(np.mean(d))
+    return np.stack([mx, (ax * ax).sum(0), my, (ay * ay).sum(0), (ax * ay).sum(0), dc @ ax, dc @ ay])
+
+
+def _unit_activity(stats, groups):
+    """``m2_x, m2_y, c_xy, c_xd, c_yd, m2_d`` of the activities per WSI, or pooled per group."""
+    a, n = stats.activity, stats.n_spots.astype(np.float64)
+    if groups is None:
+        return a[:, 1], a[:, 3], a[:, 4], a[:, 5], a[:, 6], stats.depth[:, 1]
+    groups = np.asarray(groups, dtype=object)
+    parts = []
+    for g in sorted(set(groups.tolist())):
+        sel = groups == g
+        w = n[sel][:, None]
+        mx, m2x, my, m2y, cxy, cxd, cyd = (a[sel, i] for i in range(7))
+        md, m2d = stats.depth[sel, 0][:, None], stats.depth[sel, 1][:, None]
+        dx, dy, dd = deviations(w, mx), deviations(w, my), deviations(w, md)
+        parts.append(
+            (
+                pooled(m2x, w, dx, dx), pooled(m2y, w, dy, dy), pooled(cxy, w, dx, dy),
+                pooled(cxd, w, dx, dd), pooled(cyd, w, dy, dd), float(pooled(m2d, w, dd, dd)[0]),
+            )
+        )  # fmt: skip
+    return (*(np.stack([p[i] for p in parts]) for i in range(5)), np.array([p[5] for p in parts]))
+
+
+def pac(stats, config, groups=None) -> np.ndarray:
+    """PAC per WSI (or pooled group) and pathway: the Pearson r over spots of measured and
+    predicted activity; NaN where the measured activity is constant, the constant-prediction value
+    where only the predicted one is."""
+    m2x, m2y, cxy, *_ = _unit_activity(stats, groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.clip(cxy / np.sqrt(m2x * m2y), -1.0, 1.0)
+    fill = 0.0 if config.constant_prediction == "zero" else np.nan
+    return np.where(m2x > 0, np.where(m2y > 0, r, fill), np.nan)
+
+
+def pac_depth_adjusted(stats, config, groups=None) -> np.ndarray:
+    """The partial correlation of measured and predicted activity given the depth covariate."""
+    from .depth import depth_correlations
+
+    return depth_correlations(
+        *_unit_activity(stats, groups), config.constant_prediction, with_baseline=False
+    )[0]
+
+
+PAC = PathwayMetric("pac", "PAC", needs="activity", compute=pac)
+PAC_DEPTH_ADJUSTED = PathwayMetric(
+    "pac_depth_adjusted", "PAC\ndepth-adjusted", needs="activity+depth", compute=pac_depth_adjusted
+)
