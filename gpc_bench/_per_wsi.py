@@ -125,7 +125,10 @@ def _stream(
         acc.add(x, y, d)
         if plan is not None:
             xa = np.take(as_array(x), act_cols[0], axis=1)
-            act_x.append(np.log1p(xa) if truth_log1p else xa)
+            if truth_log1p:  # a negative count gives NaN here and the clear error at the WSI's end
+                with np.errstate(invalid="ignore"):
+                    xa = np.log1p(xa)
+            act_x.append(xa)
             act_y.append(np.take(as_array(y), act_cols[1], axis=1))
             act_d.append(np.asarray(d, dtype=np.float64))
         if cluster == "spot":  # the sampled spots among this piece's rows

@@ -302,6 +302,8 @@ def test_score_from_gene_correlations_matches_the_full_run(cohort, cohort_files,
         "r2",
         "ccc",
         "rvd",
+        "pac",
+        "pac_depth_adjusted",
     }
     assert bare.headline["gpc_go"] == pytest.approx(full.headline["gpc_go"], abs=1e-12)
 
@@ -348,7 +350,16 @@ def test_gene_correlations_with_the_truth_give_levels_and_top_n_hvgs(cohort, coh
     res = score_correlations(table, truth=cohort_files["truth"], cancer_types=types,
                              pathways=cohort_files["pathways"])  # fmt: skip
     # the depth baseline needs only the truth; the adjusted r needs the predictions' co-moments
-    assert set(res.summary["not_computable"]) == {"clustering", "depth_adjusted", "mse", "r2", "ccc", "rvd"}
+    assert set(res.summary["not_computable"]) == {
+        "clustering",
+        "depth_adjusted",
+        "mse",
+        "r2",
+        "ccc",
+        "rvd",
+        "pac",
+        "pac_depth_adjusted",
+    }
     for k in ("hvg_pcc_macro", "hvg_pcc_micro", "gpc_hallmark", "gpc_go"):
         assert res.headline[k] == pytest.approx(full.headline[k], abs=1e-10), k
     assert res.headline["gpc_by_variance_level"] == pytest.approx(full.headline["gpc_by_variance_level"])
