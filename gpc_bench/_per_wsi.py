@@ -10,6 +10,7 @@ import numpy as np
 
 from ._errors import InputError
 from ._progress import Progress
+from .metrics.activity import transposed_columns
 from .metrics.depth import genes_detected
 from .metrics.pcc import MomentAccumulator, NonFiniteError, RowMatrix, as_array, pearson_from_moments
 
@@ -115,7 +116,10 @@ def _stream(
                 rng = np.random.default_rng([seed, k])
                 take = np.sort(rng.choice(w.n_spots, min(w.n_spots, per_wsi_spots), replace=False))
                 parts_truth, parts_pred = [], []
-            act_x, act_y, act_d = [], [], []
+            if plan is not None:  # genes x spots: the activity kernel reads contiguous spot vectors
+                act_x = np.empty((len(plan.cols), w.n_spots), np.float32)
+                act_y = np.empty((len(plan.cols), w.n_spots), np.float32)
+                act_d = np.empty(w.n_spots)
         if depth is not None:
             d = depth[w.truth_rows[piece.r0 : piece.r1]]
         else:  # before normalising: a gene detected stays detected
@@ -124,13 +128,9 @@ def _stream(
             x = normalize_log1p(x, target)
         acc.add(x, y, d)
         if plan is not None:
-            xa = np.take(as_array(x), act_cols[0], axis=1)
-            if truth_log1p:  # a negative count gives NaN here and the clear error at the WSI's end
-                with np.errstate(invalid="ignore"):
-                    xa = np.log1p(xa)
-            act_x.append(xa)
-            act_y.append(np.take(as_array(y), act_cols[1], axis=1))
-            act_d.append(np.asarray(d, dtype=np.float64))
+            transposed_columns(as_array(x), act_cols[0], act_x, piece.r0)
+            transposed_columns(as_array(y), act_cols[1], act_y, piece.r0)
+            act_d[piece.r0 : piece.r1] = d
         if cluster == "spot":  # the sampled spots among this piece's rows
             sel = take[(take >= piece.r0) & (take < piece.r1)] - piece.r0
             parts_truth.append(np.take(_some_rows(x, sel), gmap.truth_cols, axis=1))
@@ -150,11 +150,13 @@ def _stream(
             from .metrics.activity import wsi_activity_moments
 
             c = plan.cols
+            if truth_log1p:  # a negative count gives NaN here and the clear error above
+                with np.errstate(invalid="ignore"):
+                    np.log1p(act_x, out=act_x)
             out.activity[k] = wsi_activity_moments(
-                plan, np.concatenate(act_x), np.concatenate(act_y), np.concatenate(act_d),
-                (m.mean_x[c], m.m2_x[c]), (m.mean_y[c], m.m2_y[c]),
-            )  # fmt: skip
-            act_x, act_y, act_d = [], [], []
+                plan, act_x, act_y, act_d, (m.mean_x[c], m.m2_x[c]), (m.mean_y[c], m.m2_y[c]), kernel
+            )
+            del act_x, act_y
         if cluster == "spot":
             xs = np.concatenate(parts_truth)
             out.spot_truth.append(np.log1p(xs) if truth_log1p else xs)  # normalised ones already are

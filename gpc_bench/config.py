@@ -52,6 +52,10 @@ class ScoreConfig:
         The truth's obs column to use, as given, as the per-spot depth covariate of the
         depth-adjusted scores; ``None``: ``log1p(obs["total_counts"])`` when present, else
         ``log1p`` of the genes detected per spot (:func:`gpc_bench.metrics.depth.depth_source`).
+    activity
+        Also stream the pathway activity maps of truth and predictions and report PAC
+        (:mod:`gpc_bench.metrics.activity`); a spot-level extra with its own cost
+        (docs/performance.md), so off by default. It changes no other number.
     seed
         Seed of the clustering and the spot subsample.
     pathways
@@ -84,6 +88,7 @@ class ScoreConfig:
     truth_log1p: bool = False
     truth_normalize: float | None = None
     depth_key: str | None = None
+    activity: bool = False
     seed: int = 0
     pathways: tuple[str, ...] | None = None
     collection_id: str | None = None
@@ -159,7 +164,7 @@ class ScoreConfig:
         expect = {
             "constant_prediction": (str,), "min_genes": (int,), "variance_bins": (str,), "n_levels": (int,),
             "hvg": (str, int), "hvg_map": (str, list, tuple, dict, type(None)), "cluster": (str, type(None)),
-            "cluster_spots": (int,), "truth_log1p": (bool,),
+            "cluster_spots": (int,), "truth_log1p": (bool,), "activity": (bool,),
             "truth_normalize": (int, float, type(None)), "depth_key": (str, type(None)), "seed": (int,),
             "pathways": (str, Path, list, tuple, type(None)), "collection_id": (str, type(None)),
             "protocol": (str,), "splits": (str, Path, type(None)),

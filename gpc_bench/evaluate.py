@@ -230,7 +230,7 @@ def _pathway_values(stats: WsiStats, cfg: ScoreConfig, sets, paths, n_units, gro
             values = np.asarray(m.compute(stats, cfg, groups), dtype=np.float64)
         else:
             missing[m.name] = (
-                "needs the pathway activities of the predictions and the truth, streamed with this "
+                "needs the pathway activities of predictions and truth, streamed with --activity on this "
                 "collection and panel (not kept for --gene-pcc, nor on fewer genes)"
             )
             values = np.full((n_units, len(sets)), np.nan)

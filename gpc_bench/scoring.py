@@ -277,7 +277,7 @@ def _collect(predictions, truth, config, name, checksum, settings, shard, out, o
                     threads=n_threads,
                     kernel=kernel,
                     depth=depth,
-                    plan=ActivityPlan.from_membership(panel.memb, len(panel.sets)),
+                    plan=ActivityPlan.from_membership(panel.memb, len(panel.sets)) if cfg.activity else None,
                 )
                 if wsis
                 else None
@@ -297,7 +297,7 @@ def _stats(inputs: _Inputs, panel: _Panel, per, wsis, cfg: ScoreConfig, cohort: 
     if per is None:  # a shard past the last WSI
         per = PerWsi(np.zeros((0, n_genes)), np.zeros((0, n_genes), np.int8), np.zeros(0, np.int64),
                      np.zeros((0, len(MOMENTS), n_genes)), np.zeros((0, 2)),
-                     np.zeros((0, 7, len(panel.sets))))  # fmt: skip
+                     np.zeros((0, 7, len(panel.sets))) if cfg.activity else None)  # fmt: skip
     spots = None
     if cfg.cluster == "spot":
         spots = SpotProfiles(

@@ -28,9 +28,16 @@ def _gmt(tmp_path, sets: dict) -> str:
     return str(tmp_path / "h.gmt")
 
 
-def test_pac_matches_a_loop_over_pathways_and_spots(cohort, cohort_files):
+@pytest.mark.parametrize("kernel", ["numpy", "numba"])
+def test_pac_matches_a_loop_over_pathways_and_spots(cohort, cohort_files, kernel):
+    from gpc_bench.settings import Settings
+
+    if kernel == "numba":
+        pytest.importorskip("numba", reason="the compiled kernels need numba")
     pred = cohort.predictions["noisy"]
-    res = score(pred, cohort.truth, pathways=cohort_files["pathways"], checksum=False)
+    res = score(pred, cohort.truth, pathways=cohort_files["pathways"], checksum=False, activity=True,
+                settings=Settings(kernel=kernel, block_bytes=1 << 16))  # fmt: skip
+    assert res.run_info["kernel"].startswith(kernel)
     genes = list(pred.var_names)
     col = {g: j for j, g in enumerate(genes)}
     t = cohort.truth[pred.obs_names, genes]
@@ -97,19 +104,19 @@ def test_a_planted_pathway_has_high_pac_and_shuffled_positions_none(tmp_path):
     sets = {"SMOOTH": [f"G{j:02d}" for j in range(20)], "NOISE": [f"G{j:02d}" for j in range(20, 40)]}
     gmt = _gmt(tmp_path, sets)
     pred, truth = _spatial_cohort()
-    res = score(pred, truth, pathways=gmt, min_genes=1, checksum=False)
+    res = score(pred, truth, pathways=gmt, min_genes=1, checksum=False, activity=True)
     ps = res.pathway_scores.set_index("pathway")
     assert ps.loc["SMOOTH", "pac"] > 0.9  # the activity map is reproduced
     assert ps.loc["SMOOTH", "pac"] > ps.loc["SMOOTH", "gpc"] + 0.2  # ... better than gene by gene
     shuffled, truth = _spatial_cohort(shuffle=True)
-    res = score(shuffled, truth, pathways=gmt, min_genes=1, checksum=False)
+    res = score(shuffled, truth, pathways=gmt, min_genes=1, checksum=False, activity=True)
     assert abs(res.pathway_scores.set_index("pathway").loc["SMOOTH", "pac"]) < 0.2
 
 
 def test_depth_adjusted_pac_is_the_partial_correlation_of_the_activities(tmp_path):
     sets = {"SMOOTH": [f"G{j:02d}" for j in range(20)]}
     pred, truth = _spatial_cohort(seed=3)
-    res = score(pred, truth, pathways=_gmt(tmp_path, sets), min_genes=1, checksum=False)
+    res = score(pred, truth, pathways=_gmt(tmp_path, sets), min_genes=1, checksum=False, activity=True)
     pw = res.pathway_wsi_scores.set_index("sample_id")
     for s in ("A", "B"):
         sel = (truth.obs["sample_id"] == s).to_numpy()
@@ -133,3 +140,31 @@ def test_pac_is_not_computable_from_correlations(cohort, cohort_files):
     )
     assert "pac" in res.summary["not_computable"] and res.headline["pac_hallmark"] is None
     assert res.pathway_scores["pac"].isna().all()
+
+
+def test_the_leaderboard_takes_pac_from_the_declarations(cohort_files, tmp_path):
+    from gpc_bench.compare import leaderboard
+
+    kw = dict(pathways=cohort_files["pathways"], checksum=False, activity=True)
+    a = score(cohort_files["good"], cohort_files["truth"], name="good", out=tmp_path / "a", **kw)
+    b = score(cohort_files["noisy"], cohort_files["truth"], name="noisy", out=tmp_path / "b", **kw)
+    lb = leaderboard([tmp_path / "a", tmp_path / "b"], n_boot=20).table.set_index("model")
+    for res, m in ((a, "good"), (b, "noisy")):
+        for c in ("hallmark", "go"):
+            assert lb.loc[m, f"pac_{c}"] == pytest.approx(res.headline[f"pac_{c}"], abs=1e-12)
+    assert lb.loc["good", "pac_go"] > lb.loc["noisy", "pac_go"]
+
+
+def test_plot_gpc_vs_pac(cohort_files, tmp_path):
+    from click.testing import CliRunner
+
+    from gpc_bench.cli import main
+
+    score(cohort_files["good"], cohort_files["truth"], pathways=cohort_files["pathways"], checksum=False,
+          activity=True, out=tmp_path / "run")  # fmt: skip
+    res = CliRunner().invoke(
+        main, ["plot", "gpc-vs-pac", str(tmp_path / "run"), "--out", str(tmp_path / "f.svg")]
+    )
+    assert res.exit_code == 0, res.output
+    svg = (tmp_path / "f.svg").read_text()
+    assert 'id="points-hallmark"' in svg and 'id="annotation-go"' in svg

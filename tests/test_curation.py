@@ -129,3 +129,47 @@ def test_shared_go_consortium_files_match_shipped_default(shared_data):
     shipped = [s for s in load_pathways(default_collection_path()).sets if s.collection == "go"]
     assert [s.name for s in res.go] == [s.name for s in shipped]
     assert collection_id(res.go) == collection_id(shipped)
+
+
+def test_a_further_collection_is_filtered_pruned_and_scored_apart(tmp_path):
+    """curate --collection NAME=FILE.gmt: the same universe step, size filter and Jaccard pruning as
+    GO, within the collection; written as NAME.gmt and reported as its own collection."""
+    from click.testing import CliRunner
+
+    from gpc_bench import load_pathways
+    from gpc_bench.cli import main
+    from gpc_bench.io.gmt import GeneSet, write_gmt
+
+    genes = [f"G{i:04d}" for i in range(400)]
+    sets = [
+        GeneSet("x", "REACTOME_A", tuple(genes[0:60])),
+        GeneSet("x", "REACTOME_A_COPY", tuple(genes[2:62])),  # Jaccard 0.94 with A: pruned
+        GeneSet("x", "REACTOME_B", tuple(genes[100:170])),
+        GeneSet("x", "REACTOME_SMALL", tuple(genes[200:210])),  # under 50 genes: filtered
+    ]
+    write_gmt(tmp_path / "c2.cp.reactome.gmt", sets)
+    write_gmt(tmp_path / "h.gmt", [GeneSet("hallmark", "HALLMARK_X", tuple(genes[300:360]))])
+    out = tmp_path / "coll"
+    extra = f"reactome={tmp_path / 'c2.cp.reactome.gmt'}"
+    args = ["curate", "--hallmark", str(tmp_path / "h.gmt"), "--collection", extra, "--out", str(out)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    coll = load_pathways(out)
+    assert sorted(coll.collections) == ["hallmark", "reactome"]
+    kept = sorted(s.name for s in coll.sets if s.collection == "reactome")
+    assert kept == ["REACTOME_A", "REACTOME_B"] or kept == ["REACTOME_A_COPY", "REACTOME_B"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["n_sets"]["reactome"] == 2 and manifest["counts"]["reactome"]["reactome"]["read"] == 4
+    bad = CliRunner().invoke(main, ["curate", "--collection", "go=x.gmt", "--out", str(tmp_path / "o2")])
+    assert bad.exit_code != 0 and "other than hallmark and go" in bad.output
+
+
+def test_a_further_collection_from_a_real_gmt(shared_data, tmp_path):
+    from gpc_bench.curation import curate
+
+    gmt = shared_data / "msigdb" / "c5.cc.v6.2.symbols.gmt"
+    res = curate(collections={"cc62": gmt}, out=tmp_path / "c")
+    sizes = [len(s.genes) for s in res.extra["cc62"]]
+    assert res.extra["cc62"] and min(sizes) >= 50 and max(sizes) <= 100
+    kept = res.pruned[(res.pruned["namespace"] == "cc62") & res.pruned["kept"]]
+    assert len(kept) == len(sizes) and res.manifest["sources"][0]["collection"] == "cc62"

@@ -231,6 +231,17 @@ def plot_scatter(run_a, run_b, label_top):
     return scatter(run_a, run_b, label_top=label_top)
 
 
+@plot_grp.command("gpc-vs-pac")
+@click.argument("run", type=click.Path(path_type=Path))
+@_OUT
+@_friendly
+def plot_gpc_vs_pac(run):
+    """RUN's pathway PAC (activity maps, y) against its GPC (genes one by one, x)."""
+    from ..plot import gpc_vs_pac
+
+    return gpc_vs_pac(run)
+
+
 @plot_grp.command("levels")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_OUT

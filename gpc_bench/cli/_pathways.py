@@ -51,6 +51,13 @@ from . import _friendly, main
 @click.option(
     "--go-release", help="Download go-basic.obo + goa_human.gaf: 'current' or a date YYYY-MM-DD (cached)."
 )
+@click.option(
+    "--collection",
+    "collections",
+    multiple=True,
+    metavar="NAME=FILE.gmt",
+    help="A further collection (e.g. reactome=c2.cp.reactome.gmt), filtered and pruned like GO; repeatable.",
+)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Collection folder to write.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @_friendly
@@ -68,6 +75,7 @@ def curate_cmd(
     go_evidence_exclude,
     msigdb_release,
     go_release,
+    collections,
     out,
     overwrite,
 ):
@@ -88,10 +96,14 @@ def curate_cmd(
         go_evidence_exclude=tuple(x for x in go_evidence_exclude.split(",") if x),
         msigdb_release=msigdb_release,
         go_release=go_release,
+        collections=list(collections),
         out=out,
         overwrite=overwrite,
     )
-    click.echo(f"hallmark {len(res.hallmark)}  go {len(res.go)}  {res.manifest['collection_id']}  -> {out}")
+    more = "".join(f"  {k} {len(v)}" for k, v in (res.extra or {}).items())
+    click.echo(
+        f"hallmark {len(res.hallmark)}  go {len(res.go)}{more}  {res.manifest['collection_id']}  -> {out}"
+    )
 
 
 @main.group("pathways")

@@ -106,6 +106,12 @@ def _adapter_options(fn):
     help="Raw counts as truth: scale each spot to this total (e.g. 1e4), then log1p.",
 )
 @click.option(
+    "--activity",
+    is_flag=True,
+    help="Also compute pathway activity maps (mean-z) of truth and predictions and their correlation, PAC "
+    "(spot-level; see docs/performance.md for its cost).",
+)
+@click.option(
     "--depth-key",
     default=None,
     help="Truth obs column used as given as the depth covariate (default: log1p(total_counts), "

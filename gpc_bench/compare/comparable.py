@@ -266,7 +266,8 @@ class Restricted:
     levels: np.ndarray  # (n_pathways,)
     hvg: np.ndarray  # (n_wsi,)
     wsi_values: dict  # declared per-WSI metric -> (n_wsi,)
-    variants: dict  # declared gene metric -> ((n_pathways, n_wsi) scores, (n_wsi,) HVG PCC)
+    variants: dict  # declared gene metric -> ((n_pathways, n_wsi) scores, (n_wsi,) HVG PCC); pathway
+    # metric -> ((n_pathways, n_wsi) values, None)
 
 
 def restrict(run: Run, keys: list, wsis: list, genes: list, cancer_types: list) -> Restricted:
@@ -302,5 +303,5 @@ def restrict(run: Run, keys: list, wsis: list, genes: list, cancer_types: list) 
     variants = {
         name: (v.paths.per_wsi.T, v.hvg_score if v.hvg_score is not None else np.full(len(wsis), np.nan))
         for name, v in cohort.variants.items()
-    }
+    } | {name: (p.per_wsi.T, None) for name, p in cohort.pathway_values.items()}
     return Restricted(cohort.paths.per_wsi.T, levels.astype(np.int64), hvg, cohort.wsi_values, variants)

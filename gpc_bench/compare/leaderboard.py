@@ -176,13 +176,15 @@ def _metrics_of(rs: RunSet, scores, lv, hvg, wsi_values: dict, variants: dict, w
     for level in range(1, rs.n_levels + 1):
         out[("all", f"gpc_level_{level}")] = nanmean(s[lv == level], axis=0)
     per_wsi = {"hvg_pcc": hvg, **wsi_values}
-    for name, (v_scores, v_hvg) in variants.items():  # declared gene metrics: GPC and HVG PCC
-        if not np.isfinite(v_scores).any():
+    for name, (v_scores, v_hvg) in variants.items():  # declared gene metrics: GPC and HVG PCC;
+        if not np.isfinite(v_scores).any():  # declared pathway metrics (no HVG): their own name
             continue
         vs = weighted_mean(v_scores, weights)
+        key = name if v_hvg is None else f"gpc_{name}"
         for c in rs.collections:
-            out[(c, f"gpc_{name}")] = nanmean(vs[coll == c], axis=0)
-        per_wsi[f"hvg_pcc_{name}"] = v_hvg
+            out[(c, key)] = nanmean(vs[coll == c], axis=0)
+        if v_hvg is not None:
+            per_wsi[f"hvg_pcc_{name}"] = v_hvg
     for name, h in per_wsi.items():  # mean over WSIs (micro) and over cancer types' means (macro)
         out[("all", f"{name}_micro")], out[("all", f"{name}_macro")] = _macro_micro(
             h, rs.cancer_types, weights
@@ -380,6 +382,10 @@ def _tables(
             key = f"hvg_pcc_{gm.name}_{avg}"
             if any(k[2] == key for k in point):
                 table[key] = [value(m, "all", key) for m in models]
+    for pm in registry.PATHWAY_METRICS:  # the declared pathway metrics the runs have
+        for c in dict.fromkeys(["hallmark", "go", *rs.collections]):
+            if any(k[1:] == (c, pm.name) for k in point):
+                table[f"{pm.name}_{c}"] = [value(m, c, pm.name) for m in models]
     for metric in registry.WSI_METRICS:  # the declared per-WSI metrics the runs have
         for col in wsi_metric_columns(metric):
             if any(k[2] == col.key for k in point):

@@ -52,7 +52,9 @@ class RunSet:
         ``(n_wsi,)`` values (a metric a run lacks is left out).
     variants
         model -> declared gene metric (:data:`gpc_bench.metrics.registry.GENE_METRICS`) -> its
-        ``(n_pathways, n_wsi)`` pathway scores and ``(n_wsi,)`` HVG PCC (NaN where a run lacks it).
+        ``(n_pathways, n_wsi)`` pathway scores and ``(n_wsi,)`` HVG PCC (NaN where a run lacks it);
+        and declared pathway metric (``PATHWAY_METRICS``) -> its ``(n_pathways, n_wsi)`` values and
+        ``None``.
     """
 
     models: list[str]
@@ -215,8 +217,8 @@ def _pathway_matrix(run: Run, keys, wsis, column: str = "score") -> np.ndarray:
 
 
 def _variants(run: Run, keys, wsis) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The run's declared gene metrics on ``keys`` and ``wsis``, from its tables."""
-    from ..metrics.registry import GENE_METRICS
+    """The run's declared gene and pathway metrics on ``keys`` and ``wsis``, from its tables."""
+    from ..metrics.registry import GENE_METRICS, PATHWAY_METRICS
 
     h = run.hvg_scores.assign(sample_id=lambda d: d["sample_id"].astype(str)).set_index("sample_id")
     out = {}
@@ -224,4 +226,6 @@ def _variants(run: Run, keys, wsis) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         col = f"pcc_{m.name}"
         hvg = h[col].reindex(wsis).to_numpy(np.float64) if col in h else np.full(len(wsis), np.nan)
         out[m.name] = (_pathway_matrix(run, keys, wsis, f"gpc_{m.name}"), hvg)
+    for p in PATHWAY_METRICS:
+        out[p.name] = (_pathway_matrix(run, keys, wsis, p.name), None)
     return out

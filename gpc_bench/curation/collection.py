@@ -27,10 +27,12 @@ class CurationResult:
     go: list[GeneSet]
     pruned: object  # pandas.DataFrame
     manifest: dict
+    #: further collections (``--collection NAME=FILE.gmt``): name -> kept sets
+    extra: dict = None
 
     @property
     def sets(self) -> list[GeneSet]:
-        return self.hallmark + self.go
+        return self.hallmark + self.go + [s for v in (self.extra or {}).values() for s in v]
 
     def write(self, out: str | Path, overwrite: bool = False) -> Path:
         with atomic_dir(out, overwrite=overwrite, kind="collection") as tmp:
@@ -38,6 +40,8 @@ class CurationResult:
                 write_gmt(tmp / "hallmark.gmt", self.hallmark)
             if self.go:
                 write_gmt(tmp / "go.gmt", self.go)
+            for name, sets in (self.extra or {}).items():
+                write_gmt(tmp / f"{name}.gmt", sets)
             self.pruned.to_csv(tmp / "pruned.csv", index=False, lineterminator="\n")
             (tmp / "manifest.json").write_text(dumps_json(self.manifest))
         return Path(out)
@@ -96,9 +100,9 @@ def _downloads(hallmark, go, go_obo, go_annotations, msigdb_release, go_release,
     return hallmark, go, go_obo, go_annotations, urls
 
 
-def _curate_go(go_sets, uni, min_size: int, max_size: int, jaccard: float, prune_order: str):
-    """Universe, size filter and Jaccard pruning of the GO sets: the kept sets (by name), the
-    pruning records and the counts per namespace."""
+def _curate_go(go_sets, uni, min_size: int, max_size: int, jaccard: float, prune_order: str, collection="go"):
+    """Universe, size filter and Jaccard pruning of the GO sets (or of a further ``collection``):
+    the kept sets (by name), the pruning records and the counts per namespace."""
     records: list[dict] = []
     kept_go: list[GeneSet] = []
     stage = {}
@@ -107,7 +111,7 @@ def _curate_go(go_sets, uni, min_size: int, max_size: int, jaccard: float, prune
     restricted = []
     for ns, s in go_sets:
         genes = tuple(dict.fromkeys(g for g in s.genes if uni is None or g in uni))
-        restricted.append((ns or "GO", GeneSet("go", s.name, genes, s.description)))
+        restricted.append((ns or "GO", GeneSet(collection, s.name, genes, s.description)))
     for ns, s in restricted:
         if s.genes:
             stage[ns]["in_universe"] = stage[ns].get("in_universe", 0) + 1
@@ -120,7 +124,8 @@ def _curate_go(go_sets, uni, min_size: int, max_size: int, jaccard: float, prune
             some = [g for _, s in go_sets[:3] for g in s.genes[:3]]
             hint = f"set genes look like {examples(some)}; universe like {examples(sorted(uni))}"
         raise InputError(
-            f"no GO set has {min_size}-{max_size} genes after the universe step "
+            f"no {'GO' if collection == 'go' else collection} set has {min_size}-{max_size} genes after "
+            "the universe step "
             f"({len(go_sets)} read, {sum(1 for _, s in restricted if s.genes)} overlap the universe)",
             hint,
         )
@@ -135,6 +140,36 @@ def _curate_go(go_sets, uni, min_size: int, max_size: int, jaccard: float, prune
         records.append(r)
     kept_go.sort(key=lambda s: s.name)
     return kept_go, records, stage
+
+
+def _extra_collections(collections) -> dict[str, Path]:
+    """``{name: gmt}`` from a dict or ``NAME=FILE.gmt`` strings, checked."""
+    import re
+
+    out: dict[str, Path] = {}
+    items = (
+        collections.items()
+        if isinstance(collections, dict)
+        else [str(c).split("=", 1) for c in collections or ()]
+    )
+    for item in items:
+        if len(item) != 2:
+            raise InputError(
+                f"--collection {'='.join(item)!r} is not NAME=FILE.gmt",
+                "e.g. --collection reactome=c2.cp.reactome.gmt",
+            )
+        name, path = item[0].strip(), Path(item[1])
+        if not re.fullmatch(r"[a-z][a-z0-9_-]*", name) or name in ("hallmark", "go"):
+            raise InputError(
+                f"--collection name {name!r}: use a lower-case name other than hallmark and go",
+                "e.g. --collection reactome=c2.cp.reactome.gmt",
+            )
+        if name in out:
+            raise InputError(f"--collection {name!r} given twice")
+        if not path.is_file():
+            raise InputError(f"--collection {name}: {path} not found")
+        out[name] = path
+    return out
 
 
 def _settings(settings):
@@ -158,6 +193,7 @@ def curate(
     go_evidence_exclude=("ND",),
     msigdb_release: str | None = None,
     go_release: str | None = None,
+    collections: dict | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
     settings=None,
@@ -173,13 +209,18 @@ def curate(
     elsewhere, the MSigDB GO GMT; ``go_release`` (``"current"`` or a date) downloads go-basic.obo
     and the human GAF, cached in the folder and from the mirrors of ``settings``
     (:class:`~gpc_bench.settings.Settings`, default: from the environment), URLs in the manifest.
+
+    ``collections`` (``{name: gmt}``, e.g. Reactome or KEGG from MSigDB) adds further collections,
+    each cut to the universe, size-filtered and pruned like GO, within itself, written as
+    ``<name>.gmt`` and scored and reported as a collection of its own.
     """
     import pandas as pd
 
     hallmark, go, go_obo, go_annotations, urls = _downloads(
         hallmark, go, go_obo, go_annotations, msigdb_release, go_release, settings
     )
-    if hallmark is None and not go and go_obo is None:
+    extra_in = _extra_collections(collections)
+    if hallmark is None and not go and go_obo is None and not extra_in:
         raise InputError(
             "nothing to curate", "give --hallmark and/or --go (or --go-obo with --go-annotations)"
         )
@@ -214,6 +255,19 @@ def curate(
     records, kept_go = [], []
     if go_sets:
         kept_go, records, counts["go"] = _curate_go(go_sets, uni, min_size, max_size, jaccard, prune_order)
+    extra: dict[str, list[GeneSet]] = {}
+    for name, path in extra_in.items():
+        from ..io.gmt import read_gmt, sha256_file
+
+        triples = read_gmt(path)
+        sources.append(
+            {"collection": name, "file": Path(path).name, "sha256": sha256_file(path), "n_sets": len(triples)}
+        )
+        named = [(name, GeneSet(name, n, tuple(g), d)) for n, d, g in triples]
+        extra[name], recs, counts[name] = _curate_go(
+            named, uni, min_size, max_size, jaccard, prune_order, name
+        )
+        records += recs
     if uni is not None and not hall and not kept_go:
         raise InputError("no gene set overlaps the universe", f"universe: {uni_desc}")
     for src in sources:
@@ -221,7 +275,7 @@ def curate(
             src["url"] = urls[src["file"]]
     pruned = pd.DataFrame(records, columns=["namespace", "name", "size", "kept", "conflict", "jaccard"])
     manifest = {
-        "collection_id": collection_id(hall + kept_go),
+        "collection_id": collection_id(hall + kept_go + [s for v in extra.values() for s in v]),
         "gpc_bench_version": __version__,
         "sources": sources,
         "universe": uni_desc,
@@ -236,9 +290,9 @@ def curate(
             "hallmark_filtered": False,
         },
         "counts": counts,
-        "n_sets": {"hallmark": len(hall), "go": len(kept_go)},
+        "n_sets": {"hallmark": len(hall), "go": len(kept_go), **{k: len(v) for k, v in extra.items()}},
     }
-    res = CurationResult(hall, kept_go, pruned, manifest)
+    res = CurationResult(hall, kept_go, pruned, manifest, extra)
     logger.info("curated %d Hallmark and %d GO sets (%s)", len(hall), len(kept_go), manifest["collection_id"])
     if out is not None:
         res.write(out, overwrite=overwrite)

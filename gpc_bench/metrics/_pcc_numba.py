@@ -101,3 +101,22 @@ def count_positive(buf, offsets, n_cols, out):  # pragma: no cover - compiled
             if buf[base + k] > 0:
                 c += 1
         out[i] = c
+
+
+@numba.njit(**_OPTS)
+def activity_t(xt, mean, scale, indptr, index, weight, out):  # pragma: no cover
+    """Mean-z activities, transposed: ``out[p, i] += sum_j weight_j scale_g (xt[g, i] - mean_g)``
+    over pathway p's genes g = ``index[j]`` (CSR rows ``indptr``); ``xt`` genes x spots, float32,
+    read as contiguous spot vectors; float64 sums."""
+    n = xt.shape[1]
+    for p in range(len(indptr) - 1):
+        o = out[p]
+        for j in range(indptr[p], indptr[p + 1]):
+            g = index[j]
+            c = weight[j] * scale[g]
+            if c == 0.0:
+                continue
+            m = mean[g]
+            row = xt[g]
+            for i in range(n):
+                o[i] += c * (row[i] - m)

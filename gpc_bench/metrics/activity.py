@@ -32,7 +32,7 @@ ACTIVITY = (
     "act_truth_mean", "act_truth_m2", "act_pred_mean", "act_pred_m2", "act_comoment",
     "act_truth_depth_comoment", "act_pred_depth_comoment",
 )  # fmt: skip
-#: rows of a WSI turned into activities at a time (bounds the float64 temporaries)
+#: genes turned into z-scores at a time on the SciPy route (bounds the float64 temporaries)
 CHUNK_ROWS = 512
 
 
@@ -46,11 +46,12 @@ class ActivityPlan:
         Sorted panel indices of the genes in any pathway.
     weights
         ``(len(cols), n_sets)`` sparse CSR matrix, ``1 / k_p`` where gene ``cols[i]`` is in pathway p
-        (``k_p``: its panel genes).
+        (``k_p``: its panel genes); ``by_pathway`` its transpose, CSR by pathway.
     """
 
     cols: np.ndarray
     weights: object
+    by_pathway: object = None
 
     @classmethod
     def from_membership(cls, memb, n_sets: int) -> ActivityPlan:
@@ -61,40 +62,66 @@ class ActivityPlan:
         k = np.bincount(memb.pathway, minlength=n_sets).astype(np.float64)
         w = 1.0 / k[memb.pathway]
         weights = sp.csr_matrix((w, (inverse, memb.pathway)), shape=(len(cols), n_sets))
-        return cls(cols.astype(np.int64), weights)
+        return cls(cols.astype(np.int64), weights, weights.T.tocsr())
 
     @property
     def n_sets(self) -> int:
         return self.weights.shape[1]
 
 
-def activity(x: np.ndarray, mean: np.ndarray, sd: np.ndarray, weights) -> np.ndarray:
-    """``(spots, n_sets)`` mean-z activities of the rows ``x`` (spots x plan genes), given each
-    gene's WSI mean and population SD (a gene with SD 0 contributes 0)."""
+#: spots transposed at a time into the genes x spots layout (cache-friendly blocks)
+TRANSPOSE_ROWS = 1024
+
+
+def transposed_columns(x, cols: np.ndarray, out: np.ndarray, r0: int) -> None:
+    """Write the columns ``cols`` of the rows ``x`` (a block of a WSI starting at row ``r0``) into
+    ``out`` (genes x spots, float32), a block of rows at a time."""
+    n = x.shape[0]
+    for i in range(0, n, TRANSPOSE_ROWS):
+        j = min(n, i + TRANSPOSE_ROWS)
+        out[:, r0 + i : r0 + j] = np.take(x[i:j], cols, axis=1).T
+
+
+def activity(xt: np.ndarray, mean: np.ndarray, sd: np.ndarray, plan: ActivityPlan, kernel: str = "numba"):
+    """``(n_sets, spots)`` mean-z activities of ``xt`` (plan genes x spots), given each gene's WSI
+    mean and population SD (a gene with SD 0 contributes 0). ``kernel`` ``"numba"``: one compiled
+    pass over contiguous spot vectors; ``"numpy"`` (or numba missing): SciPy's sparse product on
+    float64 blocks of genes. Both sum in float64."""
     scale = np.divide(1.0, sd, out=np.zeros_like(sd, dtype=np.float64), where=sd > 0)
-    out = np.empty((x.shape[0], weights.shape[1]))
-    wt = weights.T.tocsr()
-    for i in range(0, x.shape[0], CHUNK_ROWS):
-        z = (np.asarray(x[i : i + CHUNK_ROWS], dtype=np.float64) - mean) * scale
-        out[i : i + CHUNK_ROWS] = (wt @ z.T).T
+    out = np.zeros((plan.n_sets, xt.shape[1]))
+    if kernel == "numba":
+        try:
+            from ._pcc_numba import activity_t
+        except ImportError:  # pragma: no cover - numba missing or broken
+            kernel = "numpy"
+        else:
+            wt = plan.by_pathway
+            activity_t(xt, np.asarray(mean, np.float64), scale, wt.indptr, wt.indices, wt.data, out)
+            return out
+    w = plan.weights
+    for g0 in range(0, xt.shape[0], CHUNK_ROWS):
+        z = np.asarray(xt[g0 : g0 + CHUNK_ROWS], dtype=np.float64) - mean[g0 : g0 + CHUNK_ROWS, None]
+        z *= scale[g0 : g0 + CHUNK_ROWS, None]
+        out += w[g0 : g0 + CHUNK_ROWS].T @ z
     return out
 
 
-def wsi_activity_moments(plan: ActivityPlan, x, y, d, truth_moments, pred_moments) -> np.ndarray:
+def wsi_activity_moments(plan: ActivityPlan, xt, yt, d, truth_moments, pred_moments, kernel="numba"):
     """``(7, n_sets)`` moments of one WSI's activities (:data:`ACTIVITY`).
 
-    ``x``, ``y``: the WSI's truth and prediction at the plan's genes (spots x genes); ``d``: the
-    depth covariate per spot; ``truth_moments``, ``pred_moments``: ``(n, mean, M2)`` of the plan's
-    genes over the WSI (from the moment accumulator, float64).
+    ``xt``, ``yt``: the WSI's truth and prediction at the plan's genes, genes x spots
+    (:func:`transposed_columns`); ``d``: the depth covariate per spot; ``truth_moments``,
+    ``pred_moments``: ``(mean, M2)`` of the plan's genes over the WSI (from the moment accumulator,
+    float64).
     """
-    n = x.shape[0]
-    ax = activity(x, truth_moments[0], np.sqrt(truth_moments[1] / n), plan.weights)
-    ay = activity(y, pred_moments[0], np.sqrt(pred_moments[1] / n), plan.weights)
-    mx, my = ax.mean(0), ay.mean(0)
-    ax -= mx
-    ay -= my
+    n = xt.shape[1]
+    ax = activity(xt, truth_moments[0], np.sqrt(truth_moments[1] / n), plan, kernel)
+    ay = activity(yt, pred_moments[0], np.sqrt(pred_moments[1] / n), plan, kernel)
+    mx, my = ax.mean(1), ay.mean(1)
+    ax -= mx[:, None]
+    ay -= my[:, None]
     dc = np.asarray(d, dtype=np.float64) - float(np.mean(d))
-    return np.stack([mx, (ax * ax).sum(0), my, (ay * ay).sum(0), (ax * ay).sum(0), dc @ ax, dc @ ay])
+    return np.stack([mx, (ax * ax).sum(1), my, (ay * ay).sum(1), (ax * ay).sum(1), ax @ dc, ay @ dc])
 
 
 def _unit_activity(stats, groups):

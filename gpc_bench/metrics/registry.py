@@ -87,6 +87,15 @@ def gene_metric_columns(m: GeneMetric) -> tuple[Metric, ...]:
     )
 
 
+def pathway_metric_columns(m: PathwayMetric) -> tuple[Metric, Metric]:
+    """The headline columns of a declared pathway metric: its mean per default collection."""
+    label = m.label.replace("\n", " ")
+    return tuple(
+        Metric(f"{m.name}_{c}", f"{label}\n{title}", c, m.name, m.higher_is_better, m.family)
+        for c, title in (("hallmark", "Hallmark"), ("go", "GO"))
+    )
+
+
 def wsi_metric_columns(m: WsiMetric) -> tuple[Metric, Metric]:
     """The headline columns of a declared per-WSI metric: its macro and micro averages."""
     label = m.label.replace("\n", " ")
@@ -108,6 +117,7 @@ HEADLINE: tuple[Metric, ...] = (
     *(c for m in WSI_METRICS for c in wsi_metric_columns(m)),
     # the depth baseline is a control row of its own; a model's adjusted numbers sit beside its raw ones
     *(c for m in GENE_METRICS if m.needs != "truth+depth" for c in gene_metric_columns(m)),
+    *(c for m in PATHWAY_METRICS for c in pathway_metric_columns(m)),
 )
 
 BY_COLUMN = {m.column: m for m in HEADLINE}
