@@ -6,7 +6,7 @@ import numpy as np
 
 from ..io.run import Run, load_run
 from ..metrics.registry import n_levels
-from ._base import level_cmap, new_axes
+from ._base import level_colorbar, level_panel, new_axes
 
 
 def _scores(run: Run):
@@ -71,27 +71,15 @@ def scatter(
     colls = sorted(set(both.index.get_level_values(0)), key=lambda c: (c != "hallmark", c != "go", c))
     fig, axes = new_axes(ax, max(len(colls), 1))
     n = n_levels([run_a.summary, run_b.summary])
-    cmap, norm = level_cmap(n)
     mappable = None
     labelled = {}
     for axis, coll in zip(axes, colls, strict=False):
         d = both.loc[coll]
         x, y = d["gpc_b"].to_numpy(), d["gpc_a"].to_numpy()
         lv = d["variance_level_a"].to_numpy()
-        mappable = axis.scatter(x, y, c=lv, cmap=cmap, norm=norm, s=18, edgecolors="none", alpha=0.9)
-        mappable.set_gid(f"points-{coll}")
-        lo = float(np.nanmin(np.concatenate([x, y, [0.0]]))) - 0.02
-        hi = float(np.nanmax(np.concatenate([x, y, [0.0]]))) + 0.02
-        axis.plot([lo, hi], [lo, hi], color="0.4", lw=0.8, ls="--", zorder=0)
-        axis.set_xlim(lo, hi)
-        axis.set_ylim(lo, hi)
-        axis.set_aspect("equal")
         wins = int((y > x).sum())
         text = f"{name_a} better on {wins}/{len(x)} ({100 * wins / max(len(x), 1):.1f}%)"
-        # above the panel, under its title: never on top of a point or a label
-        t = axis.text(0.5, 1.01, text, transform=axis.transAxes, va="bottom", ha="center", fontsize=8.5)
-        t.set_gid(f"annotation-{coll}")
-        axis.set_title({"hallmark": "Hallmark", "go": "GO"}.get(coll, coll), pad=16)
+        mappable, t = level_panel(axis, x, y, lv, coll, text, n)
         axis.set_xlabel(f"{name_b} GPC")
         axis.set_ylabel(f"{name_a} GPC")
         if label_top:
@@ -102,7 +90,5 @@ def scatter(
     for axis, (labels, x, y, note) in labelled.items():
         _repel(axis, labels, x, y, note)
     if mappable is not None:
-        cb = fig.colorbar(mappable, ax=axes, ticks=range(1, n + 1), shrink=0.8)
-        cb.set_label("variance level")
-        cb.ax.set_gid("colorbar")
+        level_colorbar(fig, mappable, axes, n)
     return fig
