@@ -330,3 +330,19 @@ def test_leaderboard_protocol_check(cohort_files, tmp_path):
     with pytest.raises(InputError, match=r"--protocol published: .*'pred_good': 'default'"):
         leaderboard([tmp_path / "a"], n_boot=0, protocol="published")
     assert leaderboard([tmp_path / "a"], n_boot=0, protocol="default").info["protocol"]["name"] == "default"
+
+
+def test_a_protocol_given_over_a_recorded_config_brings_its_fixed_values(cohort_files, tmp_path):
+    from click.testing import CliRunner
+
+    from gpc_bench.cli import main
+
+    base = ["score", str(cohort_files["good"]), "--truth", str(cohort_files["truth"]), "--pathways",
+            str(cohort_files["pathways"]), "--no-checksum"]  # fmt: skip
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, [*base, "--config", str(tmp_path / "a" / "summary.json"), "--protocol",
+                                  "stpath-pooled", "--out", str(tmp_path / "b")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((tmp_path / "b" / "summary.json").read_text())["config"]
+    assert cfg["protocol"] == "stpath-pooled" and cfg["constant_prediction"] == "exclude"

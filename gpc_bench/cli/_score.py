@@ -218,6 +218,8 @@ def score_cmd(
         base = ScoreConfig.from_file(config_file)
         given = click.core.ParameterSource.COMMANDLINE
         options = {k: v for k, v in options.items() if ctx.get_parameter_source(k) == given}
+        if "protocol" in options:  # a protocol given here brings its fixed values, unless given too
+            options = FIXED.get(options["protocol"], {}) | options
     if gene_pcc:  # correlations only: GPC from the given r
         from ..scoring_pcc import score_correlations
 
