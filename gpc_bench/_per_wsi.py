@@ -46,6 +46,7 @@ class PerWsi:
     moments: np.ndarray
     depth: np.ndarray
     activity: np.ndarray | None = None
+    moran: np.ndarray | None = None
     spot_pred: list = field(default_factory=list)
     spot_truth: list = field(default_factory=list)
     spot_labels: list = field(default_factory=list)
@@ -54,7 +55,7 @@ class PerWsi:
 
 def score_wsis(
     reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kernel: str, depth: np.ndarray | None = None,
-    plan=None,
+    plan=None, coords: np.ndarray | None = None,
 ) -> PerWsi:  # fmt: skip
     """Run the kernel over every piece of ``reader`` (:class:`gpc_bench.io.stream.WsiReader`).
 
@@ -75,6 +76,8 @@ def score_wsis(
         ``None``: log1p of the genes detected in each truth row, counted here.
     plan
         An :class:`~gpc_bench.metrics.activity.ActivityPlan`: also the pathway activities' moments.
+    coords
+        Spot coordinates of every truth row (``--spatial``): also Moran's I of every gene.
     """
     cluster, cluster_spots = cfg.cluster, cfg.cluster_spots
     wsis = reader.wsis
@@ -83,14 +86,16 @@ def score_wsis(
     out = PerWsi(r, flags, np.zeros(n_wsi, np.int64), np.zeros((n_wsi, 7, n_genes)), np.zeros((n_wsi, 2)))
     if plan is not None:
         out.activity = np.zeros((n_wsi, 7, plan.n_sets))
+    if coords is not None:
+        out.moran = np.full((n_wsi, 2, n_genes), np.nan)
     per_wsi_spots = int(np.ceil(cluster_spots / n_wsi)) if cluster == "spot" else 0
     with Progress(n_wsi, "WSIs scored", logger) as progress:
-        _stream(reader, out, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots, depth, plan)
+        _stream(reader, out, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots, depth, plan, coords)
     return out
 
 
 def _stream(
-    reader, out: PerWsi, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots, depth, plan
+    reader, out: PerWsi, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots, depth, plan, coords
 ) -> None:
     """The loop over blocks: moments per WSI into ``out``, one progress step per WSI."""
     constant_prediction, truth_log1p, target = cfg.constant_prediction, cfg.truth_log1p, cfg.truth_normalize
@@ -120,6 +125,9 @@ def _stream(
                 act_x = np.empty((len(plan.cols), w.n_spots), np.float32)
                 act_y = np.empty((len(plan.cols), w.n_spots), np.float32)
                 act_d = np.empty(w.n_spots)
+            if coords is not None:  # the whole WSI: Moran's I needs each spot's neighbours
+                full_x = np.empty((w.n_spots, n_genes), np.float32)
+                full_y = np.empty((w.n_spots, n_genes), np.float32)
         if depth is not None:
             d = depth[w.truth_rows[piece.r0 : piece.r1]]
         else:  # before normalising: a gene detected stays detected
@@ -131,6 +139,9 @@ def _stream(
             transposed_columns(as_array(x), act_cols[0], act_x, piece.r0)
             transposed_columns(as_array(y), act_cols[1], act_y, piece.r0)
             act_d[piece.r0 : piece.r1] = d
+        if coords is not None:
+            full_x[piece.r0 : piece.r1] = np.take(as_array(x), gmap.truth_cols, axis=1)
+            full_y[piece.r0 : piece.r1] = np.take(as_array(y), gmap.pred_cols, axis=1)
         if cluster == "spot":  # the sampled spots among this piece's rows
             sel = take[(take >= piece.r0) & (take < piece.r1)] - piece.r0
             parts_truth.append(np.take(_some_rows(x, sel), gmap.truth_cols, axis=1))
@@ -157,6 +168,14 @@ def _stream(
                 plan, act_x, act_y, act_d, (m.mean_x[c], m.m2_x[c]), (m.mean_y[c], m.m2_y[c]), kernel
             )
             del act_x, act_y
+        if coords is not None:
+            from .metrics.spatial import knn_graph, morans_i
+
+            if truth_log1p:
+                np.log1p(full_x, out=full_x)
+            graph = knn_graph(coords[w.truth_rows])
+            out.moran[k] = morans_i(full_x, graph), morans_i(full_y, graph)
+            del full_x, full_y
         if cluster == "spot":
             xs = np.concatenate(parts_truth)
             out.spot_truth.append(np.log1p(xs) if truth_log1p else xs)  # normalised ones already are

@@ -56,6 +56,10 @@ class ScoreConfig:
         Also stream the pathway activity maps of truth and predictions and report PAC
         (:mod:`gpc_bench.metrics.activity`); a spot-level extra with its own cost
         (docs/performance.md), so off by default. It changes no other number.
+    spatial
+        Also compute Moran's I of every gene, measured and predicted, on each WSI's k-nearest-
+        neighbour spot graph (``obsm["spatial"]``), and the spatial per-WSI metrics
+        (:mod:`gpc_bench.metrics.spatial`); a spot-level extra, off by default.
     seed
         Seed of the clustering and the spot subsample.
     pathways
@@ -89,6 +93,7 @@ class ScoreConfig:
     truth_normalize: float | None = None
     depth_key: str | None = None
     activity: bool = False
+    spatial: bool = False
     seed: int = 0
     pathways: tuple[str, ...] | None = None
     collection_id: str | None = None
@@ -164,7 +169,7 @@ class ScoreConfig:
         expect = {
             "constant_prediction": (str,), "min_genes": (int,), "variance_bins": (str,), "n_levels": (int,),
             "hvg": (str, int), "hvg_map": (str, list, tuple, dict, type(None)), "cluster": (str, type(None)),
-            "cluster_spots": (int,), "truth_log1p": (bool,), "activity": (bool,),
+            "cluster_spots": (int,), "truth_log1p": (bool,), "activity": (bool,), "spatial": (bool,),
             "truth_normalize": (int, float, type(None)), "depth_key": (str, type(None)), "seed": (int,),
             "pathways": (str, Path, list, tuple, type(None)), "collection_id": (str, type(None)),
             "protocol": (str,), "splits": (str, Path, type(None)),

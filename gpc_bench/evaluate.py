@@ -275,7 +275,11 @@ def _wsi_values(stats: WsiStats, cfg: ScoreConfig, missing: dict) -> dict[str, n
         if m.available(stats):
             out[m.name] = np.asarray(m.compute(stats, cfg), dtype=np.float64)
         else:
-            missing[m.name] = f"needs {m.needs}, which these statistics do not hold"
+            missing[m.name] = (
+                "needs Moran's I of the genes: score with --spatial (spot coordinates in obsm['spatial'])"
+                if m.needs == "moran"
+                else f"needs {m.needs}, which these statistics do not hold"
+            )
     return out
 
 

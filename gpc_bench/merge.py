@@ -94,6 +94,7 @@ def concat(parts: list[WsiStats]) -> WsiStats:
         moments=cat(lambda p: p.moments),
         depth=cat(lambda p: p.depth) if all(p.depth is not None for p in parts) else None,
         activity=cat(lambda p: p.activity) if all(p.activity is not None for p in parts) else None,
+        moran=cat(lambda p: p.moran) if all(p.moran is not None for p in parts) else None,
         meta=meta,
     )
 

@@ -278,6 +278,7 @@ def _collect(predictions, truth, config, name, checksum, settings, shard, out, o
                     kernel=kernel,
                     depth=depth,
                     plan=ActivityPlan.from_membership(panel.memb, len(panel.sets)) if cfg.activity else None,
+                    coords=_coords(inputs) if cfg.spatial else None,
                 )
                 if wsis
                 else None
@@ -345,7 +346,27 @@ def _stats(inputs: _Inputs, panel: _Panel, per, wsis, cfg: ScoreConfig, cohort: 
         meta=meta,
         spots=spots,
         activity=per.activity,
+        moran=(per.moran if per.moran is not None else np.full((0, 2, n_genes), np.nan))
+        if cfg.spatial
+        else None,
     )
+
+
+def _coords(inputs: _Inputs) -> np.ndarray:
+    """The truth's spot coordinates (``obsm["spatial"]``, 2 columns) for ``--spatial``."""
+    xy = inputs.truth.obsm("spatial")
+    if xy is None:
+        raise InputError(
+            "--spatial needs spot coordinates: the truth has no obsm['spatial']",
+            "add each spot's (x, y) as obsm['spatial'] (HEST .h5ad files carry them)",
+        )
+    xy = np.asarray(xy, dtype=np.float64)
+    if xy.ndim != 2 or xy.shape[1] < 2 or not np.isfinite(xy[:, :2]).all():
+        raise InputError(
+            f"obsm['spatial'] must be finite (x, y) per spot, got shape {xy.shape}",
+            "give pixel or array coordinates, two columns",
+        )
+    return xy[:, :2]
 
 
 def score(

@@ -39,6 +39,8 @@ MOMENTS = (
 )  # fmt: skip
 #: the per-WSI moments of the depth covariate, in the order of :attr:`WsiStats.depth`'s columns
 DEPTH = ("depth_mean", "depth_m2")
+#: the per-(WSI, gene) Moran's I columns (``--spatial``), in the order of :attr:`WsiStats.moran`
+MORAN = ("truth_moran", "pred_moran")
 _HINT = "the statistics folder is damaged; score the model again"
 
 
@@ -73,6 +75,9 @@ class WsiStats:
         ``(n_wsi, 7, n_sets)`` moments of the pathway activities
         (:data:`gpc_bench.metrics.activity.ACTIVITY`), pathways sorted by (collection, name), or
         ``None`` (correlations given, or genes taken away since).
+    moran
+        ``(n_wsi, 2, n_genes)`` Moran's I of truth and prediction (:mod:`gpc_bench.metrics.spatial`),
+        or ``None`` (scored without ``--spatial``).
     collection
         The pathway collection of the run.
     hvg_lists
@@ -101,6 +106,7 @@ class WsiStats:
     gene_variance: np.ndarray | None = None
     depth: np.ndarray | None = None
     activity: np.ndarray | None = None
+    moran: np.ndarray | None = None
 
     @property
     def n_wsi(self) -> int:
@@ -143,6 +149,7 @@ class WsiStats:
             gene_variance=None if self.gene_variance is None else self.gene_variance[g],
             # the activities average their pathways' genes: fewer genes, other activities
             activity=None if self.activity is None or genes is not None else self.activity[w],
+            moran=None if self.moran is None else self.moran[w][:, :, g],
         )
 
     # -- the stored form -------------------------------------------------------------------------
@@ -180,6 +187,8 @@ class WsiStats:
             "flag": self.flags.ravel().astype(np.int8),
         }
         cols |= {name: moments[:, i].ravel() for i, name in enumerate(MOMENTS)}
+        if self.moran is not None:
+            cols |= {name: self.moran[:, i].ravel() for i, name in enumerate(MORAN)}
         Table(cols).write_parquet(d / "gene_stats.parquet")
         if self.activity is not None:
             from .metrics.activity import ACTIVITY
@@ -231,7 +240,8 @@ def read_stats(folder: str | Path) -> WsiStats:
         n_wsi, n_genes = wsis.num_rows, genes.num_rows
         stored = MOMENTS if meta["format"] >= 2 else MOMENTS[:5]
         cols = ["pcc", "flag", *(stored if meta["has_moments"] else ())]
-        gs = pq.read_table(d / "gene_stats.parquet", columns=cols)
+        has_moran = all(m in pq.read_schema(d / "gene_stats.parquet").names for m in MORAN)
+        gs = pq.read_table(d / "gene_stats.parquet", columns=cols + (list(MORAN) if has_moran else []))
         if gs.num_rows != n_wsi * n_genes:
             raise ValueError(f"gene_stats has {gs.num_rows} rows, expected {n_wsi} x {n_genes}")
 
@@ -243,6 +253,9 @@ def read_stats(folder: str | Path) -> WsiStats:
             known = {m: col(gs, m, np.float64).reshape(n_wsi, n_genes) for m in stored}
             unknown = np.full((n_wsi, n_genes), np.nan)
             moments = np.stack([known.get(m, unknown) for m in MOMENTS], axis=1)
+        moran = None
+        if has_moran:
+            moran = np.stack([col(gs, m, np.float64).reshape(n_wsi, n_genes) for m in MORAN], axis=1)
         depth = None
         if all(c in wsis.column_names for c in DEPTH):
             depth = np.stack([col(wsis, c, np.float64) for c in DEPTH], axis=1)
@@ -279,6 +292,7 @@ def read_stats(folder: str | Path) -> WsiStats:
             meta=meta,
             spots=spots,
             activity=activity,
+            moran=moran,
             gene_variance=col(genes, "gene_variance", np.float64)
             if "gene_variance" in genes.column_names
             else None,

@@ -112,6 +112,12 @@ def _adapter_options(fn):
     "(spot-level; see docs/performance.md for its cost).",
 )
 @click.option(
+    "--spatial",
+    is_flag=True,
+    help="Also compute Moran's I of every gene, measured and predicted, on a 6-nearest-neighbour spot graph "
+    "(obsm['spatial']), and spatial recall (docs/metrics.md).",
+)
+@click.option(
     "--depth-key",
     default=None,
     help="Truth obs column used as given as the depth covariate (default: log1p(total_counts), "

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 #: what a metric reads from the per-WSI statistics: r only (any run, ``--gene-pcc`` too), or the
 #: co-moments of truth and predictions (runs scored from the predictions file)
-Needs = Literal["r", "moments"]
+Needs = Literal["r", "moments", "moran"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ class WsiMetric:
 
     def available(self, stats: WsiStats) -> bool:
         """Whether ``stats`` hold what the metric needs."""
+        if self.needs == "moran":
+            return stats.moran is not None
         return self.needs == "r" or (stats.has_truth_moments and stats.has_prediction_moments)
 
 

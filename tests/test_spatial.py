@@ -1,0 +1,88 @@
+"""Moran's I on the k-nearest-neighbour spot graph, and the spatial per-WSI metrics, against loops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_activity import _gmt, _spatial_cohort
+
+from gpc_bench import InputError, score
+
+
+def _neighbours(xy: np.ndarray, k: int) -> list[np.ndarray]:
+    """Brute force: every other spot by (distance rounded to 1e-9 of the extent, index), first k."""
+    scale = float(np.ptp(xy, axis=0).max())
+    out = []
+    for i in range(len(xy)):
+        d = np.round(np.sqrt(((xy - xy[i]) ** 2).sum(1)) / scale, 9)
+        j = np.array([m for m in np.lexsort((np.arange(len(xy)), d)) if m != i][:k])
+        out.append(j)
+    return out
+
+
+def _moran(v: np.ndarray, nb: list[np.ndarray]) -> float:
+    """Moran's I with binary row-standardised weights, written out: n/S0 sum_ij w_ij z_i z_j / sum z_i^2."""
+    z = v.astype(np.float64)
+    z = z - z.mean()
+    den = float((z * z).sum())
+    if den == 0:
+        return np.nan
+    num = sum(z[i] * z[j] / len(nb[i]) for i in range(len(z)) for j in nb[i])
+    return len(z) / len(z) * num / den  # S0 = n for row-standardised weights
+
+
+def test_morans_i_matches_a_loop_and_ties_are_deterministic(tmp_path):
+    pred, truth = _spatial_cohort(n_side=8)
+    res = score(pred, truth, pathways=_gmt(tmp_path, {"S": [f"G{j:02d}" for j in range(20)]}), min_genes=1,
+                checksum=False, spatial=True)  # fmt: skip
+    m = res.stats.moran
+    sid = truth.obs["sample_id"].to_numpy()
+    for k, s in enumerate(res.stats.sample_ids):
+        sel = sid == s
+        nb = _neighbours(
+            np.asarray(truth.obsm["spatial"])[sel], 6
+        )  # a square grid: 4 at 1, then ties at sqrt 2
+        for g in (0, 5, 25, 39):
+            assert m[k, 0, g] == pytest.approx(_moran(np.asarray(truth.X)[sel, g], nb), abs=1e-9)
+            assert m[k, 1, g] == pytest.approx(_moran(np.asarray(pred.X)[sel, g], nb), abs=1e-9)
+    again = score(pred, truth, pathways=_gmt(tmp_path, {"S": [f"G{j:02d}" for j in range(20)]}), min_genes=1,
+                  checksum=False, spatial=True)  # fmt: skip
+    assert np.array_equal(again.stats.moran, m, equal_nan=True)
+
+
+def test_smooth_predictions_match_and_shuffled_ones_lose_their_pattern(tmp_path):
+    gmt = _gmt(tmp_path, {"S": [f"G{j:02d}" for j in range(20)]})
+    pred, truth = _spatial_cohort()
+    res = score(pred, truth, pathways=gmt, min_genes=1, checksum=False, spatial=True)
+    m = res.stats.moran
+    assert (m[:, 0, :20] > 0.5).all()  # the planted genes are spatially variable, measured ...
+    assert m[:, 1, :20].mean() > 0.1 > np.abs(m[:, 1, 20:]).mean()  # ... and predicted (with noise)
+    w = res.table("wsi_metrics").pivot(index="sample_id", columns="metric", values="value")
+    assert (w["spatial_recall"] > 0.8).all()
+    shuffled, truth = _spatial_cohort(shuffle=True)
+    res2 = score(shuffled, truth, pathways=gmt, min_genes=1, checksum=False, spatial=True)
+    m2 = res2.stats.moran
+    assert np.abs(m2[:, 1, :20]).mean() < 0.1  # predicted I near 0 at shuffled positions
+    w2 = res2.table("wsi_metrics").pivot(index="sample_id", columns="metric", values="value")
+    assert (w2["moran_abs_diff"] > w["moran_abs_diff"] + 0.05).all()
+    assert (w2["spatial_recall"] < w["spatial_recall"]).all()
+    # svg_pcc: the mean r over the WSI's top-50 genes by measured I (here all 40), as a loop
+    for k, s in enumerate(res.stats.sample_ids):
+        order = np.lexsort((np.arange(40), -m[k, 0]))[:50]
+        assert w.loc[s, "svg_pcc"] == pytest.approx(np.nanmean(res.stats.r[k, order]), abs=1e-12)
+        ok = np.isfinite(m[k, 0]) & np.isfinite(m[k, 1])
+        assert w.loc[s, "spatial_recall"] == pytest.approx(
+            np.corrcoef(m[k, 0, ok], m[k, 1, ok])[0, 1], abs=1e-12
+        )
+    assert res.headline["spatial_recall_macro"] is not None
+
+
+def test_spatial_needs_coordinates_and_is_otherwise_not_computable(tmp_path, cohort_files):
+    pred, truth = _spatial_cohort()
+    del truth.obsm["spatial"]
+    with pytest.raises(InputError, match="obsm\\['spatial'\\]"):
+        score(pred, truth, pathways=_gmt(tmp_path, {"S": ["G00"]}), min_genes=1, checksum=False, spatial=True)
+    res = score(
+        cohort_files["good"], cohort_files["truth"], pathways=cohort_files["pathways"], checksum=False
+    )
+    assert "spatial_recall" in res.summary["not_computable"] and res.headline["spatial_recall_macro"] is None
