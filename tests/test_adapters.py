@@ -26,7 +26,8 @@ def canon(cohort, cohort_files):
 
 
 #: what correlation tables cannot give even with the truth: all that needs the predictions themselves
-NEED_PREDICTIONS = {"clustering", "depth_adjusted", "mse", "r2", "ccc", "rvd", "pac", "pac_depth_adjusted"}
+NEED_PREDICTIONS = {"clustering", "depth_adjusted", "mse", "r2", "ccc", "rvd", "pac", "pac_depth_adjusted",
+                    "spatial_recall", "moran_abs_diff", "svg_pcc"}  # fmt: skip
 
 
 def _same_scores(a, b):

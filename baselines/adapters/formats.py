@@ -227,13 +227,13 @@ def _stem_pairs(tensor, slide) -> list[tuple[Path, Path]]:
 
 
 def _stem_slide(tensor: Path, slide: Path, genes, gene_list, n_draws: int, sample_id):
-    import torch
-
     from gpc_bench.io.safeload import load_torch
 
     if not tensor.is_file():
         raise InputError(f"{tensor} not found")
     t = load_torch(tensor, "STEM's sampled predictions (a tensor N*K x 1 x G)")
+    import torch  # load_torch has said how to install it where it is missing
+
     if not isinstance(t, torch.Tensor) or t.ndim != 3 or t.shape[1] != 1:
         raise InputError(
             f"{tensor}: expected a tensor of shape (N*K, 1, G), got {getattr(t, 'shape', type(t).__name__)}"

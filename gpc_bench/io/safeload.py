@@ -157,11 +157,16 @@ def load_torch(path: str | Path, what: str, *, pandas: bool = False, records: bo
     accepted as :class:`Record` s; with ``pandas``, pandas frames too. A legacy (non-zip) pickle
     goes through the same allow-list.
     """
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path} not found")
+    try:
+        import torch
+    except ImportError:
+        raise InputError(
+            f"{path} is a torch file ({what}), and reading it needs PyTorch, which is not installed",
+            "install the model extra: pip install 'gpc-bench[model]'",
+        ) from None
     allowed = _allowed(pandas)
     if not records:
         allowed = {k: v for k, v in allowed.items() if not isinstance(v, type) or not issubclass(v, Record)}
