@@ -47,6 +47,7 @@ class PerWsi:
     depth: np.ndarray
     activity: np.ndarray | None = None
     moran: np.ndarray | None = None
+    activity_moran: np.ndarray | None = None
     spot_pred: list = field(default_factory=list)
     spot_truth: list = field(default_factory=list)
     spot_labels: list = field(default_factory=list)
@@ -88,6 +89,8 @@ def score_wsis(
         out.activity = np.zeros((n_wsi, 7, plan.n_sets))
     if coords is not None:
         out.moran = np.full((n_wsi, 2, n_genes), np.nan)
+    if coords is not None and plan is not None:
+        out.activity_moran = np.full((n_wsi, 2, plan.n_sets), np.nan)
     per_wsi_spots = int(np.ceil(cluster_spots / n_wsi)) if cluster == "spot" else 0
     with Progress(n_wsi, "WSIs scored", logger) as progress:
         _stream(reader, out, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots, depth, plan, coords)
@@ -157,17 +160,7 @@ def _stream(
         out.n[k] = m.n
         out.moments[k] = (m.mean_x, m.m2_x, m.mean_y, m.m2_y, m.cov_xy, m.cov_xd, m.cov_yd)
         out.depth[k] = (m.mean_d, m.m2_d)
-        if plan is not None:
-            from .metrics.activity import wsi_activity_moments
-
-            c = plan.cols
-            if truth_log1p:  # a negative count gives NaN here and the clear error above
-                with np.errstate(invalid="ignore"):
-                    np.log1p(act_x, out=act_x)
-            out.activity[k] = wsi_activity_moments(
-                plan, act_x, act_y, act_d, (m.mean_x[c], m.m2_x[c]), (m.mean_y[c], m.m2_y[c]), kernel
-            )
-            del act_x, act_y
+        graph = None
         if coords is not None:
             from .metrics.spatial import knn_graph, morans_i
 
@@ -176,6 +169,19 @@ def _stream(
             graph = knn_graph(coords[w.truth_rows])
             out.moran[k] = morans_i(full_x, graph), morans_i(full_y, graph)
             del full_x, full_y
+        if plan is not None:
+            from .metrics.activity import wsi_activity_moments
+
+            c = plan.cols
+            if truth_log1p:  # a negative count gives NaN here and the clear error above
+                with np.errstate(invalid="ignore"):
+                    np.log1p(act_x, out=act_x)
+            out.activity[k], act_moran = wsi_activity_moments(
+                plan, act_x, act_y, act_d, (m.mean_x[c], m.m2_x[c]), (m.mean_y[c], m.m2_y[c]), kernel, graph
+            )
+            if act_moran is not None:
+                out.activity_moran[k] = act_moran
+            del act_x, act_y
         if cluster == "spot":
             xs = np.concatenate(parts_truth)
             out.spot_truth.append(np.log1p(xs) if truth_log1p else xs)  # normalised ones already are

@@ -95,6 +95,9 @@ def concat(parts: list[WsiStats]) -> WsiStats:
         depth=cat(lambda p: p.depth) if all(p.depth is not None for p in parts) else None,
         activity=cat(lambda p: p.activity) if all(p.activity is not None for p in parts) else None,
         moran=cat(lambda p: p.moran) if all(p.moran is not None for p in parts) else None,
+        activity_moran=cat(lambda p: p.activity_moran)
+        if all(p.activity_moran is not None for p in parts)
+        else None,
         meta=meta,
     )
 

@@ -346,10 +346,16 @@ def _stats(inputs: _Inputs, panel: _Panel, per, wsis, cfg: ScoreConfig, cohort: 
         meta=meta,
         spots=spots,
         activity=per.activity,
-        moran=(per.moran if per.moran is not None else np.full((0, 2, n_genes), np.nan))
-        if cfg.spatial
+        moran=_or_empty(per.moran, (0, 2, n_genes)) if cfg.spatial else None,
+        activity_moran=_or_empty(per.activity_moran, (0, 2, len(panel.sets)))
+        if cfg.spatial and cfg.activity
         else None,
     )
+
+
+def _or_empty(a, shape) -> np.ndarray:
+    """``a``, or an empty array of ``shape`` for a shard past the last WSI (so that parts merge)."""
+    return a if a is not None else np.full(shape, np.nan)
 
 
 def _coords(inputs: _Inputs) -> np.ndarray:

@@ -41,6 +41,8 @@ MOMENTS = (
 DEPTH = ("depth_mean", "depth_m2")
 #: the per-(WSI, gene) Moran's I columns (``--spatial``), in the order of :attr:`WsiStats.moran`
 MORAN = ("truth_moran", "pred_moran")
+#: the per-(WSI, pathway) Moran's I of the activity maps (``--activity --spatial``)
+ACTIVITY_MORAN = ("act_truth_moran", "act_pred_moran")
 _HINT = "the statistics folder is damaged; score the model again"
 
 
@@ -78,6 +80,9 @@ class WsiStats:
     moran
         ``(n_wsi, 2, n_genes)`` Moran's I of truth and prediction (:mod:`gpc_bench.metrics.spatial`),
         or ``None`` (scored without ``--spatial``).
+    activity_moran
+        ``(n_wsi, 2, n_sets)`` Moran's I of the measured and predicted activity maps (``--activity
+        --spatial``), or ``None``.
     collection
         The pathway collection of the run.
     hvg_lists
@@ -107,6 +112,7 @@ class WsiStats:
     depth: np.ndarray | None = None
     activity: np.ndarray | None = None
     moran: np.ndarray | None = None
+    activity_moran: np.ndarray | None = None
 
     @property
     def n_wsi(self) -> int:
@@ -150,6 +156,9 @@ class WsiStats:
             # the activities average their pathways' genes: fewer genes, other activities
             activity=None if self.activity is None or genes is not None else self.activity[w],
             moran=None if self.moran is None else self.moran[w][:, :, g],
+            activity_moran=None
+            if self.activity_moran is None or genes is not None
+            else self.activity_moran[w],
         )
 
     # -- the stored form -------------------------------------------------------------------------
@@ -201,6 +210,8 @@ class WsiStats:
                 "pathway": np.tile(np.asarray([s.name for s in sets], dtype=object), n_wsi),
             }
             act |= {name: self.activity[:, i].ravel() for i, name in enumerate(ACTIVITY)}
+            if self.activity_moran is not None:
+                act |= {name: self.activity_moran[:, i].ravel() for i, name in enumerate(ACTIVITY_MORAN)}
             Table(act).write_parquet(d / "activity.parquet")
         if self.spots is not None:
             s = self.spots
@@ -259,15 +270,23 @@ def read_stats(folder: str | Path) -> WsiStats:
         depth = None
         if all(c in wsis.column_names for c in DEPTH):
             depth = np.stack([col(wsis, c, np.float64) for c in DEPTH], axis=1)
-        activity = None
+        activity = activity_moran = None
         if (d / "activity.parquet").is_file():
             from .metrics.activity import ACTIVITY
 
-            at = pq.read_table(d / "activity.parquet", columns=list(ACTIVITY))
+            names = pq.read_schema(d / "activity.parquet").names
+            with_moran = all(m in names for m in ACTIVITY_MORAN)
+            at = pq.read_table(
+                d / "activity.parquet", columns=list(ACTIVITY) + (list(ACTIVITY_MORAN) if with_moran else [])
+            )
             n_sets = at.num_rows // max(n_wsi, 1)
             if at.num_rows != n_wsi * n_sets:
                 raise ValueError(f"activity has {at.num_rows} rows, not a multiple of {n_wsi} WSIs")
             activity = np.stack([col(at, m, np.float64).reshape(n_wsi, n_sets) for m in ACTIVITY], axis=1)
+            if with_moran:
+                activity_moran = np.stack(
+                    [col(at, m, np.float64).reshape(n_wsi, n_sets) for m in ACTIVITY_MORAN], axis=1
+                )
         spots = None
         if (d / "spots.npz").is_file():
             with np.load(d / "spots.npz", allow_pickle=False) as z:
@@ -293,6 +312,7 @@ def read_stats(folder: str | Path) -> WsiStats:
             spots=spots,
             activity=activity,
             moran=moran,
+            activity_moran=activity_moran,
             gene_variance=col(genes, "gene_variance", np.float64)
             if "gene_variance" in genes.column_names
             else None,

@@ -27,7 +27,8 @@ def canon(cohort, cohort_files):
 
 #: what correlation tables cannot give even with the truth: all that needs the predictions themselves
 NEED_PREDICTIONS = {"clustering", "depth_adjusted", "mse", "r2", "ccc", "rvd", "pac", "pac_depth_adjusted",
-                    "spatial_recall", "moran_abs_diff", "svg_pcc"}  # fmt: skip
+                    "spatial_recall", "moran_abs_diff", "svg_pcc", "activity_moran_truth",
+                    "activity_moran_pred"}  # fmt: skip
 
 
 def _same_scores(a, b):

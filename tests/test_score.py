@@ -302,7 +302,9 @@ def test_outputs_are_byte_identical(cohort_files, tmp_path):
     assert header == (
         "collection,pathway,set_size,n_in_panel,n_scored,gpc,gpc_sd,n_wsi,variance,variance_level,status,"
         "gpc_depth_baseline,gpc_depth_adjusted,gpc_mse,gpc_r2,gpc_ccc,gpc_rvd,"
-        "pac,pac_sd,pac_n_wsi,pac_depth_adjusted,pac_depth_adjusted_sd,pac_depth_adjusted_n_wsi"
+        "pac,pac_sd,pac_n_wsi,pac_depth_adjusted,pac_depth_adjusted_sd,pac_depth_adjusted_n_wsi,"
+        "activity_moran_truth,activity_moran_truth_sd,activity_moran_truth_n_wsi,"
+        "activity_moran_pred,activity_moran_pred_sd,activity_moran_pred_n_wsi"
     )
     back = pd.read_parquet(outs[0] / "gene_scores.parquet")
     assert back.columns.tolist() == [

@@ -67,9 +67,22 @@ def test_three_shards_as_separate_processes_merge_to_one_score(hard_files, tmp_p
     score(d / "pred.h5ad", d / "truth.h5ad", pathways=[d / "sets"], cluster="wsi", out=full)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "gpc_bench", "-q", "score", str(d / "pred.h5ad"), *common,
-             "--shard", f"{k}/3", "--out", str(tmp_path / f"part_{k}")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "gpc_bench",
+                "-q",
+                "score",
+                str(d / "pred.h5ad"),
+                *common,
+                "--shard",
+                f"{k}/3",
+                "--out",
+                str(tmp_path / f"part_{k}"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )  # fmt: skip
         for k in (1, 2, 3)
     ]
@@ -208,3 +221,31 @@ def test_intersect_re_evaluation_of_a_whole_run_gives_its_numbers(hard_files, tm
     np.testing.assert_allclose(rr.scores, want, rtol=1e-12, atol=1e-15)
     assert np.array_equal(rr.levels, ps["variance_level"].fillna(0).astype(int).to_numpy())
     np.testing.assert_allclose(rr.hvg, hvg["pcc"].to_numpy(), rtol=1e-12)
+
+
+def test_activity_and_spatial_statistics_merge_exactly(tmp_path):
+    """--activity --spatial: the activity moments and Moran's I are per-WSI statistics, so shards
+    merge into the tables of one run, byte for byte."""
+    from test_activity import _gmt, _spatial_cohort
+
+    pred, truth = _spatial_cohort(n_side=6)
+    for w in ("C", "D"):  # more WSIs than shards
+        p2, t2 = _spatial_cohort(seed=ord(w), n_side=6)
+        for a in (p2, t2):
+            a.obs["sample_id"] = w
+            a.obs_names = [f"{w}{n}" for n in a.obs_names]
+        import anndata as ad
+
+        pred, truth = ad.concat([pred, p2]), ad.concat([truth, t2])
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    truth.write_h5ad(tmp_path / "truth.h5ad")
+    gmt = _gmt(
+        tmp_path, {"SMOOTH": [f"G{j:02d}" for j in range(20)], "NOISE": [f"G{j:02d}" for j in range(20, 40)]}
+    )
+    opts = dict(pathways=gmt, min_genes=1, checksum=False, activity=True, spatial=True)
+    score(tmp_path / "pred.h5ad", tmp_path / "truth.h5ad", out=tmp_path / "full", **opts)
+    for k in (1, 2, 3):
+        collect(tmp_path / "pred.h5ad", tmp_path / "truth.h5ad", shard=(k, 3), out=tmp_path / f"p{k}", **opts)
+    merge([tmp_path / f"p{k}" for k in (1, 2, 3)], out=tmp_path / "merged")
+    _assert_same_run(tmp_path / "full", tmp_path / "merged")
+    assert np.isfinite(read_stats(tmp_path / "merged").activity_moran).all()

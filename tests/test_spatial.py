@@ -86,3 +86,31 @@ def test_spatial_needs_coordinates_and_is_otherwise_not_computable(tmp_path, coh
         cohort_files["good"], cohort_files["truth"], pathways=cohort_files["pathways"], checksum=False
     )
     assert "spatial_recall" in res.summary["not_computable"] and res.headline["spatial_recall_macro"] is None
+
+
+def test_morans_i_of_the_activity_maps(tmp_path):
+    """--activity --spatial: Moran's I of the measured and predicted pathway activity maps, against the
+    loop of the activity and Moran's formula; high for a planted smooth pathway, near 0 when the
+    predictions sit at shuffled positions."""
+    from test_activity import _activity_reference
+
+    sets = {"SMOOTH": [f"G{j:02d}" for j in range(20)], "NOISE": [f"G{j:02d}" for j in range(20, 40)]}
+    gmt = _gmt(tmp_path, sets)
+    pred, truth = _spatial_cohort(n_side=8)
+    res = score(pred, truth, pathways=gmt, min_genes=1, checksum=False, spatial=True, activity=True)
+    pw = res.pathway_wsi_scores.set_index(["pathway", "sample_id"])
+    sid = truth.obs["sample_id"].to_numpy()
+    for s in ("A", "B"):
+        sel = sid == s
+        nb = _neighbours(np.asarray(truth.obsm["spatial"])[sel], 6)
+        for name, genes in sets.items():
+            idx = [int(g[1:]) for g in genes]
+            want_t = _moran(_activity_reference(np.asarray(truth.X)[sel], idx), nb)
+            want_p = _moran(_activity_reference(np.asarray(pred.X)[sel], idx), nb)
+            assert pw.loc[(name, s), "activity_moran_truth"] == pytest.approx(want_t, abs=1e-9)
+            assert pw.loc[(name, s), "activity_moran_pred"] == pytest.approx(want_p, abs=1e-9)
+    ps = res.pathway_scores.set_index("pathway")
+    assert ps.loc["SMOOTH", "activity_moran_truth"] > 0.5 and ps.loc["SMOOTH", "activity_moran_pred"] > 0.5
+    shuffled, truth = _spatial_cohort(n_side=8, shuffle=True)
+    res = score(shuffled, truth, pathways=gmt, min_genes=1, checksum=False, spatial=True, activity=True)
+    assert abs(res.pathway_scores.set_index("pathway").loc["SMOOTH", "activity_moran_pred"]) < 0.2

@@ -21,8 +21,6 @@ _CACHE_FILE = "sha256.json"
 _MAX_ENTRIES = 2000
 
 
-
-
 def sha256_file(path: str | Path) -> str:
     """sha256 of a file's bytes."""
     with open(path, "rb") as fh:

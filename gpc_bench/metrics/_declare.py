@@ -104,7 +104,7 @@ class GeneMetric:
 
 
 #: what a pathway-level metric reads: the per-WSI activity moments (and the depth covariate's)
-PathwayNeeds = Literal["activity", "activity+depth"]
+PathwayNeeds = Literal["activity", "activity+depth", "activity+spatial"]
 
 
 @dataclass(frozen=True)
@@ -134,4 +134,6 @@ class PathwayMetric:
         """Whether ``stats`` hold what the metric needs."""
         if stats.activity is None or not np.isfinite(stats.activity).any():
             return stats.n_wsi == 0 and stats.activity is not None
+        if self.needs == "activity+spatial":
+            return stats.activity_moran is not None
         return self.needs == "activity" or stats.has_depth

@@ -106,8 +106,12 @@ def activity(xt: np.ndarray, mean: np.ndarray, sd: np.ndarray, plan: ActivityPla
     return out
 
 
-def wsi_activity_moments(plan: ActivityPlan, xt, yt, d, truth_moments, pred_moments, kernel="numba"):
-    """``(7, n_sets)`` moments of one WSI's activities (:data:`ACTIVITY`).
+def wsi_activity_moments(
+    plan: ActivityPlan, xt, yt, d, truth_moments, pred_moments, kernel="numba", graph=None
+):
+    """``(7, n_sets)`` moments of one WSI's activities (:data:`ACTIVITY`), and with ``graph`` (the
+    WSI's spot weights, :func:`gpc_bench.metrics.spatial.knn_graph`) the ``(2, n_sets)`` Moran's I of
+    the measured and predicted activity maps (else ``None``).
 
     ``xt``, ``yt``: the WSI's truth and prediction at the plan's genes, genes x spots
     (:func:`transposed_columns`); ``d``: the depth covariate per spot; ``truth_moments``,
@@ -121,7 +125,13 @@ def wsi_activity_moments(plan: ActivityPlan, xt, yt, d, truth_moments, pred_mome
     ax -= mx[:, None]
     ay -= my[:, None]
     dc = np.asarray(d, dtype=np.float64) - float(np.mean(d))
-    return np.stack([mx, (ax * ax).sum(1), my, (ay * ay).sum(1), (ax * ay).sum(1), ax @ dc, ay @ dc])
+    moments = np.stack([mx, (ax * ax).sum(1), my, (ay * ay).sum(1), (ax * ay).sum(1), ax @ dc, ay @ dc])
+    moran = None
+    if graph is not None:
+        from .spatial import morans_i
+
+        moran = np.stack([morans_i(ax.T, graph), morans_i(ay.T, graph)])
+    return moments, moran
 
 
 def _unit_activity(stats, groups):
@@ -166,7 +176,31 @@ def pac_depth_adjusted(stats, config, groups=None) -> np.ndarray:
     )[0]
 
 
+def activity_moran_truth(stats, config=None, groups=None) -> np.ndarray:
+    """Moran's I of the measured activity map per WSI and pathway (``--activity --spatial``)."""
+    return _activity_moran(stats, groups, 0)
+
+
+def activity_moran_pred(stats, config=None, groups=None) -> np.ndarray:
+    """Moran's I of the predicted activity map per WSI and pathway."""
+    return _activity_moran(stats, groups, 1)
+
+
+def _activity_moran(stats, groups, side: int) -> np.ndarray:
+    if groups is not None:  # a spot graph is per WSI: pooled units have none
+        return np.full((len(set(groups)), stats.activity.shape[2]), np.nan)
+    return stats.activity_moran[:, side]
+
+
 PAC = PathwayMetric("pac", "PAC", needs="activity", compute=pac)
+ACTIVITY_MORAN_TRUTH = PathwayMetric(
+    "activity_moran_truth", "Moran's I\nactivity, measured", needs="activity+spatial",
+    compute=activity_moran_truth, family="spatial",
+)  # fmt: skip
+ACTIVITY_MORAN_PRED = PathwayMetric(
+    "activity_moran_pred", "Moran's I\nactivity, predicted", needs="activity+spatial",
+    compute=activity_moran_pred, family="spatial",
+)  # fmt: skip
 PAC_DEPTH_ADJUSTED = PathwayMetric(
     "pac_depth_adjusted", "PAC\ndepth-adjusted", needs="activity+depth", compute=pac_depth_adjusted
 )

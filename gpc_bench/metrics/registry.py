@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .._errors import InputError
 from ._declare import GeneMetric, PathwayMetric, WsiMetric
-from .activity import PAC, PAC_DEPTH_ADJUSTED
+from .activity import ACTIVITY_MORAN_PRED, ACTIVITY_MORAN_TRUTH, PAC, PAC_DEPTH_ADJUSTED
 from .all_genes import PCC_ALL_GENES
 from .depth import DEPTH_ADJUSTED, DEPTH_BASELINE
 from .errors import CCC, MSE, R2, RVD
@@ -62,7 +62,12 @@ WSI_METRICS: tuple[WsiMetric, ...] = (PCC_ALL_GENES, SPATIAL_RECALL, MORAN_ABS_D
 #: the declared gene metrics (reduced like r into GPC and HVG PCC), in display order
 GENE_METRICS: tuple[GeneMetric, ...] = (DEPTH_BASELINE, DEPTH_ADJUSTED, MSE, R2, CCC, RVD)
 #: the declared pathway metrics (per WSI and pathway, from the streamed activities)
-PATHWAY_METRICS: tuple[PathwayMetric, ...] = (PAC, PAC_DEPTH_ADJUSTED)
+PATHWAY_METRICS: tuple[PathwayMetric, ...] = (
+    PAC,
+    PAC_DEPTH_ADJUSTED,
+    ACTIVITY_MORAN_TRUTH,
+    ACTIVITY_MORAN_PRED,
+)
 
 
 def gene_metric_columns(m: GeneMetric) -> tuple[Metric, ...]:
@@ -80,8 +85,12 @@ def gene_metric_columns(m: GeneMetric) -> tuple[Metric, ...]:
         Metric(f"gpc_{m.name}_go", f"GPC GO\n{label}", "go", f"gpc_{m.name}", m.higher_is_better, m.family),
         *(
             Metric(
-                f"hvg_pcc_{m.name}_{avg}", f"HVG {avg}\n{label}", "all", f"hvg_pcc_{m.name}_{avg}",
-                m.higher_is_better, m.family,
+                f"hvg_pcc_{m.name}_{avg}",
+                f"HVG {avg}\n{label}",
+                "all",
+                f"hvg_pcc_{m.name}_{avg}",
+                m.higher_is_better,
+                m.family,
             )
             for avg in ("macro", "micro")
         ),  # fmt: skip
