@@ -114,3 +114,20 @@ def test_morans_i_of_the_activity_maps(tmp_path):
     shuffled, truth = _spatial_cohort(n_side=8, shuffle=True)
     res = score(shuffled, truth, pathways=gmt, min_genes=1, checksum=False, spatial=True, activity=True)
     assert abs(res.pathway_scores.set_index("pathway").loc["SMOOTH", "activity_moran_pred"]) < 0.2
+
+
+def test_the_activity_figure_titles_the_runs_pac_and_morans_i(tmp_path):
+    from gpc_bench.plot.spatial import map_agreement
+
+    sets = {"SMOOTH": [f"G{j:02d}" for j in range(20)]}
+    pred, truth = _spatial_cohort(n_side=8)
+    res = score(
+        pred, truth, pathways=_gmt(tmp_path, sets), min_genes=1, checksum=False, spatial=True, activity=True
+    )
+    row = res.pathway_wsi_scores.set_index(["pathway", "sample_id"]).loc[("SMOOTH", "A")]
+    sel = (truth.obs["sample_id"] == "A").to_numpy()
+    pac, mt, mp = map_agreement(np.asarray(pred.X)[sel][:, :20], np.asarray(truth.X)[sel][:, :20],
+                                np.asarray(truth.obsm["spatial"])[sel])  # fmt: skip
+    assert pac == pytest.approx(row["pac"], abs=1e-9)
+    assert mt == pytest.approx(row["activity_moran_truth"], abs=1e-9)
+    assert mp == pytest.approx(row["activity_moran_pred"], abs=1e-9)

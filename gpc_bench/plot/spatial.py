@@ -148,7 +148,8 @@ def spatial(
     -------
     matplotlib.figure.Figure
         Spots carry the gids ``spots-measured`` / ``spots-predicted``; the title gives the WSI's
-        pathway PCC (the mean over the pathway's genes of r, as GPC scores a WSI).
+        pathway PCC (the mean over the pathway's genes of r, as GPC scores a WSI), its PAC and the
+        Moran's I of both maps (as ``score --activity --spatial`` computes them).
     """
     import matplotlib as mpl
 
@@ -200,7 +201,25 @@ def spatial(
     cb.ax.set_gid("colorbar")
     if name is None:
         name = Path(predictions).stem if isinstance(predictions, str | Path) else "model"
+    pac, moran_t, moran_p = map_agreement(p, t, xy)
     fig.suptitle(
-        f"{pathway} in {sample}: PCC {r.mean():.3f} ({int(used.sum())} genes)\nmodel: {name}", fontsize=10
+        f"{pathway} in {sample}: PCC {r.mean():.3f} ({int(used.sum())} genes), PAC {pac:.3f}, "
+        f"Moran's I measured {moran_t:.3f} / predicted {moran_p:.3f}\nmodel: {name}",
+        fontsize=10,
     )
     return fig
+
+
+def map_agreement(pred: np.ndarray, truth: np.ndarray, xy: np.ndarray) -> tuple[float, float, float]:
+    """PAC and the two activity maps' Moran's I of one WSI, as ``score --activity --spatial``
+    computes them (mean-z over all the pathway's genes, a constant one contributing 0; the 6-NN
+    graph of :func:`gpc_bench.metrics.spatial.knn_graph`)."""
+    from ..metrics.spatial import knn_graph, morans_i
+
+    a_t = _zscore(truth.astype(np.float64))[0].mean(axis=1)
+    a_p = _zscore(pred.astype(np.float64))[0].mean(axis=1)
+    ok = np.ptp(a_t) > 0 and np.ptp(a_p) > 0
+    pac = float(np.corrcoef(a_t, a_p)[0, 1]) if ok else float("nan")
+    graph = knn_graph(xy)
+    moran = morans_i(np.column_stack([a_t, a_p]), graph)
+    return pac, float(moran[0]), float(moran[1])
