@@ -50,14 +50,10 @@ def knn_graph(coords: np.ndarray, k: int = K_NEIGHBOURS):
     dist, idx = np.atleast_2d(dist), np.atleast_2d(idx)
     scale = float(np.ptp(xy, axis=0).max()) or 1.0
     key = np.round(dist / scale, 9)
-    rows, cols = [], []
-    for i in range(n):
-        cand = idx[i] != i
-        d, j = key[i][cand], idx[i][cand]
-        order = np.lexsort((j, d))[:k]
-        rows.append(np.full(len(order), i))
-        cols.append(j[order])
-    r, c = np.concatenate(rows), np.concatenate(cols)
+    key[idx == np.arange(n)[:, None]] = np.inf  # a spot is not its own neighbour
+    order = np.lexsort((idx, key), axis=-1)[:, :k]  # per row: by rounded distance, then by index
+    c = np.take_along_axis(idx, order, axis=1).ravel()
+    r = np.repeat(np.arange(n), k)
     return sp.csr_matrix((np.full(len(r), 1.0 / k), (r, c)), shape=(n, n))
 
 
