@@ -14,11 +14,14 @@ and, with ``--previous DIR`` (a checkout of earlier code, e.g. ``git worktree ad
 previous ``score``. With ``--cold`` the same again with both files dropped from the page cache.
 It reports the ratios, the time before the first WSI is read, the marginal cost per WSI against
 reading it, and the peak RSS against one WSI's two matrices. It also times the PCC kernel against
-a per-gene ``scipy.stats.pearsonr`` loop on one WSI in memory.
+a per-gene ``scipy.stats.pearsonr`` loop on one WSI in memory. ``--extras`` instead times ``score``
+with each spot-level extra (``--activity`` mean-z / ulm / aucell, ``--spatial``, ``--domains``)
+against plain ``score``; at the paper shape it first gives the truth a grid of spot coordinates.
 
     python benchmarks/bench_score.py --shape her2st --repeats 5
     python benchmarks/bench_score.py --repeats 3 --cold --previous /tmp/prev
     python benchmarks/bench_score.py --wsis 4 --genes 5000  # quick
+    python benchmarks/bench_score.py --extras --repeats 1     # the spot-level extras
 """
 
 from __future__ import annotations
@@ -277,6 +280,59 @@ def machinery(d: Path, files: dict, repeats: int = 3) -> dict:
     return out
 
 
+def ensure_coordinates(truth: Path, sizes: list[int]) -> None:
+    """Give a bench truth file spot coordinates (``obsm["spatial"]``: a square grid per WSI) when it
+    has none, so that ``--spatial`` can be timed at the paper shape."""
+    import anndata as ad
+
+    with h5py.File(truth, "a") as f:
+        if "obsm" in f and "spatial" in f["obsm"]:
+            return
+        xy = []
+        for m in sizes:
+            side = int(np.ceil(np.sqrt(m)))
+            xy.append(np.column_stack([np.arange(m) % side, np.arange(m) // side]).astype(np.float64))
+        if "obsm" not in f:
+            g = f.create_group("obsm")
+            g.attrs["encoding-type"], g.attrs["encoding-version"] = "dict", "0.1.0"
+        ad.io.write_elem(f["obsm"], "spatial", np.concatenate(xy))
+
+
+#: the spot-level extras timed by ``--extras``, alone and all together
+EXTRAS = {
+    "activity_mean_z": ["--activity"],
+    "activity_ulm": ["--activity", "ulm"],
+    "activity_aucell": ["--activity", "aucell"],
+    "spatial": ["--spatial"],
+    "domains_kmeans": ["--domains", "kmeans"],
+    "domains_leiden": ["--domains", "leiden"],
+    "all_mean_z": ["--activity", "--spatial", "--domains", "leiden"],
+}
+
+
+def extras(d: Path, files: dict, sizes: list[int], repeats: int = 1) -> dict:
+    """``score`` with each spot-level extra on against plain ``score`` (GPC alone), fresh processes,
+    alternated, page cache warm; the cost of each as a share of the plain run."""
+    ensure_coordinates(files["truth"], sizes)
+    inputs = [str(files["pred"]), "--truth", str(files["truth"]), "--pathways", str(files["pathways"])]
+    base = [sys.executable, "-m", "gpc_bench", "score", *inputs, "--out", str(d / "run_extras"),
+            "--overwrite",
+            "--no-checksum"]  # fmt: skip
+    variants = {"plain": base} | {k: base + v for k, v in EXTRAS.items()}
+    times = {k: [] for k in variants}
+    peaks = {k: [] for k in variants}
+    for _ in range(repeats):
+        for name, cmd in variants.items():
+            wall, peak, _ = timed_subprocess(cmd)
+            times[name].append(wall)
+            peaks[name].append(peak)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    out = {f"{k}_s": {"all": [round(t, 3) for t in v], "median": round(med[k], 3)} for k, v in times.items()}
+    out["extra_cost"] = {k: round(med[k] / med["plain"] - 1, 3) for k in EXTRAS}
+    out["peak_rss_gib"] = {k: round(max(v), 3) for k, v in peaks.items()}
+    return out
+
+
 def _stages(log: str) -> dict:
     """Stage timings from ``score -v`` (``... at 0.123 s``)."""
     out = {}
@@ -374,6 +430,9 @@ def main() -> None:
     ap.add_argument("--cold", action="store_true", help="also time with files evicted from the page cache")
     ap.add_argument("--previous", type=Path, help="checkout of earlier code to time side by side")
     ap.add_argument("--machinery", action="store_true", help="also time score with each speed device off")
+    ap.add_argument(
+        "--extras", action="store_true", help="only time score with each spot-level extra against plain score"
+    )
     args = ap.parse_args()
 
     from scipy.stats import pearsonr
@@ -396,6 +455,15 @@ def main() -> None:
     d = Path(info["dir"])
     sizes = info["sizes"]
     gb = lambda m: m * n_genes * 4 * 2 / 2**30  # noqa: E731 - two float32 matrices, GiB
+    if args.extras:  # the spot-level extras only
+        for f in (files["truth"], files["pred"]):  # start warm
+            bare_read(f, sizes)
+        res = {"shape": {"name": args.shape, "wsis": len(sizes), "genes": n_genes, "spots": info["n_spots"]},
+               "extras": extras(d, files, sizes, repeats=args.repeats)}  # fmt: skip
+        print(json.dumps(res, indent=1))
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1))
+        return
 
     # 1. kernel vs pearsonr on the largest WSI, in memory
     k0 = int(np.argmax(sizes))

@@ -10,9 +10,9 @@ import numpy as np
 
 from ._errors import InputError
 from ._progress import Progress
-from .metrics.activity import transposed_columns
+from ._spot_extras import SpotExtras
 from .metrics.depth import genes_detected
-from .metrics.pcc import MomentAccumulator, NonFiniteError, RowMatrix, as_array, pearson_from_moments
+from .metrics.pcc import MomentAccumulator, NonFiniteError, RowMatrix, pearson_from_moments
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,10 @@ class PerWsi:
         ``(n_wsi, 2)``: mean and M2 of d per WSI.
     activity
         ``(n_wsi, 7, n_sets)`` moments of the pathway activities
-        (:func:`gpc_bench.metrics.activity.wsi_activity_moments`), or ``None`` without a plan.
+        (:func:`gpc_bench.metrics.activity.activity_moments`), or ``None`` without a plan.
+    moran, activity_moran, domains
+        Moran's I of the genes and of the activity maps, and the tissue-domain agreement
+        (:mod:`gpc_bench._spot_extras`), or ``None`` when not asked for.
     spot_pred, spot_truth, spot_labels
         The sampled spots' profiles and cancer types (``cluster="spot"`` only).
     warnings
@@ -48,6 +51,7 @@ class PerWsi:
     activity: np.ndarray | None = None
     moran: np.ndarray | None = None
     activity_moran: np.ndarray | None = None
+    domains: np.ndarray | None = None
     spot_pred: list = field(default_factory=list)
     spot_truth: list = field(default_factory=list)
     spot_labels: list = field(default_factory=list)
@@ -56,7 +60,7 @@ class PerWsi:
 
 def score_wsis(
     reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kernel: str, depth: np.ndarray | None = None,
-    plan=None, coords: np.ndarray | None = None,
+    plan=None, coords: np.ndarray | None = None, annotation: np.ndarray | None = None,
 ) -> PerWsi:  # fmt: skip
     """Run the kernel over every piece of ``reader`` (:class:`gpc_bench.io.stream.WsiReader`).
 
@@ -79,6 +83,8 @@ def score_wsis(
         An :class:`~gpc_bench.metrics.activity.ActivityPlan`: also the pathway activities' moments.
     coords
         Spot coordinates of every truth row (``--spatial``): also Moran's I of every gene.
+    annotation
+        A label of every truth row (``--domain-key``): domains scored against it too.
     """
     cluster, cluster_spots = cfg.cluster, cfg.cluster_spots
     wsis = reader.wsis
@@ -91,21 +97,24 @@ def score_wsis(
         out.moran = np.full((n_wsi, 2, n_genes), np.nan)
     if coords is not None and plan is not None:
         out.activity_moran = np.full((n_wsi, 2, plan.n_sets), np.nan)
+    if cfg.domains:
+        from .metrics.domains import DOMAINS
+
+        out.domains = np.full((n_wsi, len(DOMAINS)), np.nan)
+    extras = SpotExtras(cfg, gmap, plan, coords, annotation, kernel)
     per_wsi_spots = int(np.ceil(cluster_spots / n_wsi)) if cluster == "spot" else 0
     with Progress(n_wsi, "WSIs scored", logger) as progress:
-        _stream(reader, out, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots, depth, plan, coords)
+        _stream(reader, out, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots, depth, extras)
     return out
 
 
 def _stream(
-    reader, out: PerWsi, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots, depth, plan, coords
+    reader, out: PerWsi, progress, gmap, n_cols, cfg, threads, kernel, per_wsi_spots, depth, extras
 ) -> None:
     """The loop over blocks: moments per WSI into ``out``, one progress step per WSI."""
     constant_prediction, truth_log1p, target = cfg.constant_prediction, cfg.truth_log1p, cfg.truth_normalize
     cluster, seed = cfg.cluster, cfg.seed
     n_wsi, n_genes = len(reader.wsis), len(gmap.genes)
-    if plan is not None:  # the truth and prediction columns of the genes in any pathway
-        act_cols = (gmap.truth_cols[plan.cols], gmap.pred_cols[plan.cols])
     for piece in reader:
         k, w, x, y = piece.k, piece.wsi, piece.x, piece.y
         if piece.first:
@@ -124,13 +133,7 @@ def _stream(
                 rng = np.random.default_rng([seed, k])
                 take = np.sort(rng.choice(w.n_spots, min(w.n_spots, per_wsi_spots), replace=False))
                 parts_truth, parts_pred = [], []
-            if plan is not None:  # genes x spots: the activity kernel reads contiguous spot vectors
-                act_x = np.empty((len(plan.cols), w.n_spots), np.float32)
-                act_y = np.empty((len(plan.cols), w.n_spots), np.float32)
-                act_d = np.empty(w.n_spots)
-            if coords is not None:  # the whole WSI: Moran's I needs each spot's neighbours
-                full_x = np.empty((w.n_spots, n_genes), np.float32)
-                full_y = np.empty((w.n_spots, n_genes), np.float32)
+            extras.start(w.n_spots)
         if depth is not None:
             d = depth[w.truth_rows[piece.r0 : piece.r1]]
         else:  # before normalising: a gene detected stays detected
@@ -138,13 +141,8 @@ def _stream(
         if target is not None:
             x = normalize_log1p(x, target)
         acc.add(x, y, d)
-        if plan is not None:
-            transposed_columns(as_array(x), act_cols[0], act_x, piece.r0)
-            transposed_columns(as_array(y), act_cols[1], act_y, piece.r0)
-            act_d[piece.r0 : piece.r1] = d
-        if coords is not None:
-            full_x[piece.r0 : piece.r1] = np.take(as_array(x), gmap.truth_cols, axis=1)
-            full_y[piece.r0 : piece.r1] = np.take(as_array(y), gmap.pred_cols, axis=1)
+        if extras.any:
+            extras.add(piece.r0, piece.r1, x, y, d)
         if cluster == "spot":  # the sampled spots among this piece's rows
             sel = take[(take >= piece.r0) & (take < piece.r1)] - piece.r0
             parts_truth.append(np.take(_some_rows(x, sel), gmap.truth_cols, axis=1))
@@ -160,28 +158,8 @@ def _stream(
         out.n[k] = m.n
         out.moments[k] = (m.mean_x, m.m2_x, m.mean_y, m.m2_y, m.cov_xy, m.cov_xd, m.cov_yd)
         out.depth[k] = (m.mean_d, m.m2_d)
-        graph = None
-        if coords is not None:
-            from .metrics.spatial import knn_graph, morans_i
-
-            if truth_log1p:
-                np.log1p(full_x, out=full_x)
-            graph = knn_graph(coords[w.truth_rows])
-            out.moran[k] = morans_i(full_x, graph), morans_i(full_y, graph)
-            del full_x, full_y
-        if plan is not None:
-            from .metrics.activity import wsi_activity_moments
-
-            c = plan.cols
-            if truth_log1p:  # a negative count gives NaN here and the clear error above
-                with np.errstate(invalid="ignore"):
-                    np.log1p(act_x, out=act_x)
-            out.activity[k], act_moran = wsi_activity_moments(
-                plan, act_x, act_y, act_d, (m.mean_x[c], m.m2_x[c]), (m.mean_y[c], m.m2_y[c]), kernel, graph
-            )
-            if act_moran is not None:
-                out.activity_moran[k] = act_moran
-            del act_x, act_y
+        if extras.any:
+            extras.finish(k, out, m, w)
         if cluster == "spot":
             xs = np.concatenate(parts_truth)
             out.spot_truth.append(np.log1p(xs) if truth_log1p else xs)  # normalised ones already are

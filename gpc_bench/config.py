@@ -16,6 +16,10 @@ from ._errors import InputError
 CONSTANT_PREDICTION = ("zero", "exclude")
 VARIANCE_BINS = ("quantile", "log")
 CLUSTER = (None, "wsi", "spot")
+#: pathway activity per spot: mean of within-WSI z-scores, or decoupler's ulm / aucell
+ACTIVITY = (None, "mean-z", "ulm", "aucell")
+#: tissue-domain clustering (``"auto"`` resolves to the first that is installed)
+DOMAINS = (None, "leiden", "kmeans")
 PROTOCOLS = ("default", "published", "hest-pooled", "stpath-pooled")
 
 
@@ -53,13 +57,25 @@ class ScoreConfig:
         depth-adjusted scores; ``None``: ``log1p(obs["total_counts"])`` when present, else
         ``log1p`` of the genes detected per spot (:func:`gpc_bench.metrics.depth.depth_source`).
     activity
-        Also stream the pathway activity maps of truth and predictions and report PAC
-        (:mod:`gpc_bench.metrics.activity`); a spot-level extra with its own cost
+        ``None`` (off), ``"mean-z"``, ``"ulm"`` or ``"aucell"``: also compute each spot's pathway
+        activity, the same way on truth and predictions, and report PAC
+        (:mod:`gpc_bench.metrics.activity`; ulm and aucell through decoupler, the ``activity``
+        extra). ``True`` reads as ``"mean-z"``. A spot-level extra with its own cost
         (docs/performance.md), so off by default. It changes no other number.
     spatial
         Also compute Moran's I of every gene, measured and predicted, on each WSI's k-nearest-
         neighbour spot graph (``obsm["spatial"]``), and the spatial per-WSI metrics
         (:mod:`gpc_bench.metrics.spatial`); a spot-level extra, off by default.
+    domains
+        ``None`` (off), ``"leiden"`` or ``"kmeans"`` (``"auto"``: Leiden where leidenalg is
+        installed, else k-means; the config records which): cluster each WSI's measured and
+        predicted spots into tissue domains and report their agreement
+        (:mod:`gpc_bench.metrics.domains`).
+    domain_key
+        The truth's obs column of a spot annotation (pathologist regions): also score both
+        partitions against it. Implies ``domains="auto"`` when ``domains`` is not given.
+    domain_clusters
+        Clusters per WSI and side with ``domains="kmeans"``.
     seed
         Seed of the clustering and the spot subsample.
     pathways
@@ -92,8 +108,11 @@ class ScoreConfig:
     truth_log1p: bool = False
     truth_normalize: float | None = None
     depth_key: str | None = None
-    activity: bool = False
+    activity: str | None = None
     spatial: bool = False
+    domains: str | None = None
+    domain_key: str | None = None
+    domain_clusters: int = 7
     seed: int = 0
     pathways: tuple[str, ...] | None = None
     collection_id: str | None = None
@@ -105,6 +124,7 @@ class ScoreConfig:
         self._check_types()
         if self.cluster == "none":
             set_(self, "cluster", None)
+        self._normalise_extras()
         set_(self, "hvg", str(self.hvg))
         set_(self, "hvg_map", _pairs(self.hvg_map))
         if self.hvg_map is not None and self.hvg.isdigit():
@@ -169,7 +189,9 @@ class ScoreConfig:
         expect = {
             "constant_prediction": (str,), "min_genes": (int,), "variance_bins": (str,), "n_levels": (int,),
             "hvg": (str, int), "hvg_map": (str, list, tuple, dict, type(None)), "cluster": (str, type(None)),
-            "cluster_spots": (int,), "truth_log1p": (bool,), "activity": (bool,), "spatial": (bool,),
+            "cluster_spots": (int,), "truth_log1p": (bool,), "activity": (bool, str, type(None)),
+            "spatial": (bool,),
+            "domains": (str, type(None)), "domain_key": (str, type(None)), "domain_clusters": (int,),
             "truth_normalize": (int, float, type(None)), "depth_key": (str, type(None)), "seed": (int,),
             "pathways": (str, Path, list, tuple, type(None)), "collection_id": (str, type(None)),
             "protocol": (str,), "splits": (str, Path, type(None)),
@@ -184,6 +206,26 @@ class ScoreConfig:
                 raise InputError(f"config field {name} must be {names}, not {value!r}")
         if not 0 <= self.seed < 2**32:
             raise InputError(f"seed must be between 0 and 2**32 - 1, not {self.seed}")
+
+    def _normalise_extras(self) -> None:
+        """The spot-level extras: ``activity`` and ``domains`` spelled one way, checked."""
+        set_ = object.__setattr__
+        activity = {True: "mean-z", False: None, "none": None}.get(self.activity, self.activity)
+        if activity not in ACTIVITY:
+            raise InputError(f"activity must be 'mean-z', 'ulm' or 'aucell', not {self.activity!r}")
+        set_(self, "activity", activity)
+        domains = None if self.domains == "none" else self.domains
+        if domains is None and self.domain_key is not None:
+            domains = "auto"
+        if domains == "auto":
+            from .metrics.domains import resolve_method
+
+            domains = resolve_method("auto")
+        if domains not in DOMAINS:
+            raise InputError(f"domains must be 'auto', 'leiden' or 'kmeans', not {self.domains!r}")
+        set_(self, "domains", domains)
+        if not isinstance(self.domain_clusters, int) or self.domain_clusters < 2:
+            raise InputError(f"domain_clusters must be an integer >= 2, not {self.domain_clusters!r}")
 
     def replace(self, **changes) -> ScoreConfig:
         """A copy with some fields changed."""

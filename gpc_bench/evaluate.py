@@ -243,6 +243,12 @@ _NEEDS = {  # why a declared gene metric is not computable, by what it needs
     "moments+depth": "needs truth and prediction co-moments with the depth covariate, which these lack",
     "moments": "needs the moments of truth and predictions, not only r",
 }
+_WSI_NEEDS = {  # why a declared per-WSI metric is not computable
+    "moran": "needs Moran's I of the genes: score with --spatial (spot coordinates in obsm['spatial'])",
+    "domains": "needs tissue domains: score with --domains (clusters of each WSI's spots)",
+    "annotation": "needs a spot annotation: score with --domain-key COLUMN (e.g. pathologist regions)",
+    "moments": "needs the moments of truth and predictions, not only r",
+}
 
 
 def _variants(stats: WsiStats, cfg: ScoreConfig, memb, n_units, unit_types, groups, hvg_index, missing):
@@ -275,11 +281,7 @@ def _wsi_values(stats: WsiStats, cfg: ScoreConfig, missing: dict) -> dict[str, n
         if m.available(stats):
             out[m.name] = np.asarray(m.compute(stats, cfg), dtype=np.float64)
         else:
-            missing[m.name] = (
-                "needs Moran's I of the genes: score with --spatial (spot coordinates in obsm['spatial'])"
-                if m.needs == "moran"
-                else f"needs {m.needs}, which these statistics do not hold"
-            )
+            missing[m.name] = _WSI_NEEDS.get(m.needs, f"needs {m.needs}, which these statistics do not hold")
     return out
 
 

@@ -84,6 +84,11 @@ def concat(parts: list[WsiStats]) -> WsiStats:
     head = ids[order[0]] if len(ids) else None
     scale = next((p.meta["scale_check"] for p in parts if p.meta["scale_check"]["sample_id"] == head), None)
     meta = dict(first.meta) | {"shard": None, "scale_check": scale or {"sample_id": None, "warnings": []}}
+    optional = {  # what a part may lack (then the merged statistics lack it too)
+        name: cat(lambda p, name=name: getattr(p, name)) if all(getattr(p, name) is not None for p in parts)
+        else None
+        for name in ("depth", "activity", "moran", "activity_moran", "domains")
+    }  # fmt: skip
     return replace(
         first,
         sample_ids=[ids[i] for i in order],
@@ -92,12 +97,7 @@ def concat(parts: list[WsiStats]) -> WsiStats:
         r=cat(lambda p: p.r),
         flags=cat(lambda p: p.flags),
         moments=cat(lambda p: p.moments),
-        depth=cat(lambda p: p.depth) if all(p.depth is not None for p in parts) else None,
-        activity=cat(lambda p: p.activity) if all(p.activity is not None for p in parts) else None,
-        moran=cat(lambda p: p.moran) if all(p.moran is not None for p in parts) else None,
-        activity_moran=cat(lambda p: p.activity_moran)
-        if all(p.activity_moran is not None for p in parts)
-        else None,
+        **optional,
         meta=meta,
     )
 

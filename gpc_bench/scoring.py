@@ -22,6 +22,7 @@ import numpy as np
 
 from ._errors import InputError, examples
 from ._per_wsi import PerWsi, score_wsis
+from ._spot_extras import spot_annotation, spot_coordinates
 from .config import ScoreConfig, resolve_config
 from .evaluate import evaluate
 from .io.align import GeneMap, align_genes, align_spots
@@ -33,6 +34,7 @@ from .io.stream import WsiReader
 from .metrics.activity import ActivityPlan
 from .metrics.depth import depth_source
 from .metrics.depth import describe as describe_depth
+from .metrics.domains import DOMAINS
 from .metrics.pathway import Membership, membership
 from .metrics.pcc import kernel_name
 from .result import Result
@@ -278,7 +280,8 @@ def _collect(predictions, truth, config, name, checksum, settings, shard, out, o
                     kernel=kernel,
                     depth=depth,
                     plan=ActivityPlan.from_membership(panel.memb, len(panel.sets)) if cfg.activity else None,
-                    coords=_coords(inputs) if cfg.spatial else None,
+                    coords=spot_coordinates(inputs.truth) if cfg.spatial else None,
+                    annotation=spot_annotation(inputs.truth, cfg.domain_key) if cfg.domain_key else None,
                 )
                 if wsis
                 else None
@@ -350,29 +353,13 @@ def _stats(inputs: _Inputs, panel: _Panel, per, wsis, cfg: ScoreConfig, cohort: 
         activity_moran=_or_empty(per.activity_moran, (0, 2, len(panel.sets)))
         if cfg.spatial and cfg.activity
         else None,
+        domains=_or_empty(per.domains, (0, len(DOMAINS))) if cfg.domains else None,
     )
 
 
 def _or_empty(a, shape) -> np.ndarray:
     """``a``, or an empty array of ``shape`` for a shard past the last WSI (so that parts merge)."""
     return a if a is not None else np.full(shape, np.nan)
-
-
-def _coords(inputs: _Inputs) -> np.ndarray:
-    """The truth's spot coordinates (``obsm["spatial"]``, 2 columns) for ``--spatial``."""
-    xy = inputs.truth.obsm("spatial")
-    if xy is None:
-        raise InputError(
-            "--spatial needs spot coordinates: the truth has no obsm['spatial']",
-            "add each spot's (x, y) as obsm['spatial'] (HEST .h5ad files carry them)",
-        )
-    xy = np.asarray(xy, dtype=np.float64)
-    if xy.ndim != 2 or xy.shape[1] < 2 or not np.isfinite(xy[:, :2]).all():
-        raise InputError(
-            f"obsm['spatial'] must be finite (x, y) per spot, got shape {xy.shape}",
-            "give pixel or array coordinates, two columns",
-        )
-    return xy[:, :2]
 
 
 def score(

@@ -83,6 +83,9 @@ class WsiStats:
     activity_moran
         ``(n_wsi, 2, n_sets)`` Moran's I of the measured and predicted activity maps (``--activity
         --spatial``), or ``None``.
+    domains
+        ``(n_wsi, len(DOMAINS))`` tissue-domain agreement per WSI (``--domains``,
+        :data:`gpc_bench.metrics.domains.DOMAINS`), or ``None``.
     collection
         The pathway collection of the run.
     hvg_lists
@@ -113,6 +116,7 @@ class WsiStats:
     activity: np.ndarray | None = None
     moran: np.ndarray | None = None
     activity_moran: np.ndarray | None = None
+    domains: np.ndarray | None = None
 
     @property
     def n_wsi(self) -> int:
@@ -159,6 +163,8 @@ class WsiStats:
             activity_moran=None
             if self.activity_moran is None or genes is not None
             else self.activity_moran[w],
+            # the domains are clusters of the genes scored: fewer genes, other domains
+            domains=None if self.domains is None or genes is not None else self.domains[w],
         )
 
     # -- the stored form -------------------------------------------------------------------------
@@ -171,14 +177,17 @@ class WsiStats:
         (d / "pathways").mkdir(parents=True)
         n_wsi, n_genes = self.r.shape
         depth = self.depth if self.depth is not None else np.full((n_wsi, 2), np.nan)
-        Table(
-            {
-                "sample_id": np.asarray(self.sample_ids, dtype=object),
-                "cancer_type": np.asarray(self.cancer_types, dtype=object),
-                "n_spots": self.n_spots.astype(np.int64),
-                **{name: depth[:, i].astype(np.float64) for i, name in enumerate(DEPTH)},
-            }
-        ).write_parquet(d / "wsis.parquet")
+        wsis = {
+            "sample_id": np.asarray(self.sample_ids, dtype=object),
+            "cancer_type": np.asarray(self.cancer_types, dtype=object),
+            "n_spots": self.n_spots.astype(np.int64),
+            **{name: depth[:, i].astype(np.float64) for i, name in enumerate(DEPTH)},
+        }
+        if self.domains is not None:
+            from .metrics.domains import DOMAINS
+
+            wsis |= {name: self.domains[:, i].astype(np.float64) for i, name in enumerate(DOMAINS)}
+        Table(wsis).write_parquet(d / "wsis.parquet")
         genes = {
             "gene": self.genes.astype(str).astype(object),
             "symbol": self.symbols.astype(str).astype(object),
@@ -270,6 +279,11 @@ def read_stats(folder: str | Path) -> WsiStats:
         depth = None
         if all(c in wsis.column_names for c in DEPTH):
             depth = np.stack([col(wsis, c, np.float64) for c in DEPTH], axis=1)
+        domains = None
+        from .metrics.domains import DOMAINS
+
+        if all(c in wsis.column_names for c in DOMAINS):
+            domains = np.stack([col(wsis, c, np.float64) for c in DOMAINS], axis=1).reshape(n_wsi, -1)
         activity = activity_moran = None
         if (d / "activity.parquet").is_file():
             from .metrics.activity import ACTIVITY
@@ -313,6 +327,7 @@ def read_stats(folder: str | Path) -> WsiStats:
             activity=activity,
             moran=moran,
             activity_moran=activity_moran,
+            domains=domains,
             gene_variance=col(genes, "gene_variance", np.float64)
             if "gene_variance" in genes.column_names
             else None,

@@ -28,7 +28,10 @@ def canon(cohort, cohort_files):
 #: what correlation tables cannot give even with the truth: all that needs the predictions themselves
 NEED_PREDICTIONS = {"clustering", "depth_adjusted", "mse", "r2", "ccc", "rvd", "pac", "pac_depth_adjusted",
                     "spatial_recall", "moran_abs_diff", "svg_pcc", "activity_moran_truth",
-                    "activity_moran_pred"}  # fmt: skip
+                    "activity_moran_pred"} | {
+    f"{p}_{s}" for p in ("domain", "annot_pred", "annot_truth")
+    for s in ("ari", "ami", "nmi", "homogeneity", "completeness")
+}  # fmt: skip
 
 
 def _same_scores(a, b):

@@ -159,7 +159,7 @@ def test_spatial_on_her2st(shared_data, tmp_path):
         [
             "-q",
             "plot",
-            "spatial",
+            "activity",
             str(pred),
             "--truth",
             str(truth),
@@ -179,6 +179,7 @@ def test_spatial_on_her2st(shared_data, tmp_path):
     title = [t for _, (_, ts) in g.items() for t in ts if t.startswith("HALLMARK_EPITHELIAL")]
     assert title and "in B4: PCC 0." in title[0]
     assert "<image" in out.read_text()  # the H&E image is embedded under the spots
+    assert main.commands["plot"].commands["spatial"] is main.commands["plot"].commands["activity"]
     png = tmp_path / "spatial.png"
     save(spatial(pred, truth, sample=section, pathway="HALLMARK_HYPOXIA", image=image), png)
     assert png.stat().st_size > 50_000

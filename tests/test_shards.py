@@ -224,8 +224,8 @@ def test_intersect_re_evaluation_of_a_whole_run_gives_its_numbers(hard_files, tm
 
 
 def test_activity_and_spatial_statistics_merge_exactly(tmp_path):
-    """--activity --spatial: the activity moments and Moran's I are per-WSI statistics, so shards
-    merge into the tables of one run, byte for byte."""
+    """--activity --spatial --domains: the activity moments, Moran's I and the domain agreement
+    are per-WSI statistics, so shards merge into the tables of one run, byte for byte."""
     from test_activity import _gmt, _spatial_cohort
 
     pred, truth = _spatial_cohort(n_side=6)
@@ -242,10 +242,12 @@ def test_activity_and_spatial_statistics_merge_exactly(tmp_path):
     gmt = _gmt(
         tmp_path, {"SMOOTH": [f"G{j:02d}" for j in range(20)], "NOISE": [f"G{j:02d}" for j in range(20, 40)]}
     )
-    opts = dict(pathways=gmt, min_genes=1, checksum=False, activity=True, spatial=True)
+    opts = dict(pathways=gmt, min_genes=1, checksum=False, activity=True, spatial=True, domains="kmeans")
     score(tmp_path / "pred.h5ad", tmp_path / "truth.h5ad", out=tmp_path / "full", **opts)
     for k in (1, 2, 3):
         collect(tmp_path / "pred.h5ad", tmp_path / "truth.h5ad", shard=(k, 3), out=tmp_path / f"p{k}", **opts)
     merge([tmp_path / f"p{k}" for k in (1, 2, 3)], out=tmp_path / "merged")
     _assert_same_run(tmp_path / "full", tmp_path / "merged")
-    assert np.isfinite(read_stats(tmp_path / "merged").activity_moran).all()
+    merged = read_stats(tmp_path / "merged")
+    assert np.isfinite(merged.activity_moran).all()
+    assert np.isfinite(merged.domains[:, 3]).all() and merged.domains.shape[0] == 4

@@ -276,7 +276,7 @@ def plot_leaderboard(table):
     return leaderboard_table(table)
 
 
-@plot_grp.command("spatial")
+@plot_grp.command("activity")
 @click.argument("predictions", type=click.Path(path_type=Path))
 @click.option("--truth", type=click.Path(path_type=Path), help="Measured .h5ad (default: layers['truth']).")
 @click.option("--sample", required=True, help="The WSI (obs['sample_id']).")
@@ -294,7 +294,7 @@ def plot_leaderboard(table):
 @_OUT
 @_friendly
 def plot_spatial(predictions, truth, sample, pathway, spec, image, spot_size, name):
-    """Measured and predicted pathway activity side by side on the tissue."""
+    """Measured and predicted pathway activity (mean-z) side by side on the tissue; also `plot spatial`."""
     from ..plot import spatial
 
     return spatial(
@@ -307,6 +307,9 @@ def plot_spatial(predictions, truth, sample, pathway, spec, image, spot_size, na
         spot_size=spot_size,
         name=name,
     )
+
+
+plot_grp.add_command(plot_spatial, "spatial")  # the same figure under its first name
 
 
 @main.command("report")

@@ -107,15 +107,41 @@ def _adapter_options(fn):
 )
 @click.option(
     "--activity",
-    is_flag=True,
-    help="Also compute pathway activity maps (mean-z) of truth and predictions and their correlation, PAC "
-    "(spot-level; see docs/performance.md for its cost).",
+    type=click.Choice(["mean-z", "ulm", "aucell"]),
+    is_flag=False,
+    flag_value="mean-z",
+    default=None,
+    help="Also compute pathway activity maps of truth and predictions and their correlation, PAC: mean-z "
+    "(the default when given alone), or decoupler's ulm / aucell (extra 'activity'); spot-level, see "
+    "docs/performance.md for its cost.",
 )
 @click.option(
     "--spatial",
     is_flag=True,
     help="Also compute Moran's I of every gene, measured and predicted, on a 6-nearest-neighbour spot graph "
     "(obsm['spatial']), and spatial recall (docs/metrics.md).",
+)
+@click.option(
+    "--domains",
+    type=click.Choice(["auto", "leiden", "kmeans"]),
+    is_flag=False,
+    flag_value="auto",
+    default=None,
+    help="Also cluster each WSI's measured and predicted spots into tissue domains (PCA, then Leiden, or "
+    "k-means without leidenalg) and report ARI, AMI, NMI, homogeneity, completeness (docs/metrics.md).",
+)
+@click.option(
+    "--domain-key",
+    default=None,
+    help="Truth obs column of a spot annotation (e.g. pathologist regions): also score the measured and "
+    "predicted domains against it (implies --domains).",
+)
+@click.option(
+    "--domain-clusters",
+    type=click.IntRange(min=2),
+    default=7,
+    show_default=True,
+    help="Clusters per WSI with --domains kmeans.",
 )
 @click.option(
     "--depth-key",

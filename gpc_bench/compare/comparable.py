@@ -35,6 +35,14 @@ OPTIONS = {
     "protocol": "--protocol",
     "splits": "--splits",
 }
+#: spot-level extras: a run without one simply lacks its columns, but two runs that both computed it
+#: must have computed it the same way (PAC of ulm maps is not PAC of mean-z maps)
+EXTRA_OPTIONS = {
+    "activity": "--activity",
+    "domains": "--domains",
+    "domain_key": "--domain-key",
+    "domain_clusters": "--domain-clusters",
+}
 #: options that only make the truth: compared through the recorded truth moments when those exist
 TRUTH_OPTIONS = ("truth_log1p", "truth_normalize")
 #: config fields that --intersect cannot reconcile (every number-changing option but the panel)
@@ -86,6 +94,7 @@ def _config(run: Run) -> dict | None:
         return None
     cfg = dict(cfg)
     cfg.setdefault("protocol", "default")
+    cfg["activity"] = {True: "mean-z", False: None}.get(cfg.get("activity"), cfg.get("activity"))
     # HVG lists and splits compare by content: the same list given by two paths is the same
     digest = (run.summary.get("hvg") or {}).get("lists_sha256")
     if digest is not None:
@@ -105,6 +114,22 @@ def _genes(run: Run) -> list | None:
     if not run.has_table("gene_variance"):
         return None
     return list(run.gene_keys.values())
+
+
+def _extras_differ(configs: dict) -> list[str]:
+    """Refusals for spot-level extras that two runs both computed, in different ways."""
+    out = []
+    for key, option in EXTRA_OPTIONS.items():
+        on = "activity" if key == "activity" else "domains"
+        values = {n: c.get(key) for n, c in configs.items() if c.get(on) is not None}
+        if key == "domain_clusters":  # only k-means has a cluster count
+            values = {n: v for n, v in values.items() if configs[n].get("domains") == "kmeans"}
+        if key == "domain_key":
+            values = {n: v for n, v in values.items() if v is not None}
+        if len(set(map(repr, values.values()))) > 1:
+            listing = ", ".join(f"{n}: {user_value(v)}" for n, v in values.items())
+            out.append(f"computed {key} differently ({listing}); re-score them with one {option}")
+    return out
 
 
 def check(runs: list[Run], intersect: bool, wsi_sets: dict, remedy: str = "pass --intersect") -> Comparison:
@@ -138,6 +163,7 @@ def check(runs: list[Run], intersect: bool, wsi_sets: dict, remedy: str = "pass 
         if len(set(map(repr, values.values()))) > 1:
             listing = ", ".join(f"{n}: {user_value(v)}" for n, v in values.items())
             refusals.append(f"scored with different {key} ({listing}); re-score them with one {OPTIONS[key]}")
+    refusals += _extras_differ(known)
     # 2. WSIs
     common = set.intersection(*wsi_sets.values())
     union = set.union(*wsi_sets.values())

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 #: what a metric reads from the per-WSI statistics: r only (any run, ``--gene-pcc`` too), or the
 #: co-moments of truth and predictions (runs scored from the predictions file)
-Needs = Literal["r", "moments", "moran"]
+Needs = Literal["r", "moments", "moran", "domains", "annotation"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,8 @@ class WsiMetric:
     label
         Display label (``\\n`` allowed in figure headers).
     needs
-        ``"r"`` or ``"moments"``.
+        ``"r"``, ``"moments"``, ``"moran"`` (``--spatial``), ``"domains"`` (``--domains``) or
+        ``"annotation"`` (``--domain-key``).
     compute
         ``(WsiStats, ScoreConfig) -> (n_wsi,) float array``.
     higher_is_better, family
@@ -54,6 +55,13 @@ class WsiMetric:
         """Whether ``stats`` hold what the metric needs."""
         if self.needs == "moran":
             return stats.moran is not None
+        if self.needs in ("domains", "annotation"):
+            from .domains import DOMAINS
+
+            d = stats.domains
+            if d is None or self.needs == "domains" or stats.n_wsi == 0:
+                return d is not None
+            return bool(np.isfinite(d[:, DOMAINS.index("domains_annotation_n")]).any())
         return self.needs == "r" or (stats.has_truth_moments and stats.has_prediction_moments)
 
 

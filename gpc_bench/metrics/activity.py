@@ -106,21 +106,26 @@ def activity(xt: np.ndarray, mean: np.ndarray, sd: np.ndarray, plan: ActivityPla
     return out
 
 
-def wsi_activity_moments(
-    plan: ActivityPlan, xt, yt, d, truth_moments, pred_moments, kernel="numba", graph=None
-):
-    """``(7, n_sets)`` moments of one WSI's activities (:data:`ACTIVITY`), and with ``graph`` (the
-    WSI's spot weights, :func:`gpc_bench.metrics.spatial.knn_graph`) the ``(2, n_sets)`` Moran's I of
-    the measured and predicted activity maps (else ``None``).
+def mean_z_activities(
+    plan: ActivityPlan, xt, yt, truth_moments, pred_moments, kernel="numba"
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(n_sets, spots)`` mean-z activities of one WSI, measured and predicted.
 
     ``xt``, ``yt``: the WSI's truth and prediction at the plan's genes, genes x spots
-    (:func:`transposed_columns`); ``d``: the depth covariate per spot; ``truth_moments``,
-    ``pred_moments``: ``(mean, M2)`` of the plan's genes over the WSI (from the moment accumulator,
-    float64).
+    (:func:`transposed_columns`); ``truth_moments``, ``pred_moments``: ``(mean, M2)`` of the plan's
+    genes over the WSI (from the moment accumulator, float64).
     """
     n = xt.shape[1]
     ax = activity(xt, truth_moments[0], np.sqrt(truth_moments[1] / n), plan, kernel)
     ay = activity(yt, pred_moments[0], np.sqrt(pred_moments[1] / n), plan, kernel)
+    return ax, ay
+
+
+def activity_moments(ax: np.ndarray, ay: np.ndarray, d, graph=None):
+    """``(7, n_sets)`` moments of one WSI's measured and predicted activities ``ax``, ``ay``
+    (``(n_sets, spots)``, overwritten) with the depth covariate ``d`` (:data:`ACTIVITY`), and with
+    ``graph`` (the WSI's spot weights, :func:`gpc_bench.metrics.spatial.knn_graph`) the
+    ``(2, n_sets)`` Moran's I of the two activity maps (else ``None``)."""
     mx, my = ax.mean(1), ay.mean(1)
     ax -= mx[:, None]
     ay -= my[:, None]

@@ -17,6 +17,7 @@ from ._declare import GeneMetric, PathwayMetric, WsiMetric
 from .activity import ACTIVITY_MORAN_PRED, ACTIVITY_MORAN_TRUTH, PAC, PAC_DEPTH_ADJUSTED
 from .all_genes import PCC_ALL_GENES
 from .depth import DEPTH_ADJUSTED, DEPTH_BASELINE
+from .domains import DOMAIN_METRICS
 from .errors import CCC, MSE, R2, RVD
 from .spatial import MORAN_ABS_DIFF, SPATIAL_RECALL, SVG_PCC
 
@@ -58,7 +59,7 @@ class Metric:
 
 
 #: the declared per-WSI metrics, in display order
-WSI_METRICS: tuple[WsiMetric, ...] = (PCC_ALL_GENES, SPATIAL_RECALL, MORAN_ABS_DIFF, SVG_PCC)
+WSI_METRICS: tuple[WsiMetric, ...] = (PCC_ALL_GENES, SPATIAL_RECALL, MORAN_ABS_DIFF, SVG_PCC, *DOMAIN_METRICS)
 #: the declared gene metrics (reduced like r into GPC and HVG PCC), in display order
 GENE_METRICS: tuple[GeneMetric, ...] = (DEPTH_BASELINE, DEPTH_ADJUSTED, MSE, R2, CCC, RVD)
 #: the declared pathway metrics (per WSI and pathway, from the streamed activities)
