@@ -310,15 +310,17 @@ EXTRAS = {
 }
 
 
-def extras(d: Path, files: dict, sizes: list[int], repeats: int = 1) -> dict:
-    """``score`` with each spot-level extra on against plain ``score`` (GPC alone), fresh processes,
-    alternated, page cache warm; the cost of each as a share of the plain run."""
+def extras(d: Path, files: dict, sizes: list[int], repeats: int = 1, only=None) -> dict:
+    """``score`` with each spot-level extra on (``only``: those of :data:`EXTRAS` named) against plain
+    ``score`` (GPC alone), fresh processes, alternated, page cache warm; the cost of each as a share
+    of the plain run."""
     ensure_coordinates(files["truth"], sizes)
     inputs = [str(files["pred"]), "--truth", str(files["truth"]), "--pathways", str(files["pathways"])]
     base = [sys.executable, "-m", "gpc_bench", "score", *inputs, "--out", str(d / "run_extras"),
             "--overwrite",
             "--no-checksum"]  # fmt: skip
-    variants = {"plain": base} | {k: base + v for k, v in EXTRAS.items()}
+    chosen = {k: v for k, v in EXTRAS.items() if not only or k in only}
+    variants = {"plain": base} | {k: base + v for k, v in chosen.items()}
     times = {k: [] for k in variants}
     peaks = {k: [] for k in variants}
     for _ in range(repeats):
@@ -328,7 +330,7 @@ def extras(d: Path, files: dict, sizes: list[int], repeats: int = 1) -> dict:
             peaks[name].append(peak)
     med = {k: float(np.median(v)) for k, v in times.items()}
     out = {f"{k}_s": {"all": [round(t, 3) for t in v], "median": round(med[k], 3)} for k, v in times.items()}
-    out["extra_cost"] = {k: round(med[k] / med["plain"] - 1, 3) for k in EXTRAS}
+    out["extra_cost"] = {k: round(med[k] / med["plain"] - 1, 3) for k in chosen}
     out["peak_rss_gib"] = {k: round(max(v), 3) for k, v in peaks.items()}
     return out
 
@@ -431,7 +433,8 @@ def main() -> None:
     ap.add_argument("--previous", type=Path, help="checkout of earlier code to time side by side")
     ap.add_argument("--machinery", action="store_true", help="also time score with each speed device off")
     ap.add_argument(
-        "--extras", action="store_true", help="only time score with each spot-level extra against plain score"
+        "--extras", nargs="*", choices=tuple(EXTRAS), default=None,
+        help="only time score with these spot-level extras (none named: all) against plain score",
     )
     args = ap.parse_args()
 
@@ -455,11 +458,11 @@ def main() -> None:
     d = Path(info["dir"])
     sizes = info["sizes"]
     gb = lambda m: m * n_genes * 4 * 2 / 2**30  # noqa: E731 - two float32 matrices, GiB
-    if args.extras:  # the spot-level extras only
+    if args.extras is not None:  # the spot-level extras only
         for f in (files["truth"], files["pred"]):  # start warm
             bare_read(f, sizes)
         res = {"shape": {"name": args.shape, "wsis": len(sizes), "genes": n_genes, "spots": info["n_spots"]},
-               "extras": extras(d, files, sizes, repeats=args.repeats)}  # fmt: skip
+               "extras": extras(d, files, sizes, repeats=args.repeats, only=args.extras)}  # fmt: skip
         print(json.dumps(res, indent=1))
         if args.json:
             args.json.write_text(json.dumps(res, indent=1))

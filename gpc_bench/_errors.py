@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class GpcBenchError(Exception):
     """Base class of every error gpc-bench raises on purpose."""
@@ -24,7 +26,7 @@ class InputError(GpcBenchError, ValueError):
         super().__init__(problem if hint is None else f"{problem}\n  hint: {hint}")
 
 
-def examples(items, k: int = 5) -> str:
+def examples(items: Iterable, k: int = 5) -> str:
     """Format up to ``k`` example items for an error message."""
     items = list(items)
     shown = ", ".join(repr(str(x)) for x in items[:k])
@@ -32,7 +34,7 @@ def examples(items, k: int = 5) -> str:
     return f"[{shown}{more}]"
 
 
-def suggest(name: str, names, k: int = 3) -> str:
+def suggest(name: str, names: Iterable[str], k: int = 3) -> str:
     """A hint naming the closest of ``names`` to ``name`` (difflib), or '' when none is close.
 
     A name that differs only by a prefix (``HYPOXIA`` for ``HALLMARK_HYPOXIA``) counts as close.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,6 +14,12 @@ from ._progress import Progress
 from ._spot_extras import SpotExtras
 from .metrics.depth import genes_detected
 from .metrics.pcc import MomentAccumulator, NonFiniteError, RowMatrix, pearson_from_moments
+
+if TYPE_CHECKING:
+    from .config import ScoreConfig
+    from .io.align import GeneMap
+    from .io.stream import WsiReader
+    from .metrics.activity import ActivityPlan
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +66,9 @@ class PerWsi:
 
 
 def score_wsis(
-    reader, gmap, n_cols: tuple[int, int], *, cfg, threads: int, kernel: str, depth: np.ndarray | None = None,
-    plan=None, coords: np.ndarray | None = None, annotation: np.ndarray | None = None,
+    reader: WsiReader, gmap: GeneMap, n_cols: tuple[int, int], *, cfg: ScoreConfig, threads: int, kernel: str,
+    depth: np.ndarray | None = None, plan: ActivityPlan | None = None, coords: np.ndarray | None = None,
+    annotation: np.ndarray | None = None,
 ) -> PerWsi:  # fmt: skip
     """Run the kernel over every piece of ``reader`` (:class:`gpc_bench.io.stream.WsiReader`).
 

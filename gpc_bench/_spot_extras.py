@@ -9,11 +9,19 @@ nothing) when none is asked for.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .metrics.activity import ActivityPlan, activity_moments, mean_z_activities, transposed_columns
 from .metrics.pcc import as_array
+
+if TYPE_CHECKING:
+    from ._per_wsi import PerWsi
+    from .config import ScoreConfig
+    from .io.align import GeneMap, Wsi
+    from .io.h5ad import Source
+    from .metrics.pcc import Moments, RowMatrix
 
 
 @dataclass
@@ -36,8 +44,8 @@ class SpotExtras:
         ``"numba"`` or ``"numpy"`` (the mean-z activity kernel).
     """
 
-    cfg: object
-    gmap: object
+    cfg: ScoreConfig
+    gmap: GeneMap
     plan: ActivityPlan | None = None
     coords: np.ndarray | None = None
     annotation: np.ndarray | None = None
@@ -66,7 +74,9 @@ class SpotExtras:
             self.full_x = np.empty((n_spots, n_genes), np.float32)
             self.full_y = np.empty((n_spots, n_genes), np.float32)
 
-    def add(self, r0: int, r1: int, x, y, d: np.ndarray) -> None:
+    def add(
+        self, r0: int, r1: int, x: np.ndarray | RowMatrix, y: np.ndarray | RowMatrix, d: np.ndarray
+    ) -> None:
         """Rows ``r0:r1`` of the WSI: truth ``x`` (normalised, not yet log1p under ``truth_log1p``),
         predictions ``y``, depth covariate ``d``."""
         if self.mean_z:
@@ -78,7 +88,7 @@ class SpotExtras:
             self.full_x[r0:r1] = np.take(as_array(x), self.gmap.truth_cols, axis=1)
             self.full_y[r0:r1] = np.take(as_array(y), self.gmap.pred_cols, axis=1)
 
-    def finish(self, k: int, out, m, w) -> None:
+    def finish(self, k: int, out: PerWsi, m: Moments, w: Wsi) -> None:
         """The WSI's statistics into row ``k`` of ``out`` (:class:`~gpc_bench._per_wsi.PerWsi`),
         given its moments ``m`` and the :class:`~gpc_bench.io.align.Wsi` ``w``; buffers released."""
         cfg = self.cfg
@@ -99,13 +109,14 @@ class SpotExtras:
             from .metrics.domains import wsi_domains
 
             labels = None if self.annotation is None else self.annotation[w.truth_rows]
+            var = m.m2_x / max(m.n, 1)  # the streamed moments: no pass over the WSI's matrix
             out.domains[k] = wsi_domains(
-                self.full_x, self.full_y, cfg.domains, cfg.seed, cfg.domain_clusters, labels
+                self.full_x, self.full_y, cfg.domains, cfg.seed, cfg.domain_clusters, labels, var
             )
         for name in ("act_x", "act_y", "act_d", "full_x", "full_y"):
             self.__dict__.pop(name, None)
 
-    def _activities(self, m) -> tuple[np.ndarray, np.ndarray]:
+    def _activities(self, m: Moments) -> tuple[np.ndarray, np.ndarray]:
         """``(n_sets, spots)`` measured and predicted activities of the WSI."""
         if self.mean_z:
             c = self.plan.cols
@@ -124,7 +135,7 @@ class SpotExtras:
         )
 
 
-def spot_coordinates(truth) -> np.ndarray:
+def spot_coordinates(truth: Source) -> np.ndarray:
     """The truth's spot coordinates (``obsm["spatial"]``, 2 columns) for ``--spatial``."""
     from ._errors import InputError
 
@@ -143,7 +154,7 @@ def spot_coordinates(truth) -> np.ndarray:
     return xy[:, :2]
 
 
-def spot_annotation(truth, key: str) -> np.ndarray:
+def spot_annotation(truth: Source, key: str) -> np.ndarray:
     """The truth's obs column ``key`` (a label per spot; missing values stay missing) for
     ``--domain-key``."""
     from ._errors import InputError

@@ -11,11 +11,17 @@ a :class:`Categorical` (codes into a few strings: 23 x 38,982 gene rows stay cod
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,7 @@ class NullableInt:
         return NullableInt(self.values[order], self.missing[order])
 
 
-def categorical(codes: np.ndarray, categories, *, pandas_category: bool = True) -> Categorical:
+def categorical(codes: np.ndarray, categories: Sequence, *, pandas_category: bool = True) -> Categorical:
     """``categories[codes]`` as a :class:`Categorical` (``int32`` codes, object categories)."""
     cats = np.asarray(categories, dtype=object)
     return Categorical(np.asarray(codes).astype(np.int32), cats, pandas_category)
@@ -107,7 +113,7 @@ class Table:
             cols[name] = col.take(order) if isinstance(col, Categorical | NullableInt) else col[order]
         return Table(cols)
 
-    def to_pandas(self):
+    def to_pandas(self) -> pd.DataFrame:
         """A :class:`pandas.DataFrame`: categoricals as ``category``, nullable integers as
         ``Int64``, strings as ``object``."""
         import pandas as pd
@@ -126,7 +132,7 @@ class Table:
                 data[name] = col
         return pd.DataFrame(data, index=pd.RangeIndex(len(self)), columns=list(self.columns))
 
-    def to_arrow(self):
+    def to_arrow(self) -> pa.Table:
         """A :class:`pyarrow.Table` with plain column types (strings, numbers, booleans);
         NaN is written as a missing value, as pandas writes it.
 
@@ -195,7 +201,7 @@ class Table:
         pq.write_table(self.to_arrow(), str(path), store_schema=False, use_dictionary=strings)
 
     @classmethod
-    def from_pandas(cls, df) -> Table:
+    def from_pandas(cls, df: pd.DataFrame) -> Table:
         """A table from a DataFrame (categoricals kept as codes, nullable integers kept)."""
         import pandas as pd
 

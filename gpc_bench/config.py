@@ -10,8 +10,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._errors import InputError
+
+if TYPE_CHECKING:
+    from .io.gmt import PathwayCollection
 
 CONSTANT_PREDICTION = ("zero", "exclude")
 VARIANCE_BINS = ("quantile", "log")
@@ -323,7 +327,9 @@ def for_protocol(protocol: str, **options) -> ScoreConfig:
     return ScoreConfig(**(FIXED.get(protocol, {}) | options | {"protocol": protocol}))
 
 
-def deviations(cfg: ScoreConfig, collection=None, hvg_info: dict | None = None) -> list[str]:
+def deviations(
+    cfg: ScoreConfig, collection: PathwayCollection | None = None, hvg_info: dict | None = None
+) -> list[str]:
     """How ``cfg`` departs from the HistoPrism paper's published computation (empty: none).
 
     With ``collection`` (the :class:`~gpc_bench.io.gmt.Collection` scored) and ``hvg_info`` (the
@@ -370,7 +376,7 @@ def deviations(cfg: ScoreConfig, collection=None, hvg_info: dict | None = None) 
     return out
 
 
-def collection_kind(collection) -> str:
+def collection_kind(collection: PathwayCollection) -> str:
     """``"shipped"`` (the content of the shipped gpc-default collection), ``"published"`` (imported
     from HistoPrism's released sets, by its manifest, with the content it records) or ``"user"``."""
     import json

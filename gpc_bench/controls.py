@@ -18,12 +18,17 @@ control so that ``score`` and the leaderboard mark it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._errors import InputError
 from .io.runfolder import atomic_file
+
+if TYPE_CHECKING:
+    import anndata as ad
 
 logger = logging.getLogger(__name__)
 
@@ -111,11 +116,11 @@ def _depth_control(src, groups, depth_key):
 
 
 def write_controls(
-    truth,
+    truth: str | Path | ad.AnnData,
     out: str | Path,
     *,
-    kinds=KINDS,
-    snr=(0.25, 1.0, 4.0),
+    kinds: Sequence[str] = KINDS,
+    snr: Sequence[float] = (0.25, 1.0, 4.0),
     seed: int = 0,
     layer: str | None = None,
     overwrite: bool = False,

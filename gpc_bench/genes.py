@@ -9,11 +9,15 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from collections.abc import Iterable, Sequence
 from functools import cache
 from importlib import resources
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .metrics.pathway import Membership
 
 IdStyle = Literal["ensembl", "symbol"]
 
@@ -21,7 +25,7 @@ _ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{11}(\.\d+)?$")
 _ENSEMBL_LINE = re.compile(r"^ENS[A-Z]*G\d{11}(?:\.\d+)?$", re.MULTILINE)
 
 
-def strip_version(ids) -> np.ndarray:
+def strip_version(ids: Iterable[str]) -> np.ndarray:
     """Drop the ``.N`` version suffix of Ensembl IDs (other IDs are returned unchanged)."""
     out = [
         g.split(".", 1)[0] if "." in g and _ENSEMBL.match(g) else g
@@ -30,7 +34,7 @@ def strip_version(ids) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
-def detect_id_style(ids) -> IdStyle:
+def detect_id_style(ids: Iterable[str]) -> IdStyle:
     """Return ``"ensembl"`` when most IDs look like Ensembl gene IDs, else ``"symbol"``."""
     ids = [str(g) for g in ids]
     if not ids:
@@ -94,7 +98,9 @@ def table_info() -> dict:
     return json.loads(resources.files("gpc_bench.data").joinpath("gene_ids.json").read_text())
 
 
-def to_symbols(ids, style: IdStyle | None = None, var_symbols=None) -> np.ndarray:
+def to_symbols(
+    ids: Iterable[str], style: IdStyle | None = None, var_symbols: Sequence | None = None
+) -> np.ndarray:
     """Map gene IDs to symbols for matching against pathway gene sets.
 
     Parameters
@@ -132,14 +138,16 @@ def to_symbols(ids, style: IdStyle | None = None, var_symbols=None) -> np.ndarra
     )
 
 
-def ensembl_mask(ids) -> np.ndarray:
+def ensembl_mask(ids: Iterable[str]) -> np.ndarray:
     """Which IDs are Ensembl gene IDs (with or without version)."""
     return np.fromiter(
         (str(g).startswith("ENS") and bool(_ENSEMBL.match(str(g))) for g in ids), bool, len(ids)
     )
 
 
-def missing_pathway_genes(sets, memb, panel_ids, panel_symbols) -> list[tuple[int, str, str, str]]:
+def missing_pathway_genes(
+    sets: Sequence, memb: Membership, panel_ids: Sequence[str], panel_symbols: Sequence[str]
+) -> list[tuple[int, str, str, str]]:
     """The genes of each pathway that no scored panel gene carries, and why.
 
     Returns ``(set index, symbol, reason, panel gene)`` rows, by set then symbol. ``reason`` is

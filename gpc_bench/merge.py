@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._errors import InputError
 from .stats import WsiStats, cohort_key, read_stats
+
+if TYPE_CHECKING:
+    from .result import Result
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +107,9 @@ def concat(parts: list[WsiStats]) -> WsiStats:
     )
 
 
-def merge(parts, *, out: str | Path | None = None, overwrite: bool = False):
+def merge(
+    parts: Sequence[str | Path | WsiStats], *, out: str | Path | None = None, overwrite: bool = False
+) -> Result:
     """Evaluate the shards of one cohort as one run.
 
     Parameters

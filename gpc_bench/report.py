@@ -6,13 +6,19 @@ import base64
 import html
 import io
 import logging
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._version import __version__
 from .io.runfolder import atomic_file
 from .metrics.registry import HEADLINE
+
+if TYPE_CHECKING:
+    from .compare.leaderboard import Leaderboard
+    from .result import Result
 
 logger = logging.getLogger(__name__)
 
@@ -268,17 +274,17 @@ def _warnings_html(lb) -> str:
 
 
 def report(
-    runs,
+    runs: Sequence[str | Path | Result],
     out: str | Path,
     *,
     reference: str | None = None,
     n_boot: int = 1000,
     seed: int = 0,
     intersect: bool = False,
-    controls=(),
+    controls: Sequence[str] = (),
     title: str = "gpc-bench report",
     overwrite: bool = False,
-    board=None,
+    board: Leaderboard | None = None,
 ) -> Path:
     """Write one self-contained HTML report for several run folders.
 

@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._errors import InputError
 from ._tables import TABLE_FILES, TABLES
 from .io.runfolder import atomic_dir, dumps_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .config import ScoreConfig
+    from .stats import WsiStats
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +104,7 @@ class Result:
             return key in self.tables
         return self.path is not None and (self.path / TABLE_FILES.get(key, name)).is_file()
 
-    def table(self, name: str):
+    def table(self, name: str) -> pd.DataFrame:
         """A table as a DataFrame (``name`` with or without its file suffix)."""
         key = _key(name)
         if key not in self._frames:
@@ -131,7 +139,7 @@ class Result:
     variance_levels = _table_property("variance_levels", "Per level: bounds and counts.")
 
     @property
-    def stats(self):
+    def stats(self) -> WsiStats:
         """The per-WSI statistics (:class:`~gpc_bench.stats.WsiStats`)."""
         if self._stats is None:
             from .stats import read_stats
@@ -155,7 +163,7 @@ class Result:
         return self.has_stats and self.stats.has_truth_moments
 
     @property
-    def truth_moments(self):
+    def truth_moments(self) -> pd.DataFrame:
         """Per WSI and gene: spots, mean and M2 of the measured values (what the truth was)."""
         import numpy as np
         import pandas as pd
@@ -183,7 +191,7 @@ class Result:
         return self.summary["headline"]
 
     @property
-    def config(self):
+    def config(self) -> ScoreConfig:
         """The :class:`~gpc_bench.config.ScoreConfig` the run was scored under."""
         from .config import ScoreConfig
 
@@ -223,7 +231,7 @@ class Result:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def write(self, out: str | Path, overwrite: bool = False, inputs=()) -> Path:
+    def write(self, out: str | Path, overwrite: bool = False, inputs: Iterable = ()) -> Path:
         """Write every table, the statistics and the summary into ``out`` atomically (a temporary
         folder renamed into place). ``overwrite`` replaces only an earlier run folder, and never
         one that is or holds one of ``inputs`` (:mod:`gpc_bench.io.runfolder`)."""
@@ -252,7 +260,7 @@ class Result:
         )
 
 
-def as_result(run) -> Result:
+def as_result(run: str | Path | Result) -> Result:
     """A :class:`Result` as it is, or a run folder opened as one."""
     return run if isinstance(run, Result) else Result.read(run)
 

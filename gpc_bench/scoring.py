@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,6 +41,9 @@ from .metrics.pcc import kernel_name
 from .result import Result
 from .settings import Settings, default_threads
 from .stats import MOMENTS, SpotProfiles, WsiStats, cohort_key, parse_shard, shard_indices
+
+if TYPE_CHECKING:
+    import anndata as ad
 
 logger = logging.getLogger(__name__)
 
@@ -201,8 +205,8 @@ def _load_panel(inputs: _Inputs, cfg: ScoreConfig, cancer_types=()) -> _Panel:
 
 
 def collect(
-    predictions,
-    truth=None,
+    predictions: str | Path | ad.AnnData,
+    truth: str | Path | ad.AnnData | None = None,
     *,
     config: ScoreConfig | None = None,
     name: str | None = None,
@@ -363,8 +367,8 @@ def _or_empty(a, shape) -> np.ndarray:
 
 
 def score(
-    predictions,
-    truth=None,
+    predictions: str | Path | ad.AnnData,
+    truth: str | Path | ad.AnnData | None = None,
     *,
     config: ScoreConfig | None = None,
     name: str | None = None,

@@ -13,11 +13,18 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._errors import InputError
 from .config import ScoreConfig, resolve_config
+
+if TYPE_CHECKING:
+    import anndata as ad
+    import pandas as pd
+
+    from .result import Result
 
 logger = logging.getLogger(__name__)
 
@@ -170,17 +177,17 @@ def _correlation_stats(samples, genes, types, r, coll, cfg: ScoreConfig, name, i
 
 
 def score_correlations(
-    tables,
+    tables: str | Path | pd.DataFrame,
     *,
     config: ScoreConfig | None = None,
     name: str | None = None,
     cancer_types: dict | str | Path | None = None,
-    gene_variance=None,
-    truth=None,
+    gene_variance: str | Path | None = None,
+    truth: str | Path | ad.AnnData | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
-    **options,
-):
+    **options: object,
+) -> Result:
     """Score gene correlation tables (see :func:`~gpc_bench.baselines.adapters.gene_pcc.read_gene_pcc`).
 
     The r become per-WSI statistics without moments, evaluated by the same

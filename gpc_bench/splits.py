@@ -14,6 +14,7 @@ the per-WSI co-moments (:func:`gpc_bench.metrics.pooled_pcc`):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from ._errors import InputError, examples
@@ -46,7 +47,9 @@ def read_splits(path: str | Path) -> dict[str, str]:
     return out
 
 
-def unit_groups(sample_ids, cancer_types, protocol: str, splits: str | Path | None) -> list[str] | None:
+def unit_groups(
+    sample_ids: Sequence[str], cancer_types: Sequence[str], protocol: str, splits: str | Path | None
+) -> list[str] | None:
     """The pooled group of each WSI under ``protocol`` (``None``: one unit per WSI).
 
     Under ``hest-pooled`` every WSI of the cohort must be in ``splits`` (when given), and a split

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -338,7 +339,7 @@ def read_stats(folder: str | Path) -> WsiStats:
         raise InputError(f"{d} cannot be read: {type(err).__name__}: {str(err)[:200]}", _HINT) from None
 
 
-def cohort_key(sample_ids) -> str:
+def cohort_key(sample_ids: Iterable[str]) -> str:
     """A digest of a cohort's sorted sample ids (shards of one cohort share it)."""
     h = hashlib.sha256("\n".join(sorted(map(str, sample_ids))).encode())
     return "sha256:" + h.hexdigest()[:16]

@@ -18,6 +18,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import anndata
 
 from dataclasses import dataclass, field
@@ -291,14 +293,14 @@ def make_embeddings(cohort: SyntheticCohort, dim: int = 32, noise: float = 0.5, 
 
 def write_model_inputs(
     cohort: SyntheticCohort,
-    folder,
+    folder: str | Path,
     splits: dict | None = None,
     dim: int = 32,
     noise: float = 0.5,
     seed: int = 0,
     train: dict | None = None,
     model: dict | None = None,
-):
+) -> Path:
     """Write a cohort as reference-model inputs: embeddings, expression, metadata and a config.
 
     Files: ``embeddings/<sample_id>.h5`` (HEST style), ``expression.h5ad`` (the truth, log1p),

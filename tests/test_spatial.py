@@ -131,3 +131,20 @@ def test_the_activity_figure_titles_the_runs_pac_and_morans_i(tmp_path):
     assert pac == pytest.approx(row["pac"], abs=1e-9)
     assert mt == pytest.approx(row["activity_moran_truth"], abs=1e-9)
     assert mp == pytest.approx(row["activity_moran_pred"], abs=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore:1 variables were constant")
+def test_morans_i_matches_scanpy_on_the_same_graph(tmp_path):
+    """scanpy's Moran's I (``scanpy.metrics.morans_i``) on the graph score builds gives the same I."""
+    sc = pytest.importorskip("scanpy")
+    from gpc_bench.metrics.spatial import knn_graph, morans_i
+
+    pred, truth = _spatial_cohort(n_side=9)
+    sel = (truth.obs["sample_id"] == "A").to_numpy()
+    x = np.asarray(truth.X)[sel].astype(np.float64)
+    x[:, 3] = 1.0  # a constant gene: NaN in both
+    g = knn_graph(np.asarray(truth.obsm["spatial"])[sel])
+    ours = morans_i(x, g)
+    theirs = np.asarray(sc.metrics.morans_i(g, x.T), dtype=np.float64)
+    assert np.isnan(ours[3]) and np.isnan(theirs[3])
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12, equal_nan=True)

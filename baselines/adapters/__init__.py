@@ -7,22 +7,31 @@ Formats: ``stpath-h5ad`` (pred_<id>.h5ad), ``stpath-results`` (results.pth), ``h
 See docs/adapters.md.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._common import Converted
+
 FORMATS = ("stpath-h5ad", "stpath-results", "histoprism", "stem", "stflow")
 
 
 def convert(
     fmt: str,
-    source,
+    source: str | Path | Sequence[str | Path],
     *,
-    embeddings=None,
-    truth=None,
-    slide=None,
-    genes=None,
+    embeddings: str | Path | None = None,
+    truth: str | Path | None = None,
+    slide: str | Path | Sequence[str | Path] | None = None,
+    genes: str | Path | None = None,
     n_draws: int | None = None,
     sample_id: str | None = None,
-    samples=None,
+    samples: str | Path | None = None,
     pattern: str = "pred_{sample_id}.h5ad",
-):
+) -> Converted:
     """Convert ``source`` written in format ``fmt``; see :data:`FORMATS` and docs/adapters.md.
 
     ``truth`` may be a path or an AnnData (read backed); it gives barcodes to formats without them.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ class Converted:
     adata: anndata.AnnData
     report: dict = field(default_factory=dict)
 
-    def write(self, out: str | Path, overwrite: bool = False, inputs=()) -> Path:
+    def write(self, out: str | Path, overwrite: bool = False, inputs: Sequence = ()) -> Path:
         """Write ``out`` (.h5ad, with the report in ``uns``) and ``out.conversion.json`` as one unit
         (:func:`gpc_bench.io.runfolder.atomic_files`); ``overwrite`` replaces only an earlier
         conversion, and never one of ``inputs``."""

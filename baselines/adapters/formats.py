@@ -3,6 +3,7 @@ STFlow's evaluation dict."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,14 @@ from gpc_bench.io.h5ad import read_anndata
 from ._common import Converted, barcodes_for, base_report, build, check_finite, read_gene_list
 
 
-def stpath_h5ad(folder: str | Path, *, pattern: str = "pred_{sample_id}.h5ad", embeddings=None, truth=None,
-                cancer_types=None) -> Converted:  # fmt: skip
+def stpath_h5ad(
+    folder: str | Path,
+    *,
+    pattern: str = "pred_{sample_id}.h5ad",
+    embeddings: str | Path | None = None,
+    truth: str | Path | None = None,
+    cancer_types: dict | None = None,
+) -> Converted:
     """STPath's inference output: one AnnData per WSI (``STPathInference.inference``), saved by users
     as ``pred_<sample_id>.h5ad``. X holds log1p predictions in the order of the WSI's HEST embedding
     barcodes; there are no barcodes, no ``obs["sample_id"]`` and no truth, so barcodes come from
@@ -56,7 +63,9 @@ def stpath_h5ad(folder: str | Path, *, pattern: str = "pred_{sample_id}.h5ad", e
     return Converted(adata, report)
 
 
-def stpath_results(path: str | Path, *, embeddings=None, cancer_types=None) -> Converted:
+def stpath_results(
+    path: str | Path, *, embeddings: str | Path | None = None, cancer_types: dict | None = None
+) -> Converted:
     """STPath's benchmark inference output ``results.pth``: ``torch.save`` of a list of AnnData, one per
     WSI, X the prediction, ``layers["groundtruth"]`` the log1p truth, ``uns["sample_id"]`` the WSI.
     Read without STPath's code, with ``weights_only=True``: the AnnData objects are never built by
@@ -93,7 +102,13 @@ def stpath_results(path: str | Path, *, embeddings=None, cancer_types=None) -> C
     return Converted(adata, base_report("stpath-results", path, adata, order))
 
 
-def histoprism(csv: str | Path, *, embeddings=None, truth=None, cancer_types=None) -> Converted:
+def histoprism(
+    csv: str | Path,
+    *,
+    embeddings: str | Path | None = None,
+    truth: str | Path | None = None,
+    cancer_types: dict | None = None,
+) -> Converted:
     """``predicted_genes.csv`` of HistoPrism's inference: one row per patch, ``sample_id``, then one
     column per panel gene, WSIs in the test loader's order (read with polars; ~40k columns)."""
     import polars as pl
@@ -146,7 +161,15 @@ STEM_UNITS = (
 )
 
 
-def stem(tensor, *, slide, genes, n_draws: int, sample_id: str | None = None, cancer_types=None) -> Converted:
+def stem(
+    tensor: str | Path | Sequence[str | Path],
+    *,
+    slide: str | Path | Sequence[str | Path],
+    genes: str | Path,
+    n_draws: int,
+    sample_id: str | None = None,
+    cancer_types: dict | None = None,
+) -> Converted:
     """STEM's ``generated_samples_<ckpt>_<K>sample.pt`` (``stem_sample.py``): a tensor (N*K, 1, G),
     the K draws of each spot interleaved (row j is spot j // K, draw j % K). The prediction is the
     mean over draws; the draws' standard deviation is kept as ``layers["pred_sd"]``. Spots follow the
@@ -288,7 +311,14 @@ def _load_dict(path: Path) -> dict:
     return load_pickle(path, what)
 
 
-def stflow(results: str | Path, *, samples, genes, embeddings=None, cancer_types=None) -> Converted:
+def stflow(
+    results: str | Path,
+    *,
+    samples: str | Path,
+    genes: str | Path,
+    embeddings: str | Path | None = None,
+    cancer_types: dict | None = None,
+) -> Converted:
     """STFlow's evaluation output ``{"preds_all", "targets_all"}`` (spots x genes, WSIs concatenated in
     loader order), as .npz, .pt/.pth or pickle, with the ordered WSIs and their spot counts
     (``samples``: a CSV ``sample_id,n_spots``, or ``sample_id`` alone with ``embeddings`` giving the

@@ -22,8 +22,12 @@ import json
 import logging
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gpc_bench._errors import InputError, examples
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +95,7 @@ def _from_json(path: Path) -> tuple[dict, str]:
     )
 
 
-def read_gene_pcc(path: str | Path):
+def read_gene_pcc(path: str | Path) -> tuple[pd.DataFrame, dict]:
     """Read correlation tables (a file or a folder of them) into a long frame.
 
     Returns

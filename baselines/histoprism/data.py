@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +19,9 @@ from gpc_bench.genes import strip_version
 from gpc_bench.io.h5ad import read_anndata
 
 from .config import DataConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger("gpc_bench.model")
 
@@ -51,7 +56,7 @@ class Wsi:
     target: np.ndarray | None = None
 
 
-def decode(values) -> np.ndarray:
+def decode(values: np.ndarray | Sequence) -> np.ndarray:
     """Barcodes as str: bytes decoded, ``[N, 1]`` arrays flattened."""
     arr = np.asarray(values, dtype=object).reshape(-1)
     return np.array([v.decode() if isinstance(v, bytes | np.bytes_) else str(v) for v in arr], dtype=object)
@@ -89,7 +94,7 @@ def read_gene_list(path: str | Path) -> list[str]:
     return read(path, "gene panel")
 
 
-def check_empty_cancer_types(cfg: DataConfig, metadata) -> None:
+def check_empty_cancer_types(cfg: DataConfig, metadata: pd.DataFrame) -> None:
     """Refuse WSIs without a cancer type unless ``data.empty_cancer_type: zeros`` (the published
     code gives them an all-zero one-hot: 271 of 501 training WSIs of its split 0)."""
     empty = metadata.loc[metadata["cancer_type"].str.strip() == "", ["sample_id", "split"]]
@@ -110,7 +115,7 @@ def check_empty_cancer_types(cfg: DataConfig, metadata) -> None:
     )
 
 
-def cancer_type_list(cfg: DataConfig, metadata) -> list[str]:
+def cancer_type_list(cfg: DataConfig, metadata: pd.DataFrame) -> list[str]:
     """The one-hot order: the config's list or file, else the sorted codes of the metadata."""
     ct = cfg.cancer_types
     if ct is None:

@@ -10,6 +10,7 @@ real H&E without a foundation model; it is far weaker than UNI-class embeddings 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +128,9 @@ def load_pca(path: str | Path) -> dict:
         return {k: z[k] for k in z.files}
 
 
-def write_embeddings(path: str | Path, barcodes, embeddings: np.ndarray, coords: np.ndarray) -> None:
+def write_embeddings(
+    path: str | Path, barcodes: Sequence[str], embeddings: np.ndarray, coords: np.ndarray
+) -> None:
     """Write HEST-style embeddings (``embeddings``, ``barcodes`` as bytes, ``coords``), atomically."""
     import h5py
 
@@ -152,7 +155,7 @@ def featurize(
     return len(barcodes)
 
 
-def check_sample_id(sid, where) -> None:
+def check_sample_id(sid: object, where: str) -> None:
     """A sample id becomes a file name (``<sample_id>.h5``): letters, digits, ``.``, ``_``, ``-``
     only, so that no id can name a path outside the output folder (``../x``, ``/etc/x``)."""
     import re

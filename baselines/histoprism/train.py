@@ -18,6 +18,7 @@ import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ from gpc_bench.io.runfolder import atomic_file, dumps_json
 from .config import RunConfig
 from .data import Cohort, Wsi, onehot
 from .model import HistoPrism, masked_mse, n_parameters
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 logger = logging.getLogger("gpc_bench.model")
 
@@ -101,7 +105,9 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
-def make_schedule(opt, tc, steps_per_epoch: int):
+def make_schedule(
+    opt: torch.optim.Optimizer, tc: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR | None:
     """``train.schedule``: ``constant`` (None), or ``warmup-linear`` over ``max_epochs`` epochs
     with ``int(warmup_fraction * total)`` warm-up steps, as the published training."""
     if tc.schedule == "constant":
@@ -112,7 +118,7 @@ def make_schedule(opt, tc, steps_per_epoch: int):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, warmup, total))
 
 
-def make_scaler(tc, device):
+def make_scaler(tc: TrainConfig, device: torch.device) -> torch.amp.GradScaler | None:
     """``train.precision: fp16``: autocast to float16 with a loss-scaling GradScaler (CUDA only)."""
     if tc.precision == "fp32":
         return None
@@ -143,7 +149,16 @@ def _all_reduce_grads(model, n: int, dist_info) -> int:
     return int(round(float(flat[-1])))
 
 
-def train_step(model, opt, sched, scaler, wsis, codes, tc, dist_info) -> tuple[float, int, int]:
+def train_step(
+    model: HistoPrism,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LambdaLR | None,
+    scaler: torch.amp.GradScaler | None,
+    wsis: list[Wsi],
+    codes: dict,
+    tc: TrainConfig,
+    dist_info: _Dist,
+) -> tuple[float, int, int]:
     """One optimiser step over this rank's ``wsis`` of the step (possibly none).
 
     The gradient is the mean over every WSI of the step on all ranks (each rank's sum, all-reduced,
@@ -193,7 +208,7 @@ def seed_all(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def evaluate(model: HistoPrism, cohort: Cohort, ids: list[str], device) -> tuple[float, int]:
+def evaluate(model: HistoPrism, cohort: Cohort, ids: list[str], device: torch.device) -> tuple[float, int]:
     """Sum of per-WSI masked MSE over ``ids`` and their count (dropout off)."""
     model.eval()
     total = 0.0

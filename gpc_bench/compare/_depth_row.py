@@ -3,9 +3,14 @@ models that do not beat it; the coverage of each run."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .runs import RunSet
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: the control row's model name
 DEPTH_BASELINE_ROW = "depth baseline (truth)"
@@ -23,7 +28,7 @@ def baseline_inputs(rs: RunSet) -> tuple[np.ndarray, np.ndarray, np.ndarray] | N
     return None
 
 
-def depth_flags(table, collections: list[str]) -> list[str]:
+def depth_flags(table: pd.DataFrame, collections: list[str]) -> list[str]:
     """Per row of the wide table: the headline columns where a ranked model does not score above
     the depth baseline row ("" when it beats it everywhere, or for controls)."""
     base = table[table["model"] == DEPTH_BASELINE_ROW]
@@ -45,7 +50,7 @@ def coverage_columns(rs: RunSet, models: list[str]) -> tuple[list, list]:
     """Per model: the smallest fraction of a collection's pathways scored, and whether the run
     carries a coverage warning (fewer than 80% of a collection's pathways scored, or under half
     of the truth's genes predicted)."""
-    from ..evaluate import coverage_warnings
+    from ..summary import coverage_warnings
 
     fractions, low = [], []
     for m in models:

@@ -54,7 +54,7 @@ TRUTH_RTOL = 1e-5
 TRUTH_ATOL = 1e-6
 
 
-def user_value(v) -> str:
+def user_value(v: object) -> str:
     """An option value as a user types it on the command line (``none``, not ``None``)."""
     if v is None:
         return "none"
@@ -214,7 +214,7 @@ def check(runs: list[Run], intersect: bool, wsi_sets: dict, remedy: str = "pass 
 
 def _low_coverage(runs: list[Run]) -> str:
     """``; low coverage: ...`` naming the runs whose predictions cover under half the truth's genes."""
-    from ..evaluate import MIN_GENES_COVERED
+    from ..summary import MIN_GENES_COVERED
 
     low = []
     for r in runs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from ..io.runfolder import atomic_files, dumps_json
 from ..metrics import registry
 from ..metrics.registry import RANK_COLUMNS, wsi_metric_columns
 from ._depth_row import DEPTH_BASELINE_ROW, baseline_inputs, coverage_columns, depth_flags
+from ._display import display_table, fmt_p, fmt_value, markdown_table  # noqa: F401 - public here
 from .runs import RunSet, load_runs
 from .stats import bh_adjust, bootstrap_weights, nanmean, percentile_ci, weighted_mean, wilcoxon
 
@@ -65,7 +67,7 @@ class Leaderboard:
     comparison: pd.DataFrame
     info: dict
 
-    def write(self, out: str | Path, overwrite: bool = False, inputs=()) -> Path:
+    def write(self, out: str | Path, overwrite: bool = False, inputs: Iterable = ()) -> Path:
         """Write ``out`` (the wide CSV) and, next to it, ``*_long.csv``, ``pathway_comparison.csv``
         and ``*.json`` (provenance), as one unit (:func:`gpc_bench.io.runfolder.atomic_files`)."""
         out = Path(out)
@@ -76,7 +78,7 @@ class Leaderboard:
         atomic_files(out.parent, files, kind="leaderboard", overwrite=overwrite, inputs=inputs)
         return out
 
-    def display(self, digits: int = 3, intervals: bool = True):
+    def display(self, digits: int = 3, intervals: bool = True) -> pd.DataFrame:
         """The headline columns as strings, rows by rank with controls last: values with their
         bootstrap interval (``0.412 [0.391, 0.433]``), p-values in scientific notation, blanks
         where a value does not apply (the reference against itself)."""
@@ -96,64 +98,6 @@ def leaderboard_files(out: str | Path) -> list[str]:
 
 def _csv_writer(df):
     return lambda p: df.to_csv(p, index=False, lineterminator="\n")
-
-
-def fmt_value(v, digits: int = 3) -> str:
-    """A number for display: blank when missing (NaN, None or pandas' NA)."""
-    import pandas as pd
-
-    if v is None or (not isinstance(v, str) and pd.isna(v)):
-        return ""
-    if isinstance(v, float | np.floating):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
-def fmt_p(p) -> str:
-    """A p-value: scientific notation below 0.001 (1.2e-73, not 0.000), blank when missing."""
-    if p is None or p != p:
-        return ""
-    return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
-
-
-def display_table(lb: Leaderboard, digits: int = 3, intervals: bool = True):
-    """See :meth:`Leaderboard.display`."""
-    import pandas as pd
-
-    from ..metrics.registry import HEADLINE
-
-    t = lb.table
-    ci = lb.long.set_index(["model", "collection", "metric"])[["ci_low", "ci_high"]]
-    rows = []
-    for _, r in t.iterrows():
-        out = {"model": r["model"], "rank": "control" if r["control"] else fmt_value(r["rank"])}
-        for m in HEADLINE:
-            if m.column not in t or not t[m.column].notna().any():
-                continue
-            text = fmt_value(r[m.column], digits)
-            key = (r["model"], m.collection, m.key)
-            if intervals and text and key in ci.index:
-                lo, hi = ci.loc[key]
-                if lo == lo and hi == hi:
-                    text += f" [{lo:.{digits}f}, {hi:.{digits}f}]"
-            out[m.one_line] = text
-        for c in lb.info.get("collections", []):
-            col = f"wilcoxon_p_{c}"
-            if col in t and t[col].notna().any():
-                out[f"Wilcoxon p {c}"] = fmt_p(r[col])
-        flags = [f for f in (r.get("depth_flag") or "", "low coverage" if r.get("low_coverage") else "") if f]
-        out["flag"] = "; ".join(flags)
-        rows.append(out)
-    return pd.DataFrame(rows)
-
-
-def markdown_table(df) -> str:
-    """A frame of strings as a Markdown table."""
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(str(v) for v in row) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def _metrics(
@@ -221,13 +165,13 @@ def _win_rates(rs: RunSet, s_model: np.ndarray, s_ref: np.ndarray) -> dict[tuple
 
 
 def leaderboard(
-    runs,
+    runs: Sequence,
     reference: str | None = None,
     *,
     n_boot: int = 1000,
     seed: int = 0,
     intersect: bool = False,
-    controls=(),
+    controls: Iterable[str] = (),
     rank_by: str = "mean-rank",
     ci: float = 0.95,
     protocol: str | None = None,

@@ -34,6 +34,8 @@ from .stats import bh_adjust
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..result import Result
+
 logger = logging.getLogger(__name__)
 
 #: mean-expression quantiles within each variance level
@@ -170,7 +172,7 @@ def _draw(rng, idx_obs, strata, level, pools, level_pools, n_draws) -> tuple[np.
     return np.hstack(parts), unmatched
 
 
-def pathway_null(run, n_draws: int = 1000, seed: int = 0) -> PathwayNull:
+def pathway_null(run: str | Path | Result, n_draws: int = 1000, seed: int = 0) -> PathwayNull:
     """Variance-matched random-gene-set null for every scored pathway of a run.
 
     Parameters

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -99,7 +100,7 @@ def _collections(runs: list, intersect: bool) -> tuple[dict, list[str], list[str
     return ids, notes, refusals
 
 
-def load_runs(paths, *, intersect: bool = False, controls=()) -> RunSet:
+def load_runs(paths: Sequence, *, intersect: bool = False, controls: Iterable[str] = ()) -> RunSet:
     """Read run folders and align them.
 
     Parameters

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 
-def bootstrap_weights(cancer_types, n_boot: int, seed: int) -> np.ndarray:
+def bootstrap_weights(cancer_types: Sequence[str], n_boot: int, seed: int) -> np.ndarray:
     """Multiplicity of each WSI in each bootstrap draw, ``(n_boot, n_wsi)``.
 
     WSIs are resampled with replacement *within each cancer type* (a stratified bootstrap), so
@@ -73,7 +75,7 @@ def wilcoxon(x: np.ndarray, y: np.ndarray) -> tuple[float, float, int]:
     return float(res.statistic), float(res.pvalue), int(ok.sum())
 
 
-def bh_adjust(p) -> np.ndarray:
+def bh_adjust(p: np.ndarray | Sequence[float]) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values; NaN stays NaN and is not counted."""
     from scipy import stats
 

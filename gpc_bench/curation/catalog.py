@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .._errors import InputError, suggest
 from ..io.gmt import PathwayCollection, default_collection_path, load_pathways
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _folder(spec) -> Path | None:
@@ -16,7 +21,7 @@ def _folder(spec) -> Path | None:
     return dirs[0] if len(dirs) == 1 else None
 
 
-def list_pathways(spec=None):
+def list_pathways(spec: str | Path | Sequence[str | Path] | None = None) -> pd.DataFrame:
     """One row per set: collection, pathway, size, description (the GO id for GO sets).
 
     Parameters
@@ -56,7 +61,7 @@ def provenance(coll: PathwayCollection) -> list[str]:
     return lines
 
 
-def show_pathway(name: str, spec=None) -> dict:
+def show_pathway(name: str, spec: str | Path | Sequence[str | Path] | None = None) -> dict:
     """One set with its genes and, when the folder has ``pruned.csv``, its curation record."""
     coll = load_pathways(spec)
     hits = [s for s in coll.sets if s.name == name]

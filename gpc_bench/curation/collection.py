@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +18,11 @@ from ..io.runfolder import atomic_dir, dumps_json
 from .prune import jaccard_prune
 from .sources import go_from_consortium, read_go_gmt, read_hallmark
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..settings import Settings
+
 logger = logging.getLogger(__name__)
 
 
@@ -25,7 +32,7 @@ class CurationResult:
 
     hallmark: list[GeneSet]
     go: list[GeneSet]
-    pruned: object  # pandas.DataFrame
+    pruned: pd.DataFrame
     manifest: dict
     #: further collections (``--collection NAME=FILE.gmt``): name -> kept sets
     extra: dict = None
@@ -178,9 +185,41 @@ def _settings(settings):
     return settings or Settings.from_env()
 
 
+def _hallmark(path, uni, sources: list, counts: dict) -> list[GeneSet]:
+    """The Hallmark sets of ``path`` (none for ``None``), cut to the universe ``uni``."""
+    if path is None:
+        return []
+    hall, rec = read_hallmark(path)
+    sources.append(rec)
+    n_read = len(hall)
+    if uni is not None:
+        hall = [
+            GeneSet(s.collection, s.name, tuple(g for g in s.genes if g in uni), s.description) for s in hall
+        ]
+        hall = [s for s in hall if s.genes]
+    counts["hallmark"] = {"read": n_read, "kept": len(hall)}
+    return hall
+
+
+def _extras(extra_in: dict, uni, params: tuple, sources: list, counts: dict, records: list) -> dict:
+    """Each further collection (``{name: gmt}``) filtered and pruned like GO, within itself."""
+    from ..io.gmt import read_gmt, sha256_file
+
+    extra: dict[str, list[GeneSet]] = {}
+    for name, path in extra_in.items():
+        triples = read_gmt(path)
+        sources.append(
+            {"collection": name, "file": Path(path).name, "sha256": sha256_file(path), "n_sets": len(triples)}
+        )
+        named = [(name, GeneSet(name, n, tuple(g), d)) for n, d, g in triples]
+        extra[name], recs, counts[name] = _curate_go(named, uni, *params, name)
+        records += recs
+    return extra
+
+
 def curate(
     hallmark: str | Path | None = None,
-    go=(),
+    go: str | Path | Sequence[str | Path] = (),
     *,
     go_obo: str | Path | None = None,
     go_annotations: str | Path | None = None,
@@ -189,14 +228,14 @@ def curate(
     max_size: int = 100,
     jaccard: float = 0.1,
     prune_order: str = "largest-first",
-    go_namespaces=("BP", "CC", "MF"),
-    go_evidence_exclude=("ND",),
+    go_namespaces: Sequence[str] = ("BP", "CC", "MF"),
+    go_evidence_exclude: Sequence[str] | None = ("ND",),
     msigdb_release: str | None = None,
     go_release: str | None = None,
     collections: dict | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
-    settings=None,
+    settings: Settings | None = None,
 ) -> CurationResult:
     """Curate Hallmark + GO pathways as the GPC benchmark does (docs/curation.md).
 
@@ -229,18 +268,7 @@ def curate(
     uni, uni_desc = (None, None) if universe is None else read_universe(universe)
     sources: list[dict] = []
     counts: dict = {}
-    hall: list[GeneSet] = []
-    if hallmark is not None:
-        hall, rec = read_hallmark(hallmark)
-        sources.append(rec)
-        n_read = len(hall)
-        if uni is not None:
-            hall = [
-                GeneSet(s.collection, s.name, tuple(g for g in s.genes if g in uni), s.description)
-                for s in hall
-            ]
-            hall = [s for s in hall if s.genes]
-        counts["hallmark"] = {"read": n_read, "kept": len(hall)}
+    hall = _hallmark(hallmark, uni, sources, counts)
     go_sets: list[tuple[str, GeneSet]] = []
     if go:
         sets, recs = read_go_gmt([go] if isinstance(go, str | Path) else go)
@@ -255,19 +283,7 @@ def curate(
     records, kept_go = [], []
     if go_sets:
         kept_go, records, counts["go"] = _curate_go(go_sets, uni, min_size, max_size, jaccard, prune_order)
-    extra: dict[str, list[GeneSet]] = {}
-    for name, path in extra_in.items():
-        from ..io.gmt import read_gmt, sha256_file
-
-        triples = read_gmt(path)
-        sources.append(
-            {"collection": name, "file": Path(path).name, "sha256": sha256_file(path), "n_sets": len(triples)}
-        )
-        named = [(name, GeneSet(name, n, tuple(g), d)) for n, d, g in triples]
-        extra[name], recs, counts[name] = _curate_go(
-            named, uni, min_size, max_size, jaccard, prune_order, name
-        )
-        records += recs
+    extra = _extras(extra_in, uni, (min_size, max_size, jaccard, prune_order), sources, counts, records)
     if uni is not None and not hall and not kept_go:
         raise InputError("no gene set overlaps the universe", f"universe: {uni_desc}")
     for src in sources:

@@ -12,6 +12,7 @@ import contextlib
 import io
 import logging
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from .._errors import InputError
@@ -36,7 +37,9 @@ def _msigdb_version(release: str) -> str:
     return release
 
 
-def fetch_msigdb(release: str, categories=("h.all", "c5.go"), *, settings: Settings) -> list[dict]:
+def fetch_msigdb(
+    release: str, categories: Sequence[str] = ("h.all", "c5.go"), *, settings: Settings
+) -> list[dict]:
     """Download MSigDB symbol GMTs with gseapy's ``Msigdb.get_gmt`` (cached in ``settings``' cache dir).
 
     The server is gseapy's default (``gseapy.Msigdb.url``) unless ``settings.msigdb_url``

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
 
 from .._errors import InputError
@@ -74,7 +75,7 @@ def _collection(path: Path) -> str:
     return path.stem
 
 
-def import_histoprism(files, out: str | Path, overwrite: bool = False) -> dict:
+def import_histoprism(files: Sequence[str | Path], out: str | Path, overwrite: bool = False) -> dict:
     """Write the published sets as a collection folder (``hallmark.gmt``, ``go.gmt``, ``manifest.json``).
 
     Ensembl IDs (the ``*_mapped.pkl`` files) are mapped to symbols with the shipped table, since

@@ -23,7 +23,9 @@ def prune_order(names: list[str], sizes: np.ndarray, order: PruneOrder) -> np.nd
     return np.lexsort((rank_name, key))
 
 
-def jaccard_prune(names: list[str], gene_sets: list, tau: float = 0.1, order: PruneOrder = "largest-first"):
+def jaccard_prune(
+    names: list[str], gene_sets: list, tau: float = 0.1, order: PruneOrder = "largest-first"
+) -> tuple[list[int], list[tuple]]:
     """Greedy redundancy pruning.
 
     Walk the sets in ``order`` and keep a set only if its Jaccard index with

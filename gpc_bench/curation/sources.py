@@ -10,6 +10,7 @@ import logging
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from .._errors import InputError, examples
@@ -67,7 +68,7 @@ def _gmt_namespace(name: str, path: Path) -> str | None:
     return m.group(1).upper() if m else None
 
 
-def read_go_gmt(paths) -> tuple[list[tuple[str, GeneSet]], list[dict]]:
+def read_go_gmt(paths: Sequence[str | Path]) -> tuple[list[tuple[str, GeneSet]], list[dict]]:
     """GO sets from MSigDB GMTs (``GOBP_``/``GOCC_``/``GOMF_`` or the old ``GO_`` style).
 
     Returns (namespace, set) pairs; the namespace is ``None`` when it cannot be told
@@ -106,8 +107,8 @@ def obo_data_version(path: Path) -> str | None:
 def go_from_consortium(
     obo: str | Path,
     annotations: str | Path,
-    namespaces=("BP", "CC", "MF"),
-    evidence_exclude=("ND",),
+    namespaces: Sequence[str] = ("BP", "CC", "MF"),
+    evidence_exclude: Sequence[str] | None = ("ND",),
     symbols: dict[str, str] | None = None,
 ) -> tuple[list[tuple[str, GeneSet]], list[dict]]:
     """GO sets from an OBO file and human annotations (NCBI gene2go or GAF), read with goatools.

@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from itertools import repeat
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._errors import InputError, examples
 from ..genes import detect_id_style, ensembl_mask, strip_version, to_symbols
+
+if TYPE_CHECKING:
+    from .h5ad import Source
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +53,7 @@ class GeneMap:
     warnings: list = field(default_factory=list)
 
 
-def obs_labels(source, name: str) -> np.ndarray | None:
+def obs_labels(source: Source, name: str) -> np.ndarray | None:
     """``obs[name]`` as strings, None where missing (None or NaN); None when there is no column."""
     col = source.obs_column(name)
     if col is None:
@@ -59,7 +63,7 @@ def obs_labels(source, name: str) -> np.ndarray | None:
     return np.array(list(map(clean.get, values)), dtype=object)  # a NaN that is not the key: None
 
 
-def sample_ids(source) -> np.ndarray:
+def sample_ids(source: Source) -> np.ndarray:
     ids = obs_labels(source, SAMPLE_KEY)
     if ids is None:
         raise InputError(
@@ -83,7 +87,7 @@ def _obs_columns(source) -> list[str]:
     return list(source.adata.obs.columns)
 
 
-def align_spots(pred, truth, same_file: bool) -> list[Wsi]:
+def align_spots(pred: Source, truth: Source, same_file: bool) -> list[Wsi]:
     """Match every prediction spot with its measured spot, grouped per WSI.
 
     WSIs are returned sorted by ``sample_id`` so that results do not depend on
@@ -183,7 +187,7 @@ def _repeated(keys: np.ndarray) -> list[str]:
     return list(rep)
 
 
-def align_genes(pred, truth, same_file: bool) -> GeneMap:
+def align_genes(pred: Source, truth: Source, same_file: bool) -> GeneMap:
     """Match genes of both files by ID (Ensembl version suffixes are ignored).
 
     When one file uses Ensembl IDs and the other symbols, the Ensembl side is

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -52,7 +53,7 @@ class PathwayCollection:
         return list(dict.fromkeys(s.collection for s in self.sets))
 
 
-def collection_id(sets) -> str:
+def collection_id(sets: Iterable[GeneSet]) -> str:
     """Content hash of the sorted sets: equal ids mean identical pathway definitions."""
     h = hashlib.sha256()
     for s in sorted(sets, key=lambda s: (s.collection, s.name)):
@@ -96,7 +97,7 @@ def read_gmt(path: str | Path) -> list[tuple[str, str, tuple[str, ...]]]:
     return out
 
 
-def write_gmt(path: str | Path, sets) -> None:
+def write_gmt(path: str | Path, sets: Iterable[GeneSet]) -> None:
     """Write gene sets as GMT (name, description, genes), one set per line, in the given order."""
     lines = [f"{s.name}\t{s.description}\t" + "\t".join(s.genes) + "\n" for s in sets]
     Path(path).write_text("".join(lines), encoding="utf-8")
@@ -129,7 +130,7 @@ def default_collection_path() -> Path | None:
     return p if (p / "manifest.json").is_file() else None
 
 
-def check_pathway_paths(spec) -> None:
+def check_pathway_paths(spec: str | Path | Sequence[str | Path] | None) -> None:
     """Refuse a pathway path that does not exist, before any scoring work.
 
     Raises
@@ -182,7 +183,7 @@ def _ensembl_to_symbols(file_sets: list) -> tuple[list, dict | None]:
     return out, info
 
 
-def load_pathways(spec=None) -> PathwayCollection:
+def load_pathways(spec: str | Path | Sequence[str | Path] | None = None) -> PathwayCollection:
     """Load pathways from GMT files and/or collection folders.
 
     Parameters

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
 
 from .._errors import InputError
+
+if TYPE_CHECKING:
+    import anndata as ad
 
 logger = logging.getLogger(__name__)
 
@@ -245,7 +248,7 @@ class H5adSource:
             self._cache[key] = verified_offsets(node, self.path) if isinstance(node, h5py.Dataset) else None
         return self._cache[key]
 
-    def map_rows(self, rows: np.ndarray, layer: str | None = None, populate: bool = True):
+    def map_rows(self, rows: np.ndarray, layer: str | None = None, populate: bool = True) -> object:
         """The rows as a :class:`~gpc_bench.metrics.pcc.RowMatrix` over a read-only memory map of
         the file, or None when the matrix is not stored raw or the rows are spread out."""
         from .mapped import map_rows
@@ -386,7 +389,11 @@ class AnnDataSource:
         pass
 
 
-def open_source(obj, role: str):
+#: what the scoring pass reads: an .h5ad file or an in-memory AnnData
+Source = H5adSource | AnnDataSource
+
+
+def open_source(obj: str | Path | ad.AnnData, role: str) -> Source:
     """Open a path as :class:`H5adSource`; wrap an AnnData as :class:`AnnDataSource`."""
     if isinstance(obj, str | Path):
         return H5adSource(obj, role)
@@ -395,7 +402,7 @@ def open_source(obj, role: str):
     raise InputError(f"{role}: expected a path to an .h5ad file or an AnnData, got {type(obj).__name__}")
 
 
-def read_anndata(path, **kwargs):
+def read_anndata(path: str | Path, **kwargs: object) -> ad.AnnData:
     """``anndata.read_h5ad`` without the "names are not unique" warning: spots are keyed by
     (sample_id, barcode), and barcodes repeat across WSIs by design (``10x14`` in every section)."""
     import warnings

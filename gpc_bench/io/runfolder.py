@@ -446,6 +446,6 @@ def _clean(obj):
     return obj
 
 
-def dumps_json(obj) -> str:
+def dumps_json(obj: object) -> str:
     """Deterministic JSON (sorted keys, NaN as null)."""
     return json.dumps(_clean(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"

@@ -13,10 +13,14 @@ from __future__ import annotations
 import io
 import pickle
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._errors import InputError
+
+if TYPE_CHECKING:
+    import anndata as ad
 
 __all__ = ["Record", "anndata_from_record", "load_pickle", "load_torch"]
 
@@ -128,7 +132,7 @@ class _Unpickler(pickle.Unpickler):
         raise InputError(f"{self._path}: refusing a pickle with persistent references ({self._what})")
 
 
-def load_pickle(path: str | Path, what: str, *, pandas: bool = False):
+def load_pickle(path: str | Path, what: str, *, pandas: bool = False) -> object:
     """Read a plain pickle, allowing only plain data (see the module docstring).
 
     Raises
@@ -150,7 +154,7 @@ def load_pickle(path: str | Path, what: str, *, pandas: bool = False):
         ) from None
 
 
-def load_torch(path: str | Path, what: str, *, pandas: bool = False, records: bool = False):
+def load_torch(path: str | Path, what: str, *, pandas: bool = False, records: bool = False) -> object:
     """Read a ``torch.save``d file with ``weights_only=True``: tensors and plain data only.
 
     With ``records``, the record types of the module docstring (AnnData, sparse matrices) are
@@ -206,7 +210,7 @@ def _dense_or_sparse(x, where: str):
     raise InputError(f"{where}: expected an array, got {type(x).__name__}")
 
 
-def anndata_from_record(rec, where: str):
+def anndata_from_record(rec: dict, where: str) -> ad.AnnData:
     """Rebuild an AnnData from the plain state of an unpickled AnnData :class:`Record`: X, obs,
     var, layers and uns only (no file backing, no raw)."""
     import anndata as ad

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from ._pool import deviations, pooled
@@ -57,7 +59,7 @@ def gene_pcc(truth: np.ndarray, pred: np.ndarray, constant_prediction: str = "ze
 
 
 def gene_pcc_by_wsi(
-    truth: np.ndarray, pred: np.ndarray, sample_ids, constant_prediction: str = "zero"
+    truth: np.ndarray, pred: np.ndarray, sample_ids: Sequence, constant_prediction: str = "zero"
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`gene_pcc` for every WSI of stacked spots.
 
@@ -106,7 +108,7 @@ def variance_levels(
 
 
 def pooled_pcc(
-    n: np.ndarray, moments: np.ndarray, groups, constant_prediction: str = "zero"
+    n: np.ndarray, moments: np.ndarray, groups: Sequence, constant_prediction: str = "zero"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gene r over all spots of each group of WSIs at once, merged from per-WSI moments.
 

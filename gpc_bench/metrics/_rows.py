@@ -39,7 +39,7 @@ class RowMatrix:
     def shape(self) -> tuple[int, int]:
         return len(self.offsets), self.n_cols
 
-    def rows(self, index=None) -> np.ndarray:
+    def rows(self, index: np.ndarray | None = None) -> np.ndarray:
         """A 2-D copy of the rows ``index`` (default: all rows)."""
         offsets = self.offsets if index is None else self.offsets[np.asarray(index)]
         out = np.empty((len(offsets), self.n_cols), dtype=self.buf.dtype)
@@ -48,7 +48,7 @@ class RowMatrix:
         return out
 
 
-def as_array(a) -> np.ndarray:
+def as_array(a: np.ndarray | RowMatrix) -> np.ndarray:
     """``a`` as a 2-D array: a :class:`RowMatrix` whose rows follow each other in its buffer
     becomes a view (a mapped WSI is read in place), any other one a copy."""
     if not isinstance(a, RowMatrix):

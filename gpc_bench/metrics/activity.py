@@ -20,12 +20,21 @@ and the depth-adjusted PAC the partial correlation given the depth covariate
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._declare import PathwayMetric
 from ._pool import deviations, pooled
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+    from ..config import ScoreConfig
+    from ..stats import WsiStats
+    from .pathway import Membership
 
 #: per-(WSI, pathway) activity moments, in the order of :attr:`gpc_bench.stats.WsiStats.activity`
 ACTIVITY = (
@@ -50,11 +59,11 @@ class ActivityPlan:
     """
 
     cols: np.ndarray
-    weights: object
-    by_pathway: object = None
+    weights: sp.csr_matrix
+    by_pathway: sp.csr_matrix | None = None
 
     @classmethod
-    def from_membership(cls, memb, n_sets: int) -> ActivityPlan:
+    def from_membership(cls, memb: Membership, n_sets: int) -> ActivityPlan:
         """The plan of a :class:`~gpc_bench.metrics.pathway.Membership`."""
         import scipy.sparse as sp
 
@@ -73,7 +82,7 @@ class ActivityPlan:
 TRANSPOSE_ROWS = 1024
 
 
-def transposed_columns(x, cols: np.ndarray, out: np.ndarray, r0: int) -> None:
+def transposed_columns(x: np.ndarray, cols: np.ndarray, out: np.ndarray, r0: int) -> None:
     """Write the columns ``cols`` of the rows ``x`` (a block of a WSI starting at row ``r0``) into
     ``out`` (genes x spots, float32), a block of rows at a time."""
     n = x.shape[0]
@@ -82,7 +91,9 @@ def transposed_columns(x, cols: np.ndarray, out: np.ndarray, r0: int) -> None:
         out[:, r0 + i : r0 + j] = np.take(x[i:j], cols, axis=1).T
 
 
-def activity(xt: np.ndarray, mean: np.ndarray, sd: np.ndarray, plan: ActivityPlan, kernel: str = "numba"):
+def activity(
+    xt: np.ndarray, mean: np.ndarray, sd: np.ndarray, plan: ActivityPlan, kernel: str = "numba"
+) -> np.ndarray:
     """``(n_sets, spots)`` mean-z activities of ``xt`` (plan genes x spots), given each gene's WSI
     mean and population SD (a gene with SD 0 contributes 0). ``kernel`` ``"numba"``: one compiled
     pass over contiguous spot vectors; ``"numpy"`` (or numba missing): SciPy's sparse product on
@@ -107,7 +118,12 @@ def activity(xt: np.ndarray, mean: np.ndarray, sd: np.ndarray, plan: ActivityPla
 
 
 def mean_z_activities(
-    plan: ActivityPlan, xt, yt, truth_moments, pred_moments, kernel="numba"
+    plan: ActivityPlan,
+    xt: np.ndarray,
+    yt: np.ndarray,
+    truth_moments: tuple[np.ndarray, np.ndarray],
+    pred_moments: tuple[np.ndarray, np.ndarray],
+    kernel: str = "numba",
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(n_sets, spots)`` mean-z activities of one WSI, measured and predicted.
 
@@ -121,7 +137,9 @@ def mean_z_activities(
     return ax, ay
 
 
-def activity_moments(ax: np.ndarray, ay: np.ndarray, d, graph=None):
+def activity_moments(
+    ax: np.ndarray, ay: np.ndarray, d: np.ndarray, graph: sp.csr_matrix | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``(7, n_sets)`` moments of one WSI's measured and predicted activities ``ax``, ``ay``
     (``(n_sets, spots)``, overwritten) with the depth covariate ``d`` (:data:`ACTIVITY`), and with
     ``graph`` (the WSI's spot weights, :func:`gpc_bench.metrics.spatial.knn_graph`) the
@@ -161,7 +179,7 @@ def _unit_activity(stats, groups):
     return (*(np.stack([p[i] for p in parts]) for i in range(5)), np.array([p[5] for p in parts]))
 
 
-def pac(stats, config, groups=None) -> np.ndarray:
+def pac(stats: WsiStats, config: ScoreConfig, groups: Sequence | None = None) -> np.ndarray:
     """PAC per WSI (or pooled group) and pathway: the Pearson r over spots of measured and
     predicted activity; NaN where the measured activity is constant, the constant-prediction value
     where only the predicted one is."""
@@ -172,7 +190,7 @@ def pac(stats, config, groups=None) -> np.ndarray:
     return np.where(m2x > 0, np.where(m2y > 0, r, fill), np.nan)
 
 
-def pac_depth_adjusted(stats, config, groups=None) -> np.ndarray:
+def pac_depth_adjusted(stats: WsiStats, config: ScoreConfig, groups: Sequence | None = None) -> np.ndarray:
     """The partial correlation of measured and predicted activity given the depth covariate."""
     from .depth import depth_correlations
 
@@ -181,12 +199,16 @@ def pac_depth_adjusted(stats, config, groups=None) -> np.ndarray:
     )[0]
 
 
-def activity_moran_truth(stats, config=None, groups=None) -> np.ndarray:
+def activity_moran_truth(
+    stats: WsiStats, config: ScoreConfig | None = None, groups: Sequence | None = None
+) -> np.ndarray:
     """Moran's I of the measured activity map per WSI and pathway (``--activity --spatial``)."""
     return _activity_moran(stats, groups, 0)
 
 
-def activity_moran_pred(stats, config=None, groups=None) -> np.ndarray:
+def activity_moran_pred(
+    stats: WsiStats, config: ScoreConfig | None = None, groups: Sequence | None = None
+) -> np.ndarray:
     """Moran's I of the predicted activity map per WSI and pathway."""
     return _activity_moran(stats, groups, 1)
 

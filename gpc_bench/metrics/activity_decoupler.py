@@ -13,9 +13,16 @@ exactly as from mean-z ones.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .._errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .activity import ActivityPlan
 
 METHODS = ("ulm", "aucell")
 
@@ -31,7 +38,7 @@ def _decoupler():
     return decoupler
 
 
-def network(plan) -> tuple[object, np.ndarray]:
+def network(plan: ActivityPlan) -> tuple[pd.DataFrame, np.ndarray]:
     """decoupler's long net (``source``, ``target``) of an
     :class:`~gpc_bench.metrics.activity.ActivityPlan`, features named ``g<panel index>``, sources
     ``p<pathway index>``; and the feature names of a panel as wide as the plan's largest index."""
@@ -48,7 +55,7 @@ def network(plan) -> tuple[object, np.ndarray]:
     return net, plan.cols
 
 
-def decoupler_activity(method: str, x: np.ndarray, plan) -> np.ndarray:
+def decoupler_activity(method: str, x: np.ndarray, plan: ActivityPlan) -> np.ndarray:
     """``(n_sets, spots)`` activities of ``x`` (a WSI's spots x scored genes) by decoupler's
     ``method``; NaN for a pathway decoupler leaves out."""
     if method not in METHODS:

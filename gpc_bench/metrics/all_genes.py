@@ -7,12 +7,18 @@ recovers, where the HVG PCC looks at 50 genes. Declared as :data:`PCC_ALL_GENES`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ._declare import WsiMetric
 
+if TYPE_CHECKING:
+    from ..config import ScoreConfig
+    from ..stats import WsiStats
 
-def mean_gene_pcc(stats, config=None) -> np.ndarray:
+
+def mean_gene_pcc(stats: WsiStats, config: ScoreConfig | None = None) -> np.ndarray:
     """Per WSI, the mean r over its genes with a defined r (NaN when none is defined)."""
     r = np.asarray(stats.r, dtype=np.float64)
     ok = np.isfinite(r)

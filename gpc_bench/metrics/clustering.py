@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 
-def cluster_agreement(profiles: np.ndarray, labels, seed: int = 0, max_pcs: int = 50) -> dict:
+def cluster_agreement(profiles: np.ndarray, labels: Sequence, seed: int = 0, max_pcs: int = 50) -> dict:
     """k-means on standardised, PCA-reduced profiles; AMI and ARI against ``labels``.
 
     Parameters

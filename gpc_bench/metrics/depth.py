@@ -16,11 +16,19 @@ Both come from co-moments with d that the streaming pass accumulates next to the
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ._declare import GeneMetric
 from ._pool import deviations, pooled
 from .pcc import OK, PREDICTION_CONSTANT, TRUTH_CONSTANT
+
+if TYPE_CHECKING:
+    from ..config import ScoreConfig
+    from ..stats import WsiStats
+    from ._rows import RowMatrix
 
 #: |r| with 1 - r^2 at most this is "1 within rounding": a truth or prediction that is an affine
 #: function of depth (float32 storage leaves 1 - r^2 ~ 1e-13 at worst)
@@ -96,7 +104,9 @@ def _r(cov, m2_a, m2_b) -> np.ndarray:
     return np.clip(r, -1.0, 1.0, out=r)
 
 
-def depth_baseline(m2_x, cov_xd, m2_d, constant_prediction: str = "zero") -> np.ndarray:
+def depth_baseline(
+    m2_x: np.ndarray, cov_xd: np.ndarray, m2_d: np.ndarray, constant_prediction: str = "zero"
+) -> np.ndarray:
     """``r_xd``, what a prediction of depth alone scores: NaN for a constant truth, and the
     constant-prediction value where d is constant (the depth-only prediction is then constant)."""
     m2_d = np.asarray(m2_d, dtype=np.float64)[:, None]
@@ -106,7 +116,7 @@ def depth_baseline(m2_x, cov_xd, m2_d, constant_prediction: str = "zero") -> np.
     return np.where(m2_x == 0, np.nan, np.where(m2_d > 0, r_xd, fill))
 
 
-def pooled_comoments(n: np.ndarray, moments: np.ndarray, depth: np.ndarray, groups) -> tuple:
+def pooled_comoments(n: np.ndarray, moments: np.ndarray, depth: np.ndarray, groups: Sequence) -> tuple:
     """The co-moments of each group of WSIs pooled over their spots (Chan's parallel formula).
 
     ``moments`` is ``(n_wsi, 7, n_genes)`` (:data:`gpc_bench.stats.MOMENTS`), ``depth``
@@ -132,7 +142,9 @@ def pooled_comoments(n: np.ndarray, moments: np.ndarray, depth: np.ndarray, grou
     return names, (*arrays, np.array([p[5] for p in parts]))
 
 
-def depth_source(obs_column, depth_key: str | None, role: str = "truth") -> tuple[dict, np.ndarray | None]:
+def depth_source(
+    obs_column: Callable[[str], np.ndarray | None], depth_key: str | None, role: str = "truth"
+) -> tuple[dict, np.ndarray | None]:
     """The per-spot depth covariate a truth file gives, and how it is recorded in ``summary.json``.
 
     An explicit ``depth_key`` (``--depth-key``) wins and is used as given; else scanpy's
@@ -189,7 +201,7 @@ def describe(source: dict) -> str:
     return "log1p(genes detected per spot in the truth)"
 
 
-def genes_detected(x, kernel: str = "numpy", threads: int = 1) -> np.ndarray:
+def genes_detected(x: np.ndarray | RowMatrix, kernel: str = "numpy", threads: int = 1) -> np.ndarray:
     """Per row of ``x`` (array or :class:`~gpc_bench.metrics.pcc.RowMatrix`), the number of values
     above 0, as float64; with ``kernel="numba"`` a compiled loop reads the rows in place, on
     ``threads`` threads (it releases the GIL)."""
@@ -231,14 +243,14 @@ def _unit_comoments(stats, groups) -> tuple:
     return m[:, 1], m[:, 3], m[:, 4], m[:, 5], m[:, 6], stats.depth[:, 1]
 
 
-def adjusted_r(stats, config, groups=None) -> np.ndarray:
+def adjusted_r(stats: WsiStats, config: ScoreConfig, groups: Sequence | None = None) -> np.ndarray:
     """Depth-adjusted r per WSI (or pooled group) and gene (:func:`depth_correlations`)."""
     return depth_correlations(
         *_unit_comoments(stats, groups), config.constant_prediction, with_baseline=False
     )[0]
 
 
-def baseline_r(stats, config, groups=None) -> np.ndarray:
+def baseline_r(stats: WsiStats, config: ScoreConfig, groups: Sequence | None = None) -> np.ndarray:
     """The depth baseline ``r_xd`` per WSI (or pooled group) and gene: truth and depth only."""
     m2_x, _, _, cov_xd, _, m2_d = _unit_comoments(stats, groups)
     return depth_baseline(m2_x, cov_xd, m2_d, config.constant_prediction)

@@ -58,10 +58,10 @@ def resolve_method(method: str) -> str:
     return "leiden"
 
 
-def select_genes(x: np.ndarray, n: int = N_GENES) -> np.ndarray:
-    """Columns of ``x`` (spots x genes) with the largest variance, ties by position; constant ones
-    left out."""
-    var = np.asarray(x, dtype=np.float64).var(axis=0)
+def select_genes(var: np.ndarray, n: int = N_GENES) -> np.ndarray:
+    """The ``n`` columns with the largest variance ``var`` (per gene over the WSI's spots), ties by
+    position, in panel order; constant ones left out."""
+    var = np.asarray(var, dtype=np.float64)
     cand = np.flatnonzero(var > 0)
     return np.sort(cand[np.lexsort((cand, -var[cand]))][:n])
 
@@ -99,11 +99,14 @@ def cluster(emb: np.ndarray | None, n_spots: int, method: str, seed: int, k: int
 def _leiden(emb: np.ndarray, seed: int) -> np.ndarray:
     import igraph
     import leidenalg
-    from scipy.spatial import cKDTree
+    from sklearn.neighbors import NearestNeighbors
 
     n = len(emb)
     k = min(K_GRAPH, n - 1)
-    _, idx = cKDTree(emb).query(emb, k=k + 1)
+    # brute force: a k-d tree degrades in 20 dimensions, a WSI's few thousand spots do not
+    idx = (
+        NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(emb).kneighbors(emb, return_distance=False)
+    )
     src = np.repeat(np.arange(n), k)
     dst = np.asarray(idx)[:, 1:].ravel()
     edges = np.unique(np.sort(np.stack([src, dst], axis=1), axis=1), axis=0)  # undirected, once each
@@ -137,11 +140,20 @@ def agreement(reference: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def wsi_domains(
-    x: np.ndarray, y: np.ndarray, method: str, seed: int, k: int, annotation: np.ndarray | None = None
+    x: np.ndarray,
+    y: np.ndarray,
+    method: str,
+    seed: int,
+    k: int,
+    annotation: np.ndarray | None = None,
+    truth_var: np.ndarray | None = None,
 ) -> np.ndarray:
     """The :data:`DOMAINS` values of one WSI: ``x``, ``y`` its measured and predicted expression
-    (spots x scored genes), ``annotation`` a label per spot (``None``, or NaN / empty for none)."""
-    cols = select_genes(x)
+    (spots x scored genes), ``annotation`` a label per spot (``None``, or NaN / empty for none),
+    ``truth_var`` each gene's measured variance over the WSI (from the streamed moments; computed
+    from ``x`` when ``None``)."""
+    var = np.asarray(x, dtype=np.float64).var(axis=0) if truth_var is None else truth_var
+    cols = select_genes(var)
     out = np.full(len(DOMAINS), np.nan)
     n = x.shape[0]
     dom_x = cluster(embed(x[:, cols], seed), n, method, seed, k)

@@ -20,13 +20,19 @@ are pooled per unit with Chan's formula first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ._declare import GeneMetric
 from ._pool import deviations, pooled
 
+if TYPE_CHECKING:
+    from ..stats import WsiStats
 
-def unit_moments(stats, groups=None) -> tuple[np.ndarray, ...]:
+
+def unit_moments(stats: WsiStats, groups: Sequence | None = None) -> tuple[np.ndarray, ...]:
     """``n (n_units, 1), mean_x, m2_x, mean_y, m2_y, c_xy`` per WSI, or pooled per group (sorted)."""
     n, m = stats.n_spots.astype(np.float64), stats.moments
     if groups is None:

@@ -163,7 +163,9 @@ def resolve_hvg(
     return out, info
 
 
-def hvg_wsi_scores(r: np.ndarray, wsi_types: list[str], hvg: dict[str, np.ndarray], strict: bool = False):
+def hvg_wsi_scores(
+    r: np.ndarray, wsi_types: list[str], hvg: dict[str, np.ndarray], strict: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean r over each WSI's HVGs and how many were defined.
 
     Undefined genes are left out; with ``strict`` (HEST-Benchmark's and STPath's ``np.mean``) one

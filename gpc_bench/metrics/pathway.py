@@ -6,6 +6,7 @@ gather and one ``np.add.reduceat`` give every pathway x WSI sum at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,7 +55,7 @@ class Membership:
         return out
 
 
-def membership(panel_symbols, gene_sets) -> Membership:
+def membership(panel_symbols: Sequence[str], gene_sets: Sequence[Sequence[str]]) -> Membership:
     """Match gene sets (symbols) to the panel.
 
     Parameters
@@ -187,7 +188,9 @@ def pathway_scores(r: np.ndarray, memb: Membership, min_genes: int = 10) -> Path
     return over_units(per_wsi, counts, n_scored, status)
 
 
-def over_units(per_wsi, counts, n_scored, status) -> PathwayScores:
+def over_units(
+    per_wsi: np.ndarray, counts: np.ndarray, n_scored: np.ndarray, status: np.ndarray
+) -> PathwayScores:
     """Pathway scores from per-unit values: NaN for pathways that are not ``ok``, then the mean,
     the SD (ddof 1) and the count over the units where a value is defined."""
     per_wsi = np.array(per_wsi, dtype=np.float64)

@@ -250,8 +250,8 @@ def column_moments(
     x: np.ndarray,
     y: np.ndarray,
     *,
-    x_cols=None,
-    y_cols=None,
+    x_cols: np.ndarray | None = None,
+    y_cols: np.ndarray | None = None,
     log1p_x: bool = False,
     threads: int | None = None,
     gene_block: int = _GENE_BLOCK,
@@ -339,7 +339,7 @@ class MomentAccumulator:
         self.acc = np.zeros((9, n_genes))
         self.d0 = self.sd = self.sdd = 0.0
 
-    def add(self, x, y, d: np.ndarray | None = None) -> None:
+    def add(self, x: np.ndarray | RowMatrix, y: np.ndarray | RowMatrix, d: np.ndarray | None = None) -> None:
         """Add the rows of ``x`` and ``y`` (arrays or :class:`RowMatrix`, rows aligned) and of the
         covariate ``d`` (finite float64, one value per row; ``None``: zero)."""
         if x.shape[0] != y.shape[0]:

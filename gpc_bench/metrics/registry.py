@@ -10,6 +10,7 @@ module that declares it and a line here (docs/architecture.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .._errors import InputError
@@ -144,7 +145,7 @@ def level_metrics(n: int) -> tuple[Metric, ...]:
     )
 
 
-def n_levels(summaries) -> int:
+def n_levels(summaries: Iterable[dict]) -> int:
     """The number of variance levels of runs (from their recorded config); runs must agree.
 
     Runs written before configs were recorded fall back to ``variance_levels.n_levels``.

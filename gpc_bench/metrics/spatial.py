@@ -22,9 +22,17 @@ The per-(WSI, gene) I are per-WSI statistics (``wsi_stats/gene_stats.parquet``: 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ._declare import WsiMetric
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+    from ..config import ScoreConfig
+    from ..stats import WsiStats
 
 #: neighbours per spot (a Visium spot's ring of six)
 K_NEIGHBOURS = 6
@@ -34,7 +42,7 @@ N_SVG = 50
 CHUNK_GENES = 2048
 
 
-def knn_graph(coords: np.ndarray, k: int = K_NEIGHBOURS):
+def knn_graph(coords: np.ndarray, k: int = K_NEIGHBOURS) -> sp.csr_matrix:
     """``(n, n)`` CSR row-standardised weights of each spot's ``k`` nearest other spots (ties by
     rounded distance, then by index)."""
     import scipy.sparse as sp
@@ -57,7 +65,7 @@ def knn_graph(coords: np.ndarray, k: int = K_NEIGHBOURS):
     return sp.csr_matrix((np.full(len(r), 1.0 / k), (r, c)), shape=(n, n))
 
 
-def morans_i(x: np.ndarray, w) -> np.ndarray:
+def morans_i(x: np.ndarray, w: sp.csr_matrix) -> np.ndarray:
     """Moran's I of each column of ``x`` (spots x genes) under row-standardised weights ``w``."""
     n = x.shape[0]
     s0 = float(w.sum())
@@ -76,7 +84,7 @@ def _pair(stats):
     return stats.moran[:, 0], stats.moran[:, 1]
 
 
-def spatial_recall(stats, config=None) -> np.ndarray:
+def spatial_recall(stats: WsiStats, config: ScoreConfig | None = None) -> np.ndarray:
     """Per WSI, the Pearson r across genes of measured and predicted Moran's I."""
     t, p = _pair(stats)
     out = np.full(stats.n_wsi, np.nan)
@@ -87,7 +95,7 @@ def spatial_recall(stats, config=None) -> np.ndarray:
     return out
 
 
-def moran_abs_diff(stats, config=None) -> np.ndarray:
+def moran_abs_diff(stats: WsiStats, config: ScoreConfig | None = None) -> np.ndarray:
     """Per WSI, the mean over genes of |predicted I - measured I|."""
     t, p = _pair(stats)
     d = np.abs(p - t)
@@ -96,7 +104,7 @@ def moran_abs_diff(stats, config=None) -> np.ndarray:
     return np.where(n > 0, np.where(ok, d, 0.0).sum(axis=1) / np.maximum(n, 1), np.nan)
 
 
-def svg_pcc(stats, config=None) -> np.ndarray:
+def svg_pcc(stats: WsiStats, config: ScoreConfig | None = None) -> np.ndarray:
     """Per WSI, the mean r over its top-:data:`N_SVG` genes by measured Moran's I (defined r only)."""
     t, _ = _pair(stats)
     out = np.full(stats.n_wsi, np.nan)

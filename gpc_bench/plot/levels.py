@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..io.run import Run, load_run
 from ..metrics.registry import n_levels
 from ._base import new_axes
+
+if TYPE_CHECKING:
+    import matplotlib.axes
+    import matplotlib.figure
+
+    from ..result import Result
 
 
 def _run(r) -> Run:
@@ -35,7 +45,14 @@ def _level_draws(run: Run, n: int, n_boot: int, seed: int) -> tuple[np.ndarray, 
 MIN_PATHWAYS_PER_LEVEL = 3
 
 
-def levels(runs, *, ax=None, n_boot: int = 200, seed: int = 0, controls=()):
+def levels(
+    runs: Sequence[str | Path | Result],
+    *,
+    ax: matplotlib.axes.Axes | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+    controls: Sequence[str] = (),
+) -> matplotlib.figure.Figure:
     """GPC (all collections) at each variance level, one line per model, with bootstrap bands.
 
     Controls (``controls``, or runs whose predictions ``gpc-bench controls`` wrote) are drawn apart:
@@ -121,7 +138,7 @@ def _level_counts(run: Run, n: int) -> np.ndarray:
     return np.bincount(lv, minlength=n + 1)[1 : n + 1]
 
 
-def variance(run, *, ax=None):
+def variance(run: str | Path | Result, *, ax: matplotlib.axes.Axes | None = None) -> matplotlib.figure.Figure:
     """Density of gene variance (log10) with the level thresholds marked.
 
     Returns

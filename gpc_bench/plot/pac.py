@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..io.run import Run, load_run
 from ..metrics.registry import n_levels
 from ._base import level_colorbar, level_panel, new_axes
 
+if TYPE_CHECKING:
+    import matplotlib.axes
+    import matplotlib.figure
 
-def gpc_vs_pac(run, *, ax=None, name: str | None = None):
+    from ..result import Result
+
+
+def gpc_vs_pac(
+    run: str | Path | Result, *, ax: matplotlib.axes.Axes | None = None, name: str | None = None
+) -> matplotlib.figure.Figure:
     """One point per scored pathway: GPC (x) against PAC (y), one panel per collection, coloured by
     variance level.
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..io.run import Run, load_run
 from ..metrics.registry import n_levels
 from ._base import level_colorbar, level_panel, new_axes
+
+if TYPE_CHECKING:
+    import matplotlib.axes
+    import matplotlib.figure
+
+    from ..result import Result
 
 
 def _scores(run: Run):
@@ -41,8 +50,14 @@ def _repel(axis, labels, x, y, note) -> None:
 
 
 def scatter(
-    run_a, run_b, *, label_top: int = 0, ax=None, name_a: str | None = None, name_b: str | None = None
-):
+    run_a: str | Path | Result,
+    run_b: str | Path | Result,
+    *,
+    label_top: int = 0,
+    ax: matplotlib.axes.Axes | None = None,
+    name_a: str | None = None,
+    name_b: str | None = None,
+) -> matplotlib.figure.Figure:
     """Pathway GPC of ``run_a`` (y) against ``run_b`` (x), one panel per collection.
 
     Parameters

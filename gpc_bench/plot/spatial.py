@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._errors import InputError, examples, suggest
 from ._base import new_axes
+
+if TYPE_CHECKING:
+    import anndata as ad
+    import matplotlib.axes
+    import matplotlib.figure
 
 
 def _zscore(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -17,7 +24,9 @@ def _zscore(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return z, sd > 0
 
 
-def pathway_activity(pred: np.ndarray, truth: np.ndarray):
+def pathway_activity(
+    pred: np.ndarray, truth: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-spot activity (mean of z-scored genes) of measured and predicted expression.
 
     Genes constant in the measured WSI are left out (their r is undefined, as in GPC).
@@ -100,7 +109,7 @@ def _standardise(a: np.ndarray) -> np.ndarray:
     return (a - float(np.mean(a))) / sd if sd > 0 else np.zeros_like(a)
 
 
-def check_coordinates(xy: np.ndarray, size: tuple[int, int], image) -> None:
+def check_coordinates(xy: np.ndarray, size: tuple[int, int], image: str | Path) -> None:
     """Refuse spot coordinates that do not index the image: outside it, or packed into a corner
     (array coordinates drawn over a full-resolution scan)."""
     width, height = size
@@ -118,17 +127,17 @@ def check_coordinates(xy: np.ndarray, size: tuple[int, int], image) -> None:
 
 
 def spatial(
-    predictions,
-    truth=None,
+    predictions: str | Path | ad.AnnData,
+    truth: str | Path | ad.AnnData | None = None,
     *,
     sample: str,
     pathway: str,
-    pathways=None,
+    pathways: Sequence[str | Path] | None = None,
     image: str | Path | None = None,
     spot_size: float = 30.0,
     name: str | None = None,
-    ax=None,
-):
+    ax: Sequence[matplotlib.axes.Axes] | None = None,
+) -> matplotlib.figure.Figure:
     """Measured (left) and predicted (right) pathway activity of one WSI on its spots.
 
     Parameters

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..metrics.registry import HEADLINE
 from ._base import new_axes
+
+if TYPE_CHECKING:
+    import matplotlib.axes
+    import matplotlib.figure
+    import pandas as pd
+
+    from ..compare.leaderboard import Leaderboard
 
 COLUMNS = {m.column: m.label for m in HEADLINE}
 
@@ -52,7 +61,14 @@ def _read(table):
     return pd.read_csv(path), long, ref
 
 
-def leaderboard_table(table, *, ax=None, columns=None, long=None, reference=None):
+def leaderboard_table(
+    table: str | Path | pd.DataFrame | Leaderboard,
+    *,
+    ax: matplotlib.axes.Axes | None = None,
+    columns: Sequence[str] | None = None,
+    long: pd.DataFrame | None = None,
+    reference: str | None = None,
+) -> matplotlib.figure.Figure:
     """Draw a leaderboard (``leaderboard.csv`` path, a DataFrame, or a ``Leaderboard``).
 
     Rows are models by rank (controls last, in italics; the reference in bold). Each metric column
