@@ -55,3 +55,13 @@ def test_decoupler_methods_say_which_extra_is_missing(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="needs decoupler") as err:
         score(pred, truth, pathways=_gmt(tmp_path, SETS), min_genes=1, checksum=False, activity="ulm")
     assert "gpc-bench[activity]" in err.value.hint
+
+
+def test_activity_options_are_spelled_one_way():
+    from gpc_bench.config import ScoreConfig
+
+    assert ScoreConfig.from_dict({"activity": True}).activity == "mean-z"  # runs recorded before the methods
+    assert ScoreConfig.from_dict({"activity": False}).activity is None
+    assert ScoreConfig(activity="ulm").to_dict()["activity"] == "ulm"
+    with pytest.raises(InputError, match="activity must be"):
+        ScoreConfig(activity="gsva")

@@ -212,3 +212,31 @@ def test_her2st_domains_against_the_pathologist_labels(shared_data):
         assert smooth[s]["annot_pred_ari"] > 0.1 and smooth[s]["domain_ari"] > 0.2
         assert const[s]["annot_pred_ari"] == 0 and const[s]["domain_ari"] == 0
         assert const[s]["annot_truth_ari"] == smooth[s]["annot_truth_ari"]  # the ceiling is the truth's
+
+
+def test_the_cli_takes_the_extras_with_and_without_a_value(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from gpc_bench.cli import main
+
+    pred, truth = _domain_cohort()
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    truth.write_h5ad(tmp_path / "truth.h5ad")
+    gmt = _sets(tmp_path)
+    base = ["-q", "score", str(tmp_path / "pred.h5ad"), "--truth", str(tmp_path / "truth.h5ad"),
+            "--pathways", str(gmt), "--min-genes", "1", "--no-checksum"]  # fmt: skip
+    # a bare --activity (mean-z) followed by another option; --domains with a method
+    res = CliRunner().invoke(main, [*base, "--activity", "--domains", "kmeans", "--domain-clusters", "3",
+                                    "--domain-key", "region", "--out", str(tmp_path / "a")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((tmp_path / "a" / "summary.json").read_text())["config"]
+    assert (cfg["activity"], cfg["domains"], cfg["domain_clusters"], cfg["domain_key"]) == (
+        "mean-z",
+        "kmeans",
+        3,
+        "region",
+    )
+    res = CliRunner().invoke(main, [*base, "--domains", "louvain", "--out", str(tmp_path / "b")])
+    assert res.exit_code == 2 and "louvain" in res.output
