@@ -53,6 +53,10 @@ class SpotExtras:
 
     def __post_init__(self) -> None:
         act = self.cfg.activity
+        if self.cfg.domains:
+            from .metrics.domains import check_method
+
+            check_method(self.cfg.domains)
         self.mean_z = act == "mean-z"
         self.full = bool(self.cfg.spatial or self.cfg.domains or act in ("ulm", "aucell"))
         if self.mean_z:  # the truth and prediction columns of the genes in any pathway

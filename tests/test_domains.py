@@ -240,3 +240,11 @@ def test_the_cli_takes_the_extras_with_and_without_a_value(tmp_path):
     )
     res = CliRunner().invoke(main, [*base, "--domains", "louvain", "--out", str(tmp_path / "b")])
     assert res.exit_code == 2 and "louvain" in res.output
+
+
+def test_leiden_without_leidenalg_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "leidenalg", None)
+    pred, truth = _domain_cohort()
+    with pytest.raises(InputError, match="needs leidenalg") as err:
+        score(pred, truth, pathways=_sets(tmp_path), min_genes=1, checksum=False, domains="leiden")
+    assert "gpc-bench[domains]" in err.value.hint

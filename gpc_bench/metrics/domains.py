@@ -58,6 +58,18 @@ def resolve_method(method: str) -> str:
     return "leiden"
 
 
+def check_method(method: str) -> None:
+    """Refuse ``leiden`` where leidenalg or igraph is missing (a config recorded elsewhere), before
+    any spot is read."""
+    if method == "leiden" and resolve_method("auto") != "leiden":
+        from .._errors import InputError
+
+        raise InputError(
+            "--domains leiden needs leidenalg and igraph, which are not installed",
+            "pip install 'gpc-bench[domains]', or score with --domains kmeans",
+        )
+
+
 def select_genes(var: np.ndarray, n: int = N_GENES) -> np.ndarray:
     """The ``n`` columns with the largest variance ``var`` (per gene over the WSI's spots), ties by
     position, in panel order; constant ones left out."""
