@@ -147,6 +147,23 @@ def _counts(stats: WsiStats, cohort: Cohort) -> dict:
     }
 
 
+def _asked_for(name: str, cfg: ScoreConfig) -> bool:
+    """Whether the run's config asked for what metric ``name`` needs (always, for what every run
+    computes: a metric that every run has is worth a warning when it is missing)."""
+    from .metrics.registry import PATHWAY_METRICS, WSI_METRICS
+
+    needs = {m.name: m.needs for m in (*WSI_METRICS, *PATHWAY_METRICS)}.get(name, "")
+    asked = {
+        "moran": cfg.spatial,
+        "domains": cfg.domains is not None,
+        "annotation": cfg.domain_key is not None,
+        "activity": cfg.activity is not None,
+        "activity+depth": cfg.activity is not None,
+        "activity+spatial": cfg.activity is not None and cfg.spatial,
+    }
+    return asked.get(needs, True)
+
+
 def summarize(stats: WsiStats, cohort: Cohort, cfg: ScoreConfig) -> dict:
     """``summary.json``: headline numbers, counts, the config and provenance (docs/outputs.md)."""
     from .genes import table_info
@@ -160,7 +177,10 @@ def summarize(stats: WsiStats, cohort: Cohort, cfg: ScoreConfig) -> dict:
         *meta.get("warnings", ()),
         *_outcome_warnings(stats, cohort, cfg),
     ]
-    warnings += [f"not computable from correlations: {k} ({v})" for k, v in cohort.not_computable.items()]
+    # an opt-in extra the run did not ask for is listed in not_computable, not warned about
+    warnings += [
+        f"not computable: {k} ({v})" for k, v in cohort.not_computable.items() if _asked_for(k, cfg)
+    ]
     return {
         "model": meta["model"],
         "control": meta.get("control"),

@@ -248,3 +248,15 @@ def test_leiden_without_leidenalg_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="needs leidenalg") as err:
         score(pred, truth, pathways=_sets(tmp_path), min_genes=1, checksum=False, domains="leiden")
     assert "gpc-bench[domains]" in err.value.hint
+
+
+def test_extras_not_asked_for_are_listed_not_warned_about(tmp_path):
+    pred, truth = _domain_cohort()
+    res = score(pred, truth, pathways=_sets(tmp_path), min_genes=1, checksum=False)
+    nc, warned = res.summary["not_computable"], " ".join(res.summary["warnings"])
+    assert {"domain_ari", "annot_pred_ari", "spatial_recall", "pac"} <= set(nc)
+    assert "domain_ari" not in warned and "spatial_recall" not in warned and "pac" not in warned
+    res = score(pred, truth, pathways=_sets(tmp_path), min_genes=1, checksum=False, domains="kmeans",
+                domain_clusters=3)  # fmt: skip
+    assert "annot_pred_ari" in res.summary["not_computable"]
+    assert not any("not computable" in w for w in res.summary["warnings"])
