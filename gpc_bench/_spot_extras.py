@@ -61,6 +61,8 @@ class SpotExtras:
         self.full = bool(self.cfg.spatial or self.cfg.domains or act in ("ulm", "aucell"))
         if self.mean_z:  # the truth and prediction columns of the genes in any pathway
             self.act_cols = (self.gmap.truth_cols[self.plan.cols], self.gmap.pred_cols[self.plan.cols])
+        # columns in file order (the common case): a slice copies 5x faster than a gather
+        self.full_cols = tuple(_as_slice(c) for c in (self.gmap.truth_cols, self.gmap.pred_cols))
 
     @property
     def any(self) -> bool:
@@ -89,8 +91,8 @@ class SpotExtras:
         if self.plan is not None:
             self.act_d[r0:r1] = d
         if self.full:
-            self.full_x[r0:r1] = np.take(as_array(x), self.gmap.truth_cols, axis=1)
-            self.full_y[r0:r1] = np.take(as_array(y), self.gmap.pred_cols, axis=1)
+            self.full_x[r0:r1] = _columns(as_array(x), self.full_cols[0])
+            self.full_y[r0:r1] = _columns(as_array(y), self.full_cols[1])
 
     def finish(self, k: int, out: PerWsi, m: Moments, w: Wsi) -> None:
         """The WSI's statistics into row ``k`` of ``out`` (:class:`~gpc_bench._per_wsi.PerWsi`),
@@ -137,6 +139,20 @@ class SpotExtras:
             decoupler_activity(self.cfg.activity, self.full_x, self.plan),
             decoupler_activity(self.cfg.activity, self.full_y, self.plan),
         )
+
+
+def _as_slice(cols: np.ndarray) -> slice | np.ndarray:
+    """``cols`` as a slice when they are consecutive and ascending, else themselves."""
+    cols = np.asarray(cols)
+    if len(cols) and cols[-1] - cols[0] == len(cols) - 1 and bool(np.all(np.diff(cols) == 1)):
+        return slice(int(cols[0]), int(cols[-1]) + 1)
+    return cols
+
+
+def _columns(a: np.ndarray, cols: slice | np.ndarray) -> np.ndarray:
+    """The columns ``cols`` of ``a``: a view for a slice, else ``np.take`` (a fancy index is up to
+    15x slower on wide rows)."""
+    return a[:, cols] if isinstance(cols, slice) else np.take(a, cols, axis=1)
 
 
 def spot_coordinates(truth: Source) -> np.ndarray:
