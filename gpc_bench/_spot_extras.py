@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._errors import InputError
 from .metrics.activity import ActivityPlan, activity_moments, mean_z_activities, transposed_columns
 from .metrics.pcc import as_array
 
@@ -59,6 +60,11 @@ class SpotExtras:
             check_method(self.cfg.domains)
         self.mean_z = act == "mean-z"
         self.full = bool(self.cfg.spatial or self.cfg.domains or act in ("ulm", "aucell"))
+        self.net = None
+        if act in ("ulm", "aucell"):  # decoupler's net, once per run (and decoupler checked now)
+            from .metrics.activity_decoupler import network
+
+            self.net = network(self.plan)
         if self.mean_z:  # the truth and prediction columns of the genes in any pathway
             self.act_cols = (self.gmap.truth_cols[self.plan.cols], self.gmap.pred_cols[self.plan.cols])
         # columns in file order (the common case): a slice copies 5x faster than a gather
@@ -136,8 +142,8 @@ class SpotExtras:
         from .metrics.activity_decoupler import decoupler_activity
 
         return (
-            decoupler_activity(self.cfg.activity, self.full_x, self.plan),
-            decoupler_activity(self.cfg.activity, self.full_y, self.plan),
+            decoupler_activity(self.cfg.activity, self.full_x, self.plan, self.net),
+            decoupler_activity(self.cfg.activity, self.full_y, self.plan, self.net),
         )
 
 
@@ -157,8 +163,6 @@ def _columns(a: np.ndarray, cols: slice | np.ndarray) -> np.ndarray:
 
 def spot_coordinates(truth: Source) -> np.ndarray:
     """The truth's spot coordinates (``obsm["spatial"]``, 2 columns) for ``--spatial``."""
-    from ._errors import InputError
-
     xy = truth.obsm("spatial")
     if xy is None:
         raise InputError(
@@ -177,8 +181,6 @@ def spot_coordinates(truth: Source) -> np.ndarray:
 def spot_annotation(truth: Source, key: str) -> np.ndarray:
     """The truth's obs column ``key`` (a label per spot; missing values stay missing) for
     ``--domain-key``."""
-    from ._errors import InputError
-
     col = truth.obs_column(key)
     if col is None:
         raise InputError(

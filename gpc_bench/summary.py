@@ -178,9 +178,7 @@ def summarize(stats: WsiStats, cohort: Cohort, cfg: ScoreConfig) -> dict:
         *_outcome_warnings(stats, cohort, cfg),
     ]
     # an opt-in extra the run did not ask for is listed in not_computable, not warned about
-    warnings += [
-        f"not computable: {k} ({v})" for k, v in cohort.not_computable.items() if _asked_for(k, cfg)
-    ]
+    warnings += [f"not computable: {k} ({v})" for k, v in cohort.not_computable.items() if _asked_for(k, cfg)]
     return {
         "model": meta["model"],
         "control": meta.get("control"),

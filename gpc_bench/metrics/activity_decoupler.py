@@ -38,12 +38,14 @@ def _decoupler():
     return decoupler
 
 
-def network(plan: ActivityPlan) -> tuple[pd.DataFrame, np.ndarray]:
-    """decoupler's long net (``source``, ``target``) of an
-    :class:`~gpc_bench.metrics.activity.ActivityPlan`, features named ``g<panel index>``, sources
-    ``p<pathway index>``; and the feature names of a panel as wide as the plan's largest index."""
+def network(plan: ActivityPlan) -> pd.DataFrame:
+    """decoupler's long net (``source``, ``target``, ``weight``) of an
+    :class:`~gpc_bench.metrics.activity.ActivityPlan`: features named ``g<panel index>``, sources
+    ``p<pathway index>``. Fails with a clear error where decoupler is not installed, so that a run
+    builds it once, before any spot is read."""
     import pandas as pd
 
+    _decoupler()
     coo = plan.weights.tocoo()
     net = pd.DataFrame(
         {
@@ -52,16 +54,19 @@ def network(plan: ActivityPlan) -> tuple[pd.DataFrame, np.ndarray]:
             "weight": 1.0,
         }
     )
-    return net, plan.cols
+    return net
 
 
-def decoupler_activity(method: str, x: np.ndarray, plan: ActivityPlan) -> np.ndarray:
+def decoupler_activity(
+    method: str, x: np.ndarray, plan: ActivityPlan, net: pd.DataFrame | None = None
+) -> np.ndarray:
     """``(n_sets, spots)`` activities of ``x`` (a WSI's spots x scored genes) by decoupler's
-    ``method``; NaN for a pathway decoupler leaves out."""
+    ``method``, with ``net`` the plan's :func:`network` (built here when ``None``); NaN for a
+    pathway decoupler leaves out."""
     if method not in METHODS:
         raise InputError(f"decoupler activity method must be one of {METHODS}, not {method!r}")
     dc = _decoupler()
-    net, _ = network(plan)
+    net = network(plan) if net is None else net
     n_spots, n_genes = x.shape
     spots = np.array([f"s{i}" for i in range(n_spots)])
     genes = np.array([f"g{j}" for j in range(n_genes)])
